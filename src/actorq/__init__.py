@@ -1,0 +1,46 @@
+"""actorq: durable actors with queues that feed AI coding agents in sandboxed VMs.
+
+The public surface: ``actor``, ``queue``, ``setup``, ``ActorContext`` and the errors.
+"""
+
+from actorq import errors
+from actorq.core import ActorContext, Message, Registry, actor, queue, setup
+from actorq.errors import (
+    ActorError,
+    ActorExists,
+    ActorqError,
+    BadRequest,
+    CompletionError,
+    MessageTooLarge,
+    NotFound,
+    QueueFull,
+    Unauthorized,
+    Unavailable,
+    ValidationError,
+)
+from actorq.results import SendReceipt, SendResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorContext",
+    "ActorError",
+    "ActorExists",
+    "ActorqError",
+    "BadRequest",
+    "CompletionError",
+    "Message",
+    "MessageTooLarge",
+    "NotFound",
+    "QueueFull",
+    "Registry",
+    "SendReceipt",
+    "SendResult",
+    "Unauthorized",
+    "Unavailable",
+    "ValidationError",
+    "actor",
+    "errors",
+    "queue",
+    "setup",
+]

@@ -1,0 +1,3 @@
+from actorq.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""Clients for an actorq server: async (aiohttp, with WebSocket) and sync (httpx) twins.
+
+Owns: building requests and parsing responses (``_base``, no I/O), and the two transports.
+Must not import ``actorq.core``, ``actorq.server`` or ``actorq.storage``: it speaks only the
+wire protocol, so it works against any server version that speaks it.
+"""
+
+from actorq.client.async_client import ActorConnection, ActorHandle, AsyncClient, create_client
+from actorq.client.sync_client import SyncActorHandle, SyncClient, create_sync_client
+
+__all__ = [
+    "ActorConnection",
+    "ActorHandle",
+    "AsyncClient",
+    "SyncActorHandle",
+    "SyncClient",
+    "create_client",
+    "create_sync_client",
+]

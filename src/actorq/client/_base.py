@@ -1,0 +1,222 @@
+"""What both clients share and that does no I/O: URLs, headers, request bodies, response and
+error parsing, retry policy, and the lazy actor-handle bookkeeping (httpx's BaseClient shape)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+
+from actorq.errors import ActorqError, BadRequest, Unavailable, error_from_dict
+from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
+
+Mode = Literal["get", "create", "get_or_create", "id"]
+# Which failures a request may be retried after: "safe" (sends with an idempotency key, reads):
+# any transport error or 503; "unsent": only when the request surely did not run (connect error, 503).
+Retry = Literal["safe", "unsent"]
+
+RETRY_FOR = 30.0  # seconds a client keeps retrying a request the server could not take
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, str] | None = None
+    timeout: float | None = None
+    retry: Retry = "safe"
+
+    def body(self) -> bytes | None:
+        if self.json is None:
+            return None
+        return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def to_json(value: Any) -> Any:
+    """Bodies may be TypedDicts, dataclasses or pydantic models: send their JSON form."""
+    return to_jsonable_python(value)
+
+
+def parse_response(status: int, text: bytes) -> Any:
+    """Decode a response body; raise the server's typed error for status >= 400."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = text.decode("utf-8", "replace")
+    if status >= 400:
+        raise error_from_dict(status, data)
+    return data
+
+
+def retry_delay(err: BaseException, attempt: int) -> float:
+    delay: float = min(0.05 * 2**attempt, 2.0)
+    if isinstance(err, ActorqError) and err.retry_after is not None:
+        delay = min(err.retry_after, 5.0)
+    return delay
+
+
+def should_retry(req: Request, err: BaseException, *, connect_failed: bool) -> bool:
+    if isinstance(err, Unavailable):
+        return True
+    if isinstance(err, ActorqError):
+        return False
+    return connect_failed or req.retry == "safe"
+
+
+def _key(key: str | Sequence[str]) -> list[str]:
+    if isinstance(key, str):
+        return [key]
+    out = list(key)
+    if not all(isinstance(k, str) for k in out):
+        raise BadRequest("an actor key is a list of strings")
+    return out
+
+
+class HandleCore:
+    """State of a lazy handle: which actor it names, and its id once resolved."""
+
+    def __init__(
+        self, name: str, key: str | Sequence[str] | None, mode: Mode, actor_id: str | None = None
+    ) -> None:
+        self.name = name
+        self.key = _key(key) if key is not None else None
+        self.mode = mode
+        self.actor_id = actor_id
+
+    def resolve_request(self) -> Request:
+        if self.mode == "id":
+            return Request("GET", f"/v1/actors/{quote(self.actor_id or '', safe='')}")
+        return Request(
+            "POST",
+            "/v1/actors",
+            {"name": self.name, "key": self.key, "mode": self.mode},
+            retry="safe" if self.mode != "create" else "unsent",
+        )
+
+    def resolved(self, data: Any) -> str:
+        info = ActorInfo(data["actor_id"], data["name"], list(data["key"]), bool(data.get("created", False)))
+        if info.name != self.name:
+            raise ActorqError(f"actor {info.actor_id} is a {info.name!r}, not a {self.name!r}")
+        self.actor_id = info.actor_id
+        self.key = info.key
+        self.mode = "get"
+        return info.actor_id
+
+    def path(self, *parts: str | int) -> str:
+        assert self.actor_id is not None
+        return "/v1/actors/" + "/".join(quote(str(p), safe="") for p in (self.actor_id, *parts))
+
+    def send_request(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        wait: bool,
+        timeout: float | None,
+        block: bool,
+        delay: float | None,
+        idempotency_key: str | None,
+        http_timeout: float | None,
+    ) -> Request:
+        payload: dict[str, Any] = {
+            "body": to_json(body),
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        }
+        if wait:
+            payload["wait"] = True
+        if block:
+            payload["block"] = True
+        if timeout is not None:
+            payload["timeout"] = timeout
+        if delay is not None:
+            payload["delay"] = delay
+        return Request(
+            "POST",
+            self.path("queues", queue, "messages"),
+            payload,
+            timeout=_http_timeout(wait or block, timeout, http_timeout),
+        )
+
+    def result_request(
+        self, msg_id: int, wait: bool, timeout: float | None, http_timeout: float | None
+    ) -> Request:
+        params = {"wait": "true" if wait else "false"}
+        if timeout is not None:
+            params["timeout"] = str(timeout)
+        return Request(
+            "GET",
+            self.path("messages", msg_id),
+            params=params,
+            timeout=_http_timeout(wait, timeout, http_timeout),
+        )
+
+    def action_request(self, name: str, args: Sequence[Any], http_timeout: float | None) -> Request:
+        return Request(
+            "POST",
+            self.path("actions", name),
+            {"args": [to_json(a) for a in args]},
+            timeout=http_timeout,
+            retry="unsent",
+        )
+
+
+def _http_timeout(waits: bool, timeout: float | None, http_timeout: float | None) -> float | None:
+    if waits:
+        # the server answers timed_out itself; leave it room to say so
+        return None if timeout is None else timeout + 30.0
+    return timeout if timeout is not None else http_timeout
+
+
+def parse_send(
+    data: Any, *, wait: bool, actor_id: str, queue: str, response_type: Any = None
+) -> SendReceipt | SendResult:
+    if not wait:
+        return SendReceipt(
+            id=int(data["id"]), actor_id=actor_id, queue=queue, duplicate=bool(data.get("duplicate"))
+        )
+    return parse_result(data, actor_id=actor_id, queue=queue, response_type=response_type)
+
+
+def parse_result(data: Any, *, actor_id: str, queue: str = "", response_type: Any = None) -> SendResult:
+    response = data.get("response")
+    if response_type is not None and response is not None and data.get("status") == "completed":
+        response = TypeAdapter(response_type).validate_python(response)
+    return SendResult(
+        id=int(data["id"]),
+        status=data["status"],
+        response=response,
+        error=data.get("error"),
+        attempt=int(data.get("attempt", 0)),
+        actor_id=actor_id,
+        queue=queue,
+    )
+
+
+def parse_queues(data: Any) -> list[QueueInfo]:
+    return [QueueInfo(**q) for q in data["queues"]]
+
+
+def parse_dead_letters(data: Any) -> list[DeadLetter]:
+    return [DeadLetter(**d) for d in data["dead_letters"]]
+
+
+def parse_actors(data: Any) -> list[ActorInfo]:
+    return [ActorInfo(a["actor_id"], a["name"], list(a["key"])) for a in data["actors"]]
+
+
+def base_url(url: str) -> str:
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"server URL must start with http:// or https://, got {url!r}")
+    return url
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}

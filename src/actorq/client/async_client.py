@@ -1,0 +1,390 @@
+"""The async client (aiohttp): connection-pooled HTTP plus WebSocket connections to actors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal, overload
+
+import aiohttp
+
+from actorq.client import _base as b
+from actorq.errors import ActorqError, Unavailable, error_from_dict
+from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
+
+
+class AsyncClient:
+    """``client = create_client(url)``; ``client.<actor>.get_or_create(key)`` gives a handle."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        retry_for: float = b.RETRY_FOR,
+    ) -> None:
+        self._url = b.base_url(url)
+        self._token = token
+        self._timeout = timeout
+        self._retry_for = retry_for
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers={**b.auth_headers(self._token), "Content-Type": "application/json"},
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def request(self, req: b.Request) -> Any:
+        """Send one request, retrying per its policy until ``retry_for`` seconds have passed."""
+        session = self._get_session()
+        deadline = time.monotonic() + self._retry_for
+        attempt = 0
+        timeout = aiohttp.ClientTimeout(total=req.timeout)
+        body = req.body()
+        while True:
+            connect_failed = False
+            try:
+                async with session.request(
+                    req.method, self._url + req.path, data=body, params=req.params, timeout=timeout
+                ) as resp:
+                    return b.parse_response(resp.status, await resp.read())
+            except ActorqError as exc:
+                err: BaseException = exc
+            except aiohttp.ClientConnectorError as exc:
+                err, connect_failed = exc, True
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                err = exc
+            if not b.should_retry(req, err, connect_failed=connect_failed) or time.monotonic() >= deadline:
+                if isinstance(err, ActorqError):
+                    raise err
+                raise Unavailable(f"cannot reach actorq at {self._url}: {err!r}") from err
+            await asyncio.sleep(b.retry_delay(err, attempt))
+            attempt += 1
+
+    def actor(self, name: str) -> ActorAccessor:
+        return ActorAccessor(self, name)
+
+    def __getattr__(self, name: str) -> ActorAccessor:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ActorAccessor(self, name)
+
+    async def list_actors(
+        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+    ) -> list[ActorInfo]:
+        params = {"limit": str(limit)}
+        if name:
+            params["name"] = name
+        if after:
+            params["after"] = after
+        return b.parse_actors(await self.request(b.Request("GET", "/v1/actors", params=params)))
+
+    async def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self.request(b.Request("GET", "/healthz"))
+        return data
+
+
+class ActorAccessor:
+    def __init__(self, client: AsyncClient, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    def get_or_create(self, key: str | Sequence[str]) -> ActorHandle:
+        return ActorHandle(self._client, b.HandleCore(self._name, key, "get_or_create"))
+
+    def get(self, key: str | Sequence[str]) -> ActorHandle:
+        return ActorHandle(self._client, b.HandleCore(self._name, key, "get"))
+
+    def create(self, key: str | Sequence[str]) -> ActorHandle:
+        return ActorHandle(self._client, b.HandleCore(self._name, key, "create"))
+
+    def get_for_id(self, actor_id: str) -> ActorHandle:
+        return ActorHandle(self._client, b.HandleCore(self._name, None, "id", actor_id))
+
+
+class ActorHandle:
+    """A lazy handle to one actor: resolved on first use, then every call is one request."""
+
+    def __init__(self, client: AsyncClient, core: b.HandleCore) -> None:
+        self._client = client
+        self._core = core
+        self._lock = asyncio.Lock()
+
+    @property
+    def actor_id(self) -> str | None:
+        return self._core.actor_id
+
+    async def resolve(self) -> str:
+        if self._core.mode != "get" or self._core.actor_id is None:
+            async with self._lock:
+                if self._core.mode != "get" or self._core.actor_id is None:
+                    self._core.resolved(await self._client.request(self._core.resolve_request()))
+        assert self._core.actor_id is not None
+        return self._core.actor_id
+
+    @overload
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendReceipt | SendResult:
+        """Send to ``queue``. With ``wait=True`` wait up to ``timeout`` s for the response."""
+        actor_id = await self.resolve()
+        req = self._core.send_request(
+            queue,
+            body,
+            wait=wait,
+            timeout=timeout,
+            block=block,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            http_timeout=self._client._timeout,
+        )
+        data = await self._client.request(req)
+        return b.parse_send(data, wait=wait, actor_id=actor_id, queue=queue, response_type=response_type)
+
+    push = send
+
+    async def result(
+        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
+    ) -> SendResult:
+        """Look up a message's result later (e.g. after a ``timed_out`` wait)."""
+        actor_id = await self.resolve()
+        data = await self._client.request(
+            self._core.result_request(message_id, wait, timeout, self._client._timeout)
+        )
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+
+    async def action(self, name: str, *args: Any) -> Any:
+        await self.resolve()
+        data = await self._client.request(self._core.action_request(name, args, self._client._timeout))
+        return data["result"]
+
+    async def queues(self) -> list[QueueInfo]:
+        await self.resolve()
+        return b.parse_queues(await self._client.request(b.Request("GET", self._core.path("queues"))))
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        await self.resolve()
+        req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})
+        return b.parse_dead_letters(await self._client.request(req))
+
+    async def retry_dead_letter(self, message_id: int) -> None:
+        await self.resolve()
+        await self._client.request(b.Request("POST", self._core.path("dead-letters", message_id, "retry")))
+
+    async def delete_dead_letter(self, message_id: int) -> None:
+        await self.resolve()
+        await self._client.request(b.Request("DELETE", self._core.path("dead-letters", message_id)))
+
+    async def connect(self) -> ActorConnection:
+        """Open a WebSocket to this actor: low-latency actions and its event stream."""
+        await self.resolve()
+        conn = ActorConnection(self._client, self._core.path("connect"))
+        await conn._open()
+        return conn
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call(*args: Any) -> Any:
+            return await self.action(name, *args)
+
+        call.__name__ = name
+        return call
+
+
+class ActorConnection:
+    """A WebSocket to one actor. ``async for event in conn`` yields broadcasts; actions are
+    attributes (``await conn.increment(1)``) or ``await conn.action(name, *args)``."""
+
+    def __init__(self, client: AsyncClient, path: str) -> None:
+        self._client = client
+        self._path = path
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._handlers: dict[str, list[Callable[[Any], Any]]] = {}
+        self._next_id = 0
+        self.actor_id: str | None = None
+        self.closed = False
+
+    async def _open(self) -> None:
+        session = self._client._get_session()
+        url = self._client.url.replace("http", "ws", 1) + self._path
+        self._ws = await session.ws_connect(url, heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
+        first = await self._ws.receive()
+        if first.type != aiohttp.WSMsgType.TEXT:
+            code = self._ws.close_code
+            await self._ws.close()
+            raise error_from_dict(401 if code == 4401 else 404, f"connection refused (close code {code})")
+        init = json.loads(first.data)
+        self.actor_id = init.get("actor_id")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                kind = frame.get("type")
+                if kind == "event":
+                    ev = Event(frame.get("name", ""), frame.get("data"))
+                    self._events.put_nowait(ev)
+                    for cb in self._handlers.get(ev.name, ()):
+                        res = cb(ev.data)
+                        if asyncio.iscoroutine(res):
+                            await res
+                    continue
+                fut = self._pending.pop(frame.get("id"), None)
+                if fut is None or fut.done():
+                    continue
+                if kind == "result":
+                    fut.set_result(frame.get("result"))
+                else:
+                    err = frame.get("error") or {}
+                    fut.set_exception(error_from_dict(0, {"error": err}))
+        finally:
+            self.closed = True
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(Unavailable("connection closed"))
+            self._pending.clear()
+            self._events.put_nowait(None)
+
+    async def _call(self, frame: dict[str, Any]) -> Any:
+        if self._ws is None or self.closed:
+            raise Unavailable("connection is closed")
+        self._next_id += 1
+        frame["id"] = self._next_id
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[self._next_id] = fut
+        await self._ws.send_str(json.dumps(frame, separators=(",", ":"), default=b.to_json))
+        return await fut
+
+    async def action(self, name: str, *args: Any) -> Any:
+        return await self._call({"type": "action", "name": name, "args": [b.to_json(a) for a in args]})
+
+    async def send(
+        self, queue: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
+    ) -> Any:
+        return await self._call(
+            {"type": "send", "queue": queue, "body": b.to_json(body), "wait": wait, "timeout": timeout}
+        )
+
+    def on(self, event: str, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(data)`` for every ``event`` broadcast (sync or async callback)."""
+        self._handlers.setdefault(event, []).append(callback)
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            ev = await self._events.get()
+            if ev is None:
+                return
+            yield ev
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events()
+
+    async def next_event(self, timeout: float | None = None) -> Event:
+        ev = await asyncio.wait_for(self._events.get(), timeout)
+        if ev is None:
+            raise Unavailable("connection closed")
+        return ev
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self.closed = True
+
+    async def __aenter__(self) -> ActorConnection:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call(*args: Any) -> Any:
+            return await self.action(name, *args)
+
+        return call
+
+
+def create_client(
+    url: str = "http://127.0.0.1:6420", token: str | None = None, **options: Any
+) -> AsyncClient:
+    """An async client for the server at ``url`` (``token``: the server's ``ACTORQ_TOKEN``)."""
+    return AsyncClient(url, token, **options)
+
+
+__all__ = ["ActorConnection", "ActorHandle", "AsyncClient", "create_client"]

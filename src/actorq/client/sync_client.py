@@ -1,0 +1,232 @@
+"""The sync client (httpx): the same handles as the async client, blocking, over one pool.
+
+Every request is built and parsed by ``_base``; this module only moves bytes. WebSocket
+connections (``connect()``) are async-only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, overload
+
+import httpx
+
+from actorq.client import _base as b
+from actorq.errors import ActorqError, Unavailable
+from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
+
+
+class SyncClient:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        retry_for: float = b.RETRY_FOR,
+    ) -> None:
+        self._url = b.base_url(url)
+        self._timeout = timeout
+        self._retry_for = retry_for
+        self._http = httpx.Client(
+            base_url=self._url,
+            headers={**b.auth_headers(token), "Content-Type": "application/json"},
+            timeout=None,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, req: b.Request) -> Any:
+        deadline = time.monotonic() + self._retry_for
+        attempt = 0
+        while True:
+            connect_failed = False
+            try:
+                resp = self._http.request(
+                    req.method, req.path, content=req.body(), params=req.params, timeout=req.timeout
+                )
+                return b.parse_response(resp.status_code, resp.content)
+            except ActorqError as exc:
+                err: BaseException = exc
+            except httpx.ConnectError as exc:
+                err, connect_failed = exc, True
+            except httpx.TransportError as exc:
+                err = exc
+            if not b.should_retry(req, err, connect_failed=connect_failed) or time.monotonic() >= deadline:
+                if isinstance(err, ActorqError):
+                    raise err
+                raise Unavailable(f"cannot reach actorq at {self._url}: {err!r}") from err
+            time.sleep(b.retry_delay(err, attempt))
+            attempt += 1
+
+    def actor(self, name: str) -> SyncActorAccessor:
+        return SyncActorAccessor(self, name)
+
+    def __getattr__(self, name: str) -> SyncActorAccessor:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return SyncActorAccessor(self, name)
+
+    def list_actors(
+        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+    ) -> list[ActorInfo]:
+        params = {"limit": str(limit)}
+        if name:
+            params["name"] = name
+        if after:
+            params["after"] = after
+        return b.parse_actors(self.request(b.Request("GET", "/v1/actors", params=params)))
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.request(b.Request("GET", "/healthz"))
+        return data
+
+
+class SyncActorAccessor:
+    def __init__(self, client: SyncClient, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    def get_or_create(self, key: str | Sequence[str]) -> SyncActorHandle:
+        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "get_or_create"))
+
+    def get(self, key: str | Sequence[str]) -> SyncActorHandle:
+        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "get"))
+
+    def create(self, key: str | Sequence[str]) -> SyncActorHandle:
+        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "create"))
+
+    def get_for_id(self, actor_id: str) -> SyncActorHandle:
+        return SyncActorHandle(self._client, b.HandleCore(self._name, None, "id", actor_id))
+
+
+class SyncActorHandle:
+    def __init__(self, client: SyncClient, core: b.HandleCore) -> None:
+        self._client = client
+        self._core = core
+
+    @property
+    def actor_id(self) -> str | None:
+        return self._core.actor_id
+
+    def resolve(self) -> str:
+        if self._core.mode != "get" or self._core.actor_id is None:
+            self._core.resolved(self._client.request(self._core.resolve_request()))
+        assert self._core.actor_id is not None
+        return self._core.actor_id
+
+    @overload
+    def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+        response_type: Any = None,
+    ) -> SendReceipt | SendResult:
+        actor_id = self.resolve()
+        req = self._core.send_request(
+            queue,
+            body,
+            wait=wait,
+            timeout=timeout,
+            block=block,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            http_timeout=self._client._timeout,
+        )
+        return b.parse_send(
+            self._client.request(req), wait=wait, actor_id=actor_id, queue=queue, response_type=response_type
+        )
+
+    push = send
+
+    def result(
+        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
+    ) -> SendResult:
+        actor_id = self.resolve()
+        data = self._client.request(
+            self._core.result_request(message_id, wait, timeout, self._client._timeout)
+        )
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+
+    def action(self, name: str, *args: Any) -> Any:
+        self.resolve()
+        return self._client.request(self._core.action_request(name, args, self._client._timeout))["result"]
+
+    def queues(self) -> list[QueueInfo]:
+        self.resolve()
+        return b.parse_queues(self._client.request(b.Request("GET", self._core.path("queues"))))
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        self.resolve()
+        req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})
+        return b.parse_dead_letters(self._client.request(req))
+
+    def retry_dead_letter(self, message_id: int) -> None:
+        self.resolve()
+        self._client.request(b.Request("POST", self._core.path("dead-letters", message_id, "retry")))
+
+    def delete_dead_letter(self, message_id: int) -> None:
+        self.resolve()
+        self._client.request(b.Request("DELETE", self._core.path("dead-letters", message_id)))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args: Any) -> Any:
+            return self.action(name, *args)
+
+        call.__name__ = name
+        return call
+
+
+def create_sync_client(
+    url: str = "http://127.0.0.1:6420", token: str | None = None, **options: Any
+) -> SyncClient:
+    """A blocking client for the server at ``url``."""
+    return SyncClient(url, token, **options)

@@ -1,0 +1,261 @@
+"""What user code sees: the actor context ``c`` and in-process handles to other actors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from actorq.core import typing as t
+from actorq.core.message import Message
+from actorq.errors import BadRequest, NotFound
+from actorq.results import SendReceipt, SendResult
+
+if TYPE_CHECKING:
+    from actorq.core.instance import ActorInstance
+    from actorq.core.runtime import Runtime
+
+Names = str | Sequence[str] | None
+
+
+def normalize_key(key: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(key, str):
+        return (key,)
+    out = tuple(key)
+    if not all(isinstance(k, str) for k in out):
+        raise BadRequest("an actor key is a list of strings")
+    return out
+
+
+class QueueView:
+    """``c.queue``: receive from this actor's own queues (and send to them)."""
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self._instance = instance
+
+    async def next(
+        self, names: Names = None, timeout: float | None = None, completable: bool = False
+    ) -> Message[Any] | None:
+        """The next message (lowest id first), waiting up to ``timeout`` seconds (None: forever)."""
+        got = await self._instance.receive(names, 1, timeout, completable)
+        return got[0] if got else None
+
+    async def next_batch(
+        self, count: int, names: Names = None, timeout: float | None = None, completable: bool = False
+    ) -> list[Message[Any]]:
+        """Up to ``count`` messages at once (waits for at least one, up to ``timeout``)."""
+        if count < 1:
+            raise BadRequest("count must be at least 1")
+        return await self._instance.receive(names, count, timeout, completable)
+
+    async def try_next(self, names: Names = None, completable: bool = False) -> Message[Any] | None:
+        """The next ready message, or ``None`` at once."""
+        got = await self._instance.receive(names, 1, 0.0, completable)
+        return got[0] if got else None
+
+    async def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any]]:
+        """Messages forever, one at a time; the previous one is acknowledged when the next is asked for."""
+        while True:
+            got = await self._instance.receive(names, 1, None, completable)
+            if got:
+                yield got[0]
+
+    async def send(self, name: str, body: Any, *, delay: float | None = None) -> SendReceipt:
+        """Send a message to one of this actor's own queues."""
+        return await self._instance.runtime.send(self._instance.actor_id, name, body, delay=delay)
+
+    push = send
+
+
+class Schedule:
+    """``c.schedule``: durable delayed action calls on this actor (they survive restarts)."""
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self._instance = instance
+
+    async def after(self, seconds: float, action: str, *args: Any) -> int:
+        """Call ``action(*args)`` on this actor in ``seconds``; returns the schedule id."""
+        return await self.at(time.time() + max(0.0, seconds), action, *args)
+
+    async def at(self, timestamp: float, action: str, *args: Any) -> int:
+        """Call ``action(*args)`` on this actor at UNIX time ``timestamp``."""
+        inst = self._instance
+        inst.definition.get_action(action).bind(list(args))
+        return await inst.runtime.schedule(inst.actor_id, timestamp, action, t.dumps(list(args)))
+
+
+class ActorContext:
+    """The context ``c`` passed to ``run`` and to every action of one actor instance."""
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self._instance = instance
+        self.actor_id = instance.actor_id
+        self.name = instance.name
+        self.key: list[str] = list(instance.key)
+        self.queue = QueueView(instance)
+        self.schedule = Schedule(instance)
+        self.actors = ActorsView(instance.runtime)
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(f"actorq.actor.{instance.name}"),
+            {"actor_id": instance.actor_id, "actor": instance.name, "key": self.key},
+        )
+
+    @property
+    def state(self) -> Any:
+        """Persistent state (JSON-serialisable); saved after each message and each action."""
+        return self._instance.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._instance.state = value
+
+    def broadcast(self, name: str, data: Any = None) -> None:
+        """Send an event to every client connected to this actor (``handle.connect()``)."""
+        self._instance.runtime.broadcast(self.actor_id, name, data)
+
+    async def save_state(self) -> None:
+        """Persist ``c.state`` now (it is saved after each message/action anyway)."""
+        await self._instance.persist_state()
+
+
+class ActorsView:
+    """``c.actors.<name>``: handles to other actors, served in-process (no HTTP)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> ActorTypeRef:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> ActorTypeRef:
+        self._runtime.registry.definition(name)
+        return ActorTypeRef(self._runtime, name)
+
+
+class ActorTypeRef:
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        self._runtime = runtime
+        self._name = name
+
+    def get_or_create(self, key: str | Sequence[str]) -> ActorRef:
+        return ActorRef(self._runtime, self._name, normalize_key(key), "get_or_create")
+
+    def get(self, key: str | Sequence[str]) -> ActorRef:
+        return ActorRef(self._runtime, self._name, normalize_key(key), "get")
+
+    def create(self, key: str | Sequence[str]) -> ActorRef:
+        return ActorRef(self._runtime, self._name, normalize_key(key), "create")
+
+    def get_for_id(self, actor_id: str) -> ActorRef:
+        return ActorRef(self._runtime, self._name, None, "id", actor_id=actor_id)
+
+
+class ActorRef:
+    """A lazy in-process handle: resolves its actor on first use, then calls the runtime directly."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        name: str,
+        key: tuple[str, ...] | None,
+        mode: Literal["get", "create", "get_or_create", "id"],
+        *,
+        actor_id: str | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._name = name
+        self._key = key
+        self._mode = mode
+        self._actor_id = actor_id
+
+    async def resolve(self) -> str:
+        """The actor id (creating the actor when the handle says so)."""
+        if self._actor_id is None:
+            assert self._key is not None
+            info = await self._runtime.resolve(self._name, self._key, self._mode)
+            self._actor_id = info.actor_id
+        elif self._mode == "id":
+            info = await self._runtime.actor_info(self._actor_id)
+            if info.name != self._name:
+                raise NotFound(f"actor {self._actor_id} is not a {self._name!r}")
+            self._mode = "get"
+        return self._actor_id
+
+    @overload
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult: ...
+
+    async def send(
+        self,
+        queue: str,
+        body: Any = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt | SendResult:
+        actor_id = await self.resolve()
+        if wait:
+            return await self._runtime.send_and_wait(
+                actor_id,
+                queue,
+                body,
+                block=block,
+                timeout=timeout,
+                delay=delay,
+                idempotency_key=idempotency_key,
+            )
+        return await self._runtime.send(
+            actor_id, queue, body, block=block, timeout=timeout, delay=delay, idempotency_key=idempotency_key
+        )
+
+    push = send
+
+    async def result(
+        self, message_id: int, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult:
+        actor_id = await self.resolve()
+        if wait:
+            return await self._runtime.wait_result(actor_id, message_id, timeout)
+        return await self._runtime.lookup_result(actor_id, message_id)
+
+    async def action(self, name: str, *args: Any) -> Any:
+        actor_id = await self.resolve()
+        return await self._runtime.call_action(actor_id, name, list(args))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call(*args: Any) -> Any:
+            return await self.action(name, *args)
+
+        call.__name__ = name
+        return call

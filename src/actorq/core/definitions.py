@@ -1,0 +1,200 @@
+"""Actor and queue definitions: what a user declares with ``actor(...)`` and ``queue(...)``.
+
+Definitions are immutable descriptions; they validate and encode bodies, responses and action
+arguments but never touch storage, the network or running instances.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from actorq.core import typing as t
+from actorq.errors import MessageTooLarge, NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from actorq.core.context import ActorContext
+
+RunFn = Callable[["ActorContext"], Awaitable[None]]
+ActionFn = Callable[..., Awaitable[Any]]
+
+DEFAULT_MAX_SIZE = 1000
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class QueueDefinition:
+    """One named durable queue of an actor type: body/response types and its bounds."""
+
+    body_type: Any = Any
+    response_type: Any = None
+    max_size: int = DEFAULT_MAX_SIZE
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    body_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+    response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+
+    def encode_body(self, body: Any) -> str:
+        """Validate a body and return its compact JSON; raises ValidationError / MessageTooLarge."""
+        value = t.validate(self.body_adapter, body, "message body")
+        text = t.dumps(t.to_json_value(self.body_adapter, value))
+        size = len(text.encode("utf-8")) if not text.isascii() else len(text)
+        if size > self.max_message_bytes:
+            raise MessageTooLarge(
+                f"message body is {size} bytes; this queue accepts at most {self.max_message_bytes}",
+                details={"size": size, "max_message_bytes": self.max_message_bytes},
+            )
+        return text
+
+    def decode_body(self, value: Any) -> Any:
+        """Turn a stored JSON body back into the declared type (dataclass, model, dict...)."""
+        if self.body_adapter is None:
+            return value
+        return self.body_adapter.validate_python(value)
+
+    def encode_response(self, response: Any) -> str:
+        value = t.validate(self.response_adapter, response, "response")
+        return t.dumps(t.to_json_value(self.response_adapter, value))
+
+
+def queue(
+    body_type: Any = Any,
+    response_type: Any = None,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> QueueDefinition:
+    """Declare a durable queue. Bodies are validated against ``body_type`` on send."""
+    if max_size < 1:
+        raise ValueError("max_size must be at least 1")
+    if max_message_bytes < 2:
+        raise ValueError("max_message_bytes must be at least 2")
+    return QueueDefinition(
+        body_type=body_type,
+        response_type=response_type,
+        max_size=max_size,
+        max_message_bytes=max_message_bytes,
+        body_adapter=t.adapter(body_type),
+        response_adapter=t.adapter(response_type),
+    )
+
+
+@dataclass(frozen=True)
+class ActionDefinition:
+    """An action (RPC method): ``async def f(c, *args)`` with optional annotated parameters."""
+
+    name: str
+    fn: ActionFn
+    signature: inspect.Signature
+    param_adapters: tuple[TypeAdapter[Any] | None, ...]
+
+    def bind(self, args: list[Any]) -> list[Any]:
+        """Check arity and validate annotated arguments; raise ValidationError (422) on mismatch."""
+        params = list(self.signature.parameters.values())[1:]
+        try:
+            self.signature.bind(None, *args)
+        except TypeError as exc:
+            raise ValidationError(
+                f"action {self.name!r} called with wrong arguments: {exc}",
+                details={"expected": [p.name for p in params], "got": len(args)},
+            ) from None
+        out: list[Any] = []
+        for i, value in enumerate(args):
+            ad = self.param_adapters[i] if i < len(self.param_adapters) else None
+            out.append(t.validate(ad, value, f"argument {i} of action {self.name!r}"))
+        return out
+
+
+def _action(name: str, fn: ActionFn) -> ActionDefinition:
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"action {name!r} must be an async function taking the context first")
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params:
+        raise TypeError(f"action {name!r} must take the actor context as its first parameter")
+    try:
+        hints = inspect.get_annotations(fn, eval_str=True)
+    except Exception:
+        hints = {}
+    adapters: list[TypeAdapter[Any] | None] = []
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+            break
+        adapters.append(t.adapter(hints[p.name]) if p.name in hints else None)
+    return ActionDefinition(name=name, fn=fn, signature=sig, param_adapters=tuple(adapters))
+
+
+@dataclass(frozen=True)
+class ActorOptions:
+    """Per-actor-type runtime options (``actor(..., **options)``)."""
+
+    max_attempts: int = 5
+    sleep_timeout: float = 60.0
+    retry_backoff: float = 0.1
+    retry_backoff_max: float = 5.0
+
+
+@dataclass(frozen=True)
+class ActorDefinition:
+    """An actor type: its queues, actions, run loop, initial state and options."""
+
+    queues: Mapping[str, QueueDefinition]
+    actions: Mapping[str, ActionDefinition]
+    run: RunFn | None
+    state: Any
+    options: ActorOptions
+
+    def get_queue(self, name: str) -> QueueDefinition:
+        q = self.queues.get(name)
+        if q is None:
+            raise NotFound(f"unknown queue {name!r}", details={"queues": sorted(self.queues)})
+        return q
+
+    def get_action(self, name: str) -> ActionDefinition:
+        a = self.actions.get(name)
+        if a is None:
+            raise NotFound(f"unknown action {name!r}", details={"actions": sorted(self.actions)})
+        return a
+
+    def initial_state(self) -> Any:
+        if callable(self.state):
+            return self.state()
+        return copy.deepcopy(self.state)
+
+
+def actor(
+    *,
+    queues: Mapping[str, QueueDefinition] | None = None,
+    actions: Mapping[str, ActionFn] | None = None,
+    run: RunFn | None = None,
+    state: Any = None,
+    **options: Any,
+) -> ActorDefinition:
+    """Declare an actor type. Options: ``max_attempts``, ``sleep_timeout``, ``retry_backoff``."""
+    known = set(ActorOptions.__dataclass_fields__)
+    unknown = set(options) - known
+    if unknown:
+        raise TypeError(
+            f"unknown actor option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    opts = ActorOptions(**options)
+    if opts.max_attempts < 1 or not math.isfinite(opts.sleep_timeout) or opts.sleep_timeout <= 0:
+        raise ValueError("max_attempts must be >= 1 and sleep_timeout a positive number")
+    qs = dict(queues or {})
+    for qname, q in qs.items():
+        if not isinstance(q, QueueDefinition):
+            raise TypeError(f"queue {qname!r} must be declared with queue(...)")
+    if run is not None and not inspect.iscoroutinefunction(run):
+        raise TypeError("run must be an async function taking the actor context")
+    return ActorDefinition(
+        queues=qs,
+        actions={n: _action(n, f) for n, f in (actions or {}).items()},
+        run=run,
+        state=state,
+        options=opts,
+    )

@@ -1,0 +1,355 @@
+"""One awake actor: its state in memory, its supervised ``run`` loop and message hand-out.
+
+An instance exists only while the actor is awake; a sleeping actor is a row in storage and
+nothing else. Exactly one instance (so one run loop) exists per actor id in a runtime; the
+runtime guarantees that, this module guarantees one message at a time within it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from actorq.core import typing as t
+from actorq.core.context import ActorContext
+from actorq.core.definitions import ActorDefinition
+from actorq.core.message import Message
+from actorq.errors import ActorError, ActorqError, CompletionError
+from actorq.storage.protocol import ActorRecord, MessageRecord
+
+if TYPE_CHECKING:
+    from actorq.core.runtime import Runtime
+
+log = logging.getLogger("actorq.runtime")
+
+
+class ActorInstance:
+    def __init__(self, runtime: Runtime, record: ActorRecord, definition: ActorDefinition) -> None:
+        self.runtime = runtime
+        self.storage = runtime.storage
+        self.actor_id = record.actor_id
+        self.name = record.name
+        self.key = record.key
+        self.definition = definition
+        self.options = definition.options
+        self._saved_state = record.state
+        self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
+        self._unacked: list[int] = []  # plain messages handed out, acknowledged on the next receive
+        self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self.ctx = ActorContext(self)
+        self.idle_since: float | None = time.monotonic()
+        self.last_active = time.monotonic()
+        self.actions_running = 0
+        self.closing = False
+        self.stopping = False
+        self.repoke = False
+        self.closed = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.definition.run is not None:
+            self._task = asyncio.create_task(
+                self._supervise(), name=f"actorq-run:{self.name}:{self.actor_id}"
+            )
+
+    def poke(self) -> None:
+        """A message arrived (or a delayed one became due): look again."""
+        self._wakeup.set()
+
+    @property
+    def idle(self) -> bool:
+        return (
+            self.idle_since is not None and self.actions_running == 0 and not self._unacked and not self._open
+        )
+
+    def idle_for(self, now: float) -> float:
+        if not self.idle or self.idle_since is None:
+            return 0.0
+        return now - max(self.idle_since, self.last_active)
+
+    async def close(self, grace: float | None) -> None:
+        """Stop the run loop: at once if idle, else after the current handler (bounded by ``grace``)."""
+        self.closing = True
+        task = self._task
+        if task is not None and not task.done():
+            if grace and not self.idle:
+                self.stopping = True
+                self._wakeup.set()
+                await asyncio.wait({task}, timeout=grace)
+            if not task.done():
+                task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        held = self._held_ids()
+        if held:  # grace ran out mid-message: put it back so it is redelivered, never lost
+            self._unacked.clear()
+            self._open.clear()
+            try:
+                dead = await self.storage.release(
+                    self.actor_id,
+                    held,
+                    error="actor stopped mid-message",
+                    max_attempts=self.options.max_attempts,
+                    now=time.time(),
+                )
+                self.runtime.on_dead(dead)
+            except ActorqError:
+                log.warning(
+                    "could not release in-flight messages of %s; they are recovered on restart", self.actor_id
+                )
+        else:
+            await self.persist_state()
+        self.closed.set()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _dirty_state(self) -> str | None:
+        text = t.dumps(self.state)
+        return text if text != self._saved_state else None
+
+    async def persist_state(self) -> None:
+        state = self._dirty_state()
+        if state is not None:
+            await self.storage.save_state(self.actor_id, state)
+            self._saved_state = state
+
+    def _reset_state(self) -> None:
+        self.state = (
+            json.loads(self._saved_state)
+            if self._saved_state is not None
+            else self.definition.initial_state()
+        )
+
+    # -- receiving -----------------------------------------------------------------------------
+    def _queue_names(self, names: str | Sequence[str] | None) -> tuple[str, ...] | None:
+        if names is None:
+            return None
+        out = (names,) if isinstance(names, str) else tuple(names)
+        for n in out:
+            self.definition.get_queue(n)
+        return out
+
+    def _held_ids(self) -> tuple[int, ...]:
+        return (*self._unacked, *self._open)
+
+    async def receive(
+        self, names: str | Sequence[str] | None, count: int, timeout: float | None, completable: bool
+    ) -> list[Message[Any]]:
+        if self._open:
+            open_ids = ", ".join(str(i) for i in self._open)
+            raise CompletionError(
+                f"completable message(s) {open_ids} still open: complete them before asking for the next one"
+            )
+        queues = self._queue_names(names)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            self._wakeup.clear()
+            ack = tuple(self._unacked)
+            state = self._dirty_state()
+            out = await self.storage.receive(
+                self.actor_id,
+                queues,
+                0 if self.stopping else count,
+                ack_ids=ack,
+                state=state,
+                now=time.time(),
+                max_attempts=self.options.max_attempts,
+            )
+            self._unacked.clear()
+            if state is not None:
+                self._saved_state = state
+            if out.acked:
+                self._failures = 0
+                self.runtime.on_acked(self.actor_id, out.acked)
+            if out.dead:
+                self.runtime.on_dead(out.dead)
+            if self.stopping:
+                raise asyncio.CancelledError()
+            if out.messages:
+                self.idle_since = None
+                ids = [m.id for m in out.messages]
+                try:
+                    msgs = [self._message(rec, completable) for rec in out.messages]
+                except Exception as exc:  # a stored body no longer fits the declared type
+                    dead = await self.storage.release(
+                        self.actor_id,
+                        tuple(ids),
+                        error=f"body does not fit the queue type: {exc}",
+                        max_attempts=self.options.max_attempts,
+                        now=time.time(),
+                    )
+                    self.runtime.on_dead(dead)
+                    raise
+                if not completable:
+                    self._unacked.extend(ids)
+                else:
+                    self._open.update({m.id: m for m in msgs})
+                self.runtime.on_received(self.actor_id, {m.queue for m in out.messages})
+                return msgs
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return []
+            wait = None if deadline is None else deadline - now
+            if out.next_available_at is not None:
+                due = max(0.0, out.next_available_at - time.time()) + 0.001
+                wait = due if wait is None else min(wait, due)
+            if self.idle_since is None:
+                self.idle_since = time.monotonic()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+            except TimeoutError:
+                pass
+
+    def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
+        qdef = self.definition.get_queue(rec.queue)
+        body = qdef.decode_body(json.loads(rec.body))
+        return Message(
+            self,
+            id=rec.id,
+            name=rec.queue,
+            body=body,
+            created_at=rec.created_at,
+            attempt=rec.attempt,
+            completable=completable,
+        )
+
+    async def complete(self, msg: Message[Any], response: Any) -> None:
+        if msg.id not in self._open and msg.id not in self._unacked:
+            raise CompletionError(f"message {msg.id} is not held by this receiver any more")
+        response_json = self.definition.get_queue(msg.name).encode_response(response)
+        state = self._dirty_state()
+        ok = await self.storage.complete(self.actor_id, msg.id, response_json, state=state, now=time.time())
+        if not ok:
+            raise CompletionError(f"message {msg.id} is no longer in flight")
+        msg.completed = True
+        self._open.pop(msg.id, None)
+        if msg.id in self._unacked:
+            self._unacked.remove(msg.id)
+        if state is not None:
+            self._saved_state = state
+        self._failures = 0
+        self.runtime.on_finished(self.actor_id, msg.id, "completed", response_json, None)
+
+    # -- run loop supervision ------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        run = self.definition.run
+        assert run is not None
+        while True:
+            try:
+                await run(self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                held = self._held_ids()
+                log.error(
+                    "run of %s %s (%s) raised on message(s) %s; they will be redelivered",
+                    self.name,
+                    list(self.key),
+                    self.actor_id,
+                    list(held) or "-",
+                    exc_info=exc,
+                )
+                await self._settle_crash(exc)
+                self._failures += 1
+                delay = min(
+                    self.options.retry_backoff_max, self.options.retry_backoff * 2 ** (self._failures - 1)
+                )
+                await asyncio.sleep(delay)
+                continue
+            await self._settle_return()
+            await self._wait_for_work()
+
+    async def _settle_crash(self, exc: BaseException) -> None:
+        held = self._held_ids()
+        self._unacked.clear()
+        self._open.clear()
+        self._reset_state()  # the failed message's state changes are not kept
+        if held:
+            dead = await self.storage.release(
+                self.actor_id,
+                held,
+                error=f"{type(exc).__name__}: {exc}",
+                max_attempts=self.options.max_attempts,
+                now=time.time(),
+            )
+            self.runtime.on_dead(dead)
+
+    async def _settle_return(self) -> None:
+        """``run`` returned: acknowledge plain messages, put open completables back at the head."""
+        ack = tuple(self._unacked)
+        state = self._dirty_state()
+        if ack or state is not None:
+            out = await self.storage.receive(
+                self.actor_id,
+                None,
+                0,
+                ack_ids=ack,
+                state=state,
+                now=time.time(),
+                max_attempts=self.options.max_attempts,
+            )
+            self._unacked.clear()
+            if state is not None:
+                self._saved_state = state
+            self.runtime.on_acked(self.actor_id, out.acked)
+        if self._open:
+            held = tuple(self._open)
+            self._open.clear()
+            dead = await self.storage.release(
+                self.actor_id,
+                held,
+                error="run returned without completing the message",
+                max_attempts=self.options.max_attempts,
+                now=time.time(),
+            )
+            self.runtime.on_dead(dead)
+
+    async def _wait_for_work(self) -> None:
+        """After ``run`` returned: wait for a ready message, then let the supervisor call it again."""
+        while True:
+            self._wakeup.clear()
+            ready, nxt = await self.storage.next_available_at(self.actor_id, time.time())
+            if self.stopping:
+                raise asyncio.CancelledError()
+            if ready:
+                return
+            if self.idle_since is None:
+                self.idle_since = time.monotonic()
+            wait = None if nxt is None else max(0.0, nxt - time.time()) + 0.001
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+            except TimeoutError:
+                pass
+
+    # -- actions -------------------------------------------------------------------------------
+    async def call_action(self, name: str, args: list[Any]) -> Any:
+        adef = self.definition.get_action(name)
+        bound = adef.bind(args)
+        self.actions_running += 1
+        self.last_active = time.monotonic()
+        try:
+            return await adef.fn(self.ctx, *bound)
+        except ActorqError:
+            raise
+        except Exception as exc:
+            log.warning("action %s of %s (%s) raised", name, self.name, self.actor_id, exc_info=exc)
+            raise ActorError(
+                f"action {name!r} raised {type(exc).__name__}: {exc}",
+                details={"action": name, "type": type(exc).__name__},
+            ) from exc
+        finally:
+            self.actions_running -= 1
+            self.last_active = time.monotonic()
+            await self.persist_state()
+
+
+__all__ = ["ActorInstance"]

@@ -1,0 +1,595 @@
+"""The runtime: wakes, supervises and puts actors to sleep, routes sends, actions and waits.
+
+It is the only owner of :class:`ActorInstance` objects (at most one per actor id), of the
+in-memory wait registry for ``wait=True`` senders, of event subscriptions and of the durable
+scheduler. It talks to storage through the protocol only and knows nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from actorq.core.instance import ActorInstance
+from actorq.errors import ActorExists, BadRequest, NotFound, QueueFull, Unavailable
+from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
+from actorq.storage.protocol import MessageRecord, MessageStatus, SendRequest, Storage
+
+if TYPE_CHECKING:
+    from actorq.core.registry import Registry
+
+log = logging.getLogger("actorq.runtime")
+
+_RECENT_RESULTS = 4096
+_ACTOR_CACHE = 10_000
+_POLL = 2.0  # how often a waiting sender re-reads storage in case a notification was missed
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    max_wait: float = 900.0  # longest a wait=True / block=True send may wait (timeout=None)
+    result_ttl: float = 86_400.0  # completed messages (and their responses) are kept this long
+    grace: float = 10.0  # graceful shutdown: how long the current handler may take
+    sweep_interval: float = 0.5  # how often idle actors are checked for sleep
+    event_buffer: int = 1000  # events buffered per connected client before it is dropped
+
+
+class Subscriber:
+    """One connected client's event buffer."""
+
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(size)
+        self.overflowed = False
+
+    def push(self, item: tuple[str, Any] | None) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+def _status(rec: MessageRecord) -> SendResult:
+    status: Literal["pending", "in_flight", "completed", "failed"]
+    status = ("pending", "in_flight", "completed", "failed")[rec.status]
+    return SendResult(
+        id=rec.id,
+        status=status,
+        response=json.loads(rec.response) if rec.response is not None else None,
+        error=rec.error if rec.status == MessageStatus.DEAD else None,
+        attempt=rec.attempt,
+        actor_id=rec.actor_id,
+        queue=rec.queue,
+    )
+
+
+class Runtime:
+    def __init__(self, registry: Registry, storage: Storage, config: RuntimeConfig | None = None) -> None:
+        self.registry = registry
+        self.storage = storage
+        self.config = config or RuntimeConfig()
+        self._instances: dict[str, ActorInstance] = {}
+        self._waking: dict[str, asyncio.Future[ActorInstance]] = {}
+        self._infos: OrderedDict[str, ActorInfo] = OrderedDict()
+        self._waiters: dict[tuple[str, int], list[asyncio.Future[SendResult]]] = {}
+        self._recent: OrderedDict[tuple[str, int], SendResult] = OrderedDict()
+        self._space: dict[tuple[str, str], asyncio.Event] = {}
+        self._subscribers: dict[str, set[Subscriber]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._schedule_changed = asyncio.Event()
+        self._running_schedules: set[int] = set()
+        self.started = False
+        self.accepting = False
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self.started:
+                return
+            await self.storage.open()
+            self.started = True
+            self.accepting = True
+            for actor_id in await self.storage.recover(time.time()):
+                self._spawn(self._wake_quietly(actor_id))
+            self._spawn(self._sweeper())
+            self._spawn(self._scheduler())
+            self._spawn(self._janitor())
+            log.info("actorq runtime started on %r", self.storage)
+
+    def begin_shutdown(self) -> None:
+        """Stop accepting work and release every waiting sender with ``Unavailable`` (they retry)."""
+        if not self.accepting:
+            return
+        self.accepting = False
+        err = Unavailable("server is shutting down; retry", retry_after=1.0)
+        for futs in self._waiters.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(err)
+        for subs in self._subscribers.values():
+            for s in subs:
+                s.push(None)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if not self.started:
+            return
+        self.begin_shutdown()
+        grace = self.config.grace if grace is None else grace
+        instances = list(self._instances.values())
+        await asyncio.gather(*(inst.close(grace) for inst in instances), return_exceptions=True)
+        self._instances.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        await self.storage.close()
+        self.started = False
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _check_accepting(self) -> None:
+        if not self.accepting:
+            raise Unavailable("server is not accepting requests (starting or shutting down)", retry_after=1.0)
+
+    # -- actors --------------------------------------------------------------------------------
+    async def resolve(
+        self, name: str, key: Sequence[str], mode: Literal["get", "create", "get_or_create", "id"]
+    ) -> ActorInfo:
+        self._check_accepting()
+        self.registry.definition(name)
+        key_t = tuple(key)
+        if not all(isinstance(k, str) for k in key_t):
+            raise BadRequest("an actor key is a list of strings")
+        rec, created = await self.storage.resolve_actor(
+            name,
+            key_t,
+            create=mode in ("create", "get_or_create"),
+            must_create=mode == "create",
+            new_id=uuid.uuid4().hex[:20],
+            now=time.time(),
+        )
+        if rec is None:
+            if mode == "create":
+                raise ActorExists(f"a {name!r} actor with key {list(key_t)} already exists")
+            raise NotFound(f"no {name!r} actor with key {list(key_t)}")
+        info = ActorInfo(actor_id=rec.actor_id, name=rec.name, key=list(rec.key), created=created)
+        self._remember(info)
+        return info
+
+    def _remember(self, info: ActorInfo) -> None:
+        self._infos[info.actor_id] = info
+        self._infos.move_to_end(info.actor_id)
+        if len(self._infos) > _ACTOR_CACHE:
+            self._infos.popitem(last=False)
+
+    async def actor_info(self, actor_id: str) -> ActorInfo:
+        inst = self._instances.get(actor_id)
+        if inst is not None:
+            return ActorInfo(actor_id, inst.name, list(inst.key))
+        info = self._infos.get(actor_id)
+        if info is not None:
+            return info
+        rec = await self.storage.load_actor(actor_id)
+        if rec is None:
+            raise NotFound(f"no actor with id {actor_id!r}")
+        info = ActorInfo(actor_id=rec.actor_id, name=rec.name, key=list(rec.key))
+        self._remember(info)
+        return info
+
+    async def list_actors(
+        self, name: str | None = None, limit: int = 100, after: str | None = None
+    ) -> list[ActorInfo]:
+        if name is not None:
+            self.registry.definition(name)
+        recs = await self.storage.list_actors(name, max(1, min(limit, 1000)), after)
+        return [ActorInfo(r.actor_id, r.name, list(r.key)) for r in recs]
+
+    def is_awake(self, actor_id: str) -> bool:
+        inst = self._instances.get(actor_id)
+        return inst is not None and not inst.closing
+
+    @property
+    def awake_count(self) -> int:
+        return len(self._instances)
+
+    async def ensure_awake(self, actor_id: str) -> ActorInstance:
+        while True:
+            inst = self._instances.get(actor_id)
+            if inst is not None:
+                if not inst.closing:
+                    return inst
+                await inst.closed.wait()
+                if self._instances.get(actor_id) is inst:
+                    self._instances.pop(actor_id, None)
+                continue
+            pending = self._waking.get(actor_id)
+            if pending is not None:
+                return await asyncio.shield(pending)
+            return await self._wake(actor_id)
+
+    async def _wake(self, actor_id: str) -> ActorInstance:
+        self._check_accepting()
+        fut: asyncio.Future[ActorInstance] = asyncio.get_running_loop().create_future()
+        self._waking[actor_id] = fut
+        try:
+            rec = await self.storage.load_actor(actor_id)
+            if rec is None:
+                raise NotFound(f"no actor with id {actor_id!r}")
+            inst = ActorInstance(self, rec, self.registry.definition(rec.name))
+            timer = self._timers.pop(actor_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._instances[actor_id] = inst
+            inst.start()
+            fut.set_result(inst)
+            return inst
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: concurrent wakers got it, or nobody needs it
+            raise
+        finally:
+            self._waking.pop(actor_id, None)
+
+    async def _wake_quietly(self, actor_id: str) -> None:
+        try:
+            await self.ensure_awake(actor_id)
+        except Exception as exc:
+            log.error("could not wake actor %s: %s", actor_id, exc)
+
+    def poke(self, actor_id: str, available_at: float = 0.0) -> None:
+        """A message for ``actor_id`` was committed: tell its instance, or wake it."""
+        inst = self._instances.get(actor_id)
+        if inst is not None:
+            if inst.closing:
+                inst.repoke = True
+            else:
+                inst.poke()
+            return
+        delay = available_at - time.time()
+        if delay > 0.001:
+            self._wake_at(actor_id, delay)
+            return
+        if actor_id not in self._waking and self.accepting:
+            self._spawn(self._wake_quietly(actor_id))
+
+    def _wake_at(self, actor_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        old = self._timers.get(actor_id)
+        when = loop.time() + delay
+        if old is not None and old.when() <= when:
+            return
+        if old is not None:
+            old.cancel()
+        self._timers[actor_id] = loop.call_at(when, self._timer_fired, actor_id)
+
+    def _timer_fired(self, actor_id: str) -> None:
+        self._timers.pop(actor_id, None)
+        self.poke(actor_id)
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_interval)
+            now = time.monotonic()
+            for inst in list(self._instances.values()):
+                if inst.closing or self._subscribers.get(inst.actor_id):
+                    continue
+                if inst.idle and inst.idle_for(now) >= inst.options.sleep_timeout:
+                    self._spawn(self.sleep(inst.actor_id))
+
+    async def sleep(self, actor_id: str) -> None:
+        """Put an actor to sleep now: stop its run loop and drop it from memory."""
+        inst = self._instances.get(actor_id)
+        if inst is None or inst.closing:
+            return
+        await inst.close(grace=None)
+        if self._instances.get(actor_id) is inst:
+            del self._instances[actor_id]
+        if not self.accepting:
+            return
+        ready, nxt = await self.storage.next_available_at(actor_id, time.time())
+        if inst.repoke or ready:
+            self._spawn(self._wake_quietly(actor_id))
+        elif nxt is not None:
+            self._wake_at(actor_id, nxt - time.time())
+
+    # -- messages ------------------------------------------------------------------------------
+    async def send(
+        self,
+        actor_id: str,
+        queue: str,
+        body: Any,
+        *,
+        block: bool = False,
+        timeout: float | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt:
+        self._check_accepting()
+        info = await self.actor_info(actor_id)
+        qdef = self.registry.definition(info.name).get_queue(queue)
+        body_json = qdef.encode_body(body)
+        if delay is not None and (not math.isfinite(delay) or delay < 0):
+            raise BadRequest("delay must be a non-negative number of seconds")
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+            raise BadRequest("idempotency_key must be 1 to 200 characters")
+        available_at = time.time() + (delay or 0.0)
+        req = SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (
+            self.config.max_wait if timeout is None else min(timeout, self.config.max_wait)
+        )
+        while True:
+            try:
+                out = await self.storage.send(req, time.time())
+                break
+            except QueueFull:
+                remaining = deadline - loop.time()
+                if not block or remaining <= 0:
+                    raise
+                ev = self._space.setdefault((actor_id, queue), asyncio.Event())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ev.wait(), min(remaining, 0.25))
+        if not out.duplicate:
+            self.poke(actor_id, available_at)
+        return SendReceipt(id=out.id, actor_id=actor_id, queue=queue, duplicate=out.duplicate)
+
+    async def send_and_wait(
+        self,
+        actor_id: str,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult:
+        """Send, then wait for completion: the request/response path of ``wait=True``."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        receipt = await self.send(
+            actor_id, queue, body, block=block, timeout=timeout, delay=delay, idempotency_key=idempotency_key
+        )
+        left = None if timeout is None else max(0.0, timeout - (loop.time() - start))
+        return await self.wait_result(actor_id, receipt.id, left, fresh=not receipt.duplicate)
+
+    def on_finished(
+        self,
+        actor_id: str,
+        msg_id: int,
+        status: Literal["completed", "failed"],
+        response: str | None,
+        error: str | None,
+    ) -> None:
+        result = SendResult(
+            id=msg_id,
+            status=status,
+            response=json.loads(response) if response is not None else None,
+            error=error,
+            actor_id=actor_id,
+        )
+        key = (actor_id, msg_id)
+        futs = self._waiters.pop(key, None)
+        if futs:
+            for f in futs:
+                if not f.done():
+                    f.set_result(result)
+            return
+        self._recent[key] = result
+        if len(self._recent) > _RECENT_RESULTS:
+            self._recent.popitem(last=False)
+
+    def on_acked(self, actor_id: str, ids: Iterable[int]) -> None:
+        for i in ids:
+            self.on_finished(actor_id, i, "completed", None, None)
+
+    def on_dead(self, records: Iterable[MessageRecord]) -> None:
+        for r in records:
+            log.error("message %s of actor %s moved to the dead letters: %s", r.id, r.actor_id, r.error)
+            self.on_finished(r.actor_id, r.id, "failed", None, r.error or "exceeded max_attempts")
+
+    def on_received(self, actor_id: str, queues: Iterable[str]) -> None:
+        for q in queues:
+            ev = self._space.pop((actor_id, q), None)
+            if ev is not None:
+                ev.set()
+
+    async def wait_result(
+        self, actor_id: str, msg_id: int, timeout: float | None, *, fresh: bool = False
+    ) -> SendResult:
+        """Wait until the message is completed or dead, or ``timeout`` passes (then ``timed_out``)."""
+        loop = asyncio.get_running_loop()
+        limit = self.config.max_wait if timeout is None else min(max(0.0, timeout), self.config.max_wait)
+        deadline = loop.time() + limit
+        key = (actor_id, msg_id)
+        fut: asyncio.Future[SendResult] = loop.create_future()
+        self._waiters.setdefault(key, []).append(fut)
+        try:
+            recent = self._recent.get(key)
+            if recent is not None:
+                return recent
+            rec: MessageRecord | None = None
+            if not fresh:
+                rec = await self.storage.get_message(actor_id, msg_id)
+                if rec is None:
+                    raise NotFound(f"no message {msg_id} on actor {actor_id}")
+                if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+                    return _status(rec)
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    attempt = rec.attempt if rec is not None else 0
+                    return SendResult(id=msg_id, status="timed_out", attempt=attempt, actor_id=actor_id)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), min(remaining, _POLL))
+                except TimeoutError:
+                    rec = await self.storage.get_message(actor_id, msg_id)
+                    if rec is None:
+                        raise NotFound(f"no message {msg_id} on actor {actor_id}") from None
+                    if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+                        return _status(rec)
+        finally:
+            futs = self._waiters.get(key)
+            if futs is not None:
+                with contextlib.suppress(ValueError):
+                    futs.remove(fut)
+                if not futs:
+                    del self._waiters[key]
+
+    async def lookup_result(self, actor_id: str, msg_id: int) -> SendResult:
+        await self.actor_info(actor_id)
+        rec = await self.storage.get_message(actor_id, msg_id)
+        if rec is None:
+            raise NotFound(f"no message {msg_id} on actor {actor_id} (unknown, or purged after result_ttl)")
+        return _status(rec)
+
+    async def queue_info(self, actor_id: str) -> list[QueueInfo]:
+        info = await self.actor_info(actor_id)
+        definition = self.registry.definition(info.name)
+        stats = {s.queue: s for s in await self.storage.queue_stats(actor_id, time.time())}
+        out = []
+        for name, qdef in definition.queues.items():
+            s = stats.get(name)
+            out.append(
+                QueueInfo(
+                    queue=name,
+                    pending=s.pending if s else 0,
+                    delayed=s.delayed if s else 0,
+                    in_flight=s.inflight if s else 0,
+                    completed=s.completed if s else 0,
+                    dead=s.dead if s else 0,
+                    max_size=qdef.max_size,
+                )
+            )
+        return out
+
+    async def list_messages(
+        self, actor_id: str, status: MessageStatus, limit: int = 100, queue: str | None = None
+    ) -> list[MessageRecord]:
+        info = await self.actor_info(actor_id)
+        if queue is not None:
+            self.registry.definition(info.name).get_queue(queue)
+        return await self.storage.list_messages(actor_id, status, max(1, min(limit, 1000)), queue)
+
+    async def dead_letters(self, actor_id: str, limit: int = 100) -> list[DeadLetter]:
+        recs = await self.list_messages(actor_id, MessageStatus.DEAD, limit)
+        return [
+            DeadLetter(r.id, r.queue, json.loads(r.body), r.attempt, r.error, r.created_at, r.completed_at)
+            for r in recs
+        ]
+
+    async def retry_dead(self, actor_id: str, msg_id: int) -> None:
+        await self.actor_info(actor_id)
+        if not await self.storage.retry_dead(actor_id, msg_id, time.time()):
+            raise NotFound(f"message {msg_id} is not in the dead letters of {actor_id}")
+        self.poke(actor_id)
+
+    async def delete_dead(self, actor_id: str, msg_id: int) -> None:
+        await self.actor_info(actor_id)
+        if not await self.storage.delete_dead(actor_id, msg_id):
+            raise NotFound(f"message {msg_id} is not in the dead letters of {actor_id}")
+
+    async def _janitor(self) -> None:
+        while True:
+            try:
+                n = await self.storage.purge_completed(time.time() - self.config.result_ttl)
+                if n:
+                    log.info("purged %d completed messages older than %.0fs", n, self.config.result_ttl)
+            except Exception as exc:
+                log.warning("purge failed: %s", exc)
+            await asyncio.sleep(min(3600.0, max(10.0, self.config.result_ttl / 10)))
+
+    # -- actions -------------------------------------------------------------------------------
+    async def call_action(self, actor_id: str, name: str, args: list[Any]) -> Any:
+        self._check_accepting()
+        info = await self.actor_info(actor_id)
+        self.registry.definition(info.name).get_action(name)
+        inst = await self.ensure_awake(actor_id)
+        return await inst.call_action(name, args)
+
+    # -- events --------------------------------------------------------------------------------
+    def subscribe(self, actor_id: str) -> Subscriber:
+        sub = Subscriber(self.config.event_buffer)
+        self._subscribers.setdefault(actor_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, actor_id: str, sub: Subscriber) -> None:
+        subs = self._subscribers.get(actor_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[actor_id]
+        inst = self._instances.get(actor_id)
+        if inst is not None:
+            inst.last_active = time.monotonic()
+
+    def broadcast(self, actor_id: str, name: str, data: Any) -> None:
+        for sub in self._subscribers.get(actor_id, ()):
+            sub.push((name, data))
+
+    # -- schedules -----------------------------------------------------------------------------
+    async def schedule(self, actor_id: str, run_at: float, action: str, args_json: str) -> int:
+        sid = await self.storage.add_schedule(actor_id, run_at, action, args_json)
+        self._schedule_changed.set()
+        return sid
+
+    async def _scheduler(self) -> None:
+        while True:
+            self._schedule_changed.clear()
+            nxt = await self.storage.next_schedule_at()
+            now = time.time()
+            if nxt is None or nxt > now:
+                wait = None if nxt is None else nxt - now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._schedule_changed.wait(), wait)
+                continue
+            due = [
+                s for s in await self.storage.due_schedules(now, 100) if s.id not in self._running_schedules
+            ]
+            for s in due:
+                self._running_schedules.add(s.id)
+                self._spawn(self._fire(s.id, s.actor_id, s.action, s.args, s.attempt))
+            if not due:  # everything due is already running; wait for one to finish
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._schedule_changed.wait(), 1.0)
+
+    async def _fire(self, sid: int, actor_id: str, action: str, args: str, attempt: int) -> None:
+        retry_at: float | None = None
+        try:
+            await self.call_action(actor_id, action, json.loads(args))
+        except Unavailable:
+            self._running_schedules.discard(sid)
+            return  # shutting down: it stays due and fires after the restart
+        except Exception as exc:
+            info = self._infos.get(actor_id)
+            max_attempts = self.registry.definition(info.name).options.max_attempts if info else 5
+            if attempt + 1 < max_attempts:
+                retry_at = time.time() + min(60.0, 0.5 * 2**attempt)
+                log.warning(
+                    "scheduled %s on %s failed (attempt %d), retrying: %s", action, actor_id, attempt + 1, exc
+                )
+            else:
+                log.error(
+                    "scheduled %s on %s failed %d times; dropped: %s", action, actor_id, attempt + 1, exc
+                )
+        try:
+            await self.storage.finish_schedule(sid, retry_at=retry_at)
+        finally:
+            self._running_schedules.discard(sid)
+            self._schedule_changed.set()

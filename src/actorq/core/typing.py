@@ -1,0 +1,134 @@
+"""Type adapters for user-declared body, response and argument types.
+
+Users write ``typing.TypedDict`` on Python 3.11, which pydantic refuses there; :func:`adapter`
+rebuilds such classes (recursively, through generics) as ``typing_extensions.TypedDict`` so
+validation works the same on every supported Python. No I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import types
+import typing
+from typing import Any, get_args, get_origin
+
+import typing_extensions
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import to_jsonable_python
+
+from actorq.errors import BadRequest, ValidationError
+
+_NEEDS_REBUILD = sys.version_info < (3, 12)
+
+
+def _is_typing_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and type(tp).__module__ == "typing" and typing.is_typeddict(tp)
+
+
+@functools.cache
+def _rebuild_typeddict(tp: type) -> Any:
+    hints = typing.get_type_hints(tp, include_extras=True)
+    required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
+    fields: dict[str, Any] = {}
+    for name, hint in hints.items():
+        inner = _strip_required(hint)
+        inner = normalize(inner)
+        fields[name] = (
+            typing_extensions.Required[inner] if name in required else typing_extensions.NotRequired[inner]
+        )
+    rebuilt: Any = typing_extensions.TypedDict(tp.__name__, fields)  # type: ignore[misc]
+    rebuilt.__module__ = tp.__module__
+    rebuilt.__doc__ = tp.__doc__
+    return rebuilt
+
+
+def _strip_required(hint: Any) -> Any:
+    origin = get_origin(hint)
+    if origin in (
+        typing.Required,
+        typing.NotRequired,
+        typing_extensions.Required,
+        typing_extensions.NotRequired,
+    ):
+        return get_args(hint)[0]
+    return hint
+
+
+def normalize(tp: Any) -> Any:
+    """Return ``tp`` with every ``typing.TypedDict`` inside it made acceptable to pydantic."""
+    if not _NEEDS_REBUILD:
+        return tp
+    if _is_typing_typeddict(tp):
+        return _rebuild_typeddict(tp)
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is None or not args:
+        return tp
+    new_args = tuple(normalize(a) if not isinstance(a, (str, int, float, bytes, bool)) else a for a in args)
+    if new_args == args:
+        return tp
+    if origin is typing.Annotated:
+        return typing.Annotated[(new_args[0], *args[1:])]
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[new_args]  # noqa: UP007
+    try:
+        return origin[new_args]
+    except TypeError:
+        generic = getattr(typing, getattr(origin, "__name__", "").capitalize(), None)
+        return generic[new_args] if generic is not None else tp
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(normalize(tp))
+
+
+def adapter(tp: Any) -> TypeAdapter[Any] | None:
+    """A cached :class:`TypeAdapter` for ``tp``, or ``None`` when ``tp`` accepts anything."""
+    if tp is Any or tp is object or tp is None:
+        return None
+    try:
+        return _adapter(tp)
+    except TypeError:  # unhashable annotation: build it every time (rare)
+        return TypeAdapter(normalize(tp))
+
+
+def pydantic_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
+    """pydantic's field errors as plain JSON (loc, msg, type), safe to send on the wire."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def validate(tp_adapter: TypeAdapter[Any] | None, value: Any, what: str) -> Any:
+    """Validate ``value``; raise actorq's :class:`ValidationError` carrying pydantic's errors."""
+    if tp_adapter is None:
+        return value
+    try:
+        return tp_adapter.validate_python(value)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"{what} failed validation", details=pydantic_errors(exc)) from None
+
+
+def to_json_value(tp_adapter: TypeAdapter[Any] | None, value: Any) -> Any:
+    """A JSON-ready (dicts, lists, str, numbers) form of an already-validated value."""
+    if tp_adapter is not None:
+        return tp_adapter.dump_python(value, mode="json")
+    return to_jsonable_python(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; non-JSON values are a 400 for the caller, never a 500."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        try:
+            return json.dumps(
+                to_jsonable_python(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            )
+        except Exception:
+            raise BadRequest(f"value is not JSON-serialisable: {exc}") from None

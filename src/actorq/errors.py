@@ -1,0 +1,153 @@
+"""Every typed error actorq raises, its stable ``code`` and its HTTP status, in one place.
+
+The server turns an :class:`ActorqError` into ``{"error": {"code", "message", "details"}}`` with
+``status``; the clients turn that body back into the same class. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ActorqError(Exception):
+    """Base of every actorq error. ``code`` is stable and part of the wire protocol."""
+
+    code: ClassVar[str] = "actorq_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str = "", *, details: Any = None, retry_after: float | None = None) -> None:
+        super().__init__(message or self.__class__.__name__)
+        self.message: str = message or self.__class__.__name__
+        self.details = details
+        self.retry_after: float | None = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        return body
+
+
+class BadRequest(ActorqError):
+    """Malformed JSON, wrong encoding, or a request the protocol does not understand."""
+
+    code = "bad_request"
+    status = 400
+
+
+class Unauthorized(ActorqError):
+    """A token is configured on the server and the request did not carry it."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(ActorqError):
+    """Unknown actor type, actor, queue, action or message."""
+
+    code = "not_found"
+    status = 404
+
+
+class ActorExists(ActorqError):
+    """``create`` was asked for a key that already has an actor."""
+
+    code = "actor_exists"
+    status = 409
+
+
+class CompletionError(ActorqError):
+    """A completable message was completed twice, or ``next()`` was called while it was open."""
+
+    code = "completion_error"
+    status = 409
+
+
+class MessageTooLarge(ActorqError):
+    """The encoded body is larger than the queue's ``max_message_bytes``."""
+
+    code = "message_too_large"
+    status = 413
+
+
+class ValidationError(ActorqError):
+    """A body, response or action arguments failed validation; ``details`` holds pydantic's errors."""
+
+    code = "validation_error"
+    status = 422
+
+
+class QueueFull(ActorqError):
+    """The queue already holds ``max_size`` messages that were not yet received."""
+
+    code = "queue_full"
+    status = 429
+
+
+class ActorError(ActorqError):
+    """A user handler (action or ``run``) raised; carries the handler's message."""
+
+    code = "actor_error"
+    status = 500
+
+
+class Unavailable(ActorqError):
+    """The server cannot serve this now (shutting down, owner unreachable); retry later."""
+
+    code = "unavailable"
+    status = 503
+
+
+ERRORS: dict[str, type[ActorqError]] = {
+    cls.code: cls
+    for cls in (
+        ActorqError,
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        ActorExists,
+        CompletionError,
+        MessageTooLarge,
+        ValidationError,
+        QueueFull,
+        ActorError,
+        Unavailable,
+    )
+}
+
+
+def error_from_dict(status: int, body: Any) -> ActorqError:
+    """Rebuild the typed error the server sent (used by both clients)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        cls = ERRORS.get(str(err.get("code")), None)
+        if cls is None:
+            cls = next(
+                (c for c in ERRORS.values() if c.status == status and c is not ActorqError), ActorqError
+            )
+        retry = err.get("retry_after")
+        return cls(
+            str(err.get("message", "")),
+            details=err.get("details"),
+            retry_after=float(retry) if retry is not None else None,
+        )
+    cls = next((c for c in ERRORS.values() if c.status == status and c is not ActorqError), ActorqError)
+    return cls(f"HTTP {status}: {str(body)[:200]}")
+
+
+__all__ = [
+    "ActorError",
+    "ActorExists",
+    "ActorqError",
+    "BadRequest",
+    "CompletionError",
+    "MessageTooLarge",
+    "NotFound",
+    "QueueFull",
+    "Unauthorized",
+    "Unavailable",
+    "ValidationError",
+    "error_from_dict",
+]

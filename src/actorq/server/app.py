@@ -1,0 +1,301 @@
+"""The Starlette application: one route per runtime call (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from actorq.core.runtime import Runtime, RuntimeConfig
+from actorq.errors import ActorqError, BadRequest, Unauthorized
+from actorq.results import SendResult
+from actorq.server import metrics
+from actorq.server.openapi import openapi_document
+from actorq.server.responses import (
+    error_response,
+    json_response,
+    on_actorq_error,
+    on_http_error,
+    on_unexpected,
+)
+from actorq.server.websocket import connect_endpoint
+from actorq.server.wire import CallAction, ResolveActor, SendMessage, read_envelope
+from actorq.storage import open_storage
+from actorq.storage.protocol import MessageStatus
+
+if TYPE_CHECKING:
+    from actorq.core.registry import Registry
+    from actorq.storage.protocol import Storage
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _int(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{what} must be an integer") from None
+
+
+def _float(value: str | None, what: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        out = float(value)
+    except ValueError:
+        raise BadRequest(f"{what} must be a number") from None
+    if out < 0:
+        raise BadRequest(f"{what} must not be negative")
+    return out
+
+
+def _result(r: SendResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": r.id, "status": r.status, "response": r.response, "attempt": r.attempt}
+    if r.error is not None:
+        out["error"] = r.error
+    return out
+
+
+# -- routes --------------------------------------------------------------------------------------
+async def healthz(request: Request) -> Response:
+    rt = _runtime(request)
+    return json_response({"status": "ok" if rt.accepting else "stopping", "awake_actors": rt.awake_count})
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document(_runtime(request).registry))
+
+
+async def list_actors(request: Request) -> Response:
+    q = request.query_params
+    limit = _int(q.get("limit", "100"), "limit")
+    actors = await _runtime(request).list_actors(q.get("name"), limit, q.get("after"))
+    return json_response({"actors": [asdict(a) for a in actors]})
+
+
+async def resolve_actor(request: Request) -> Response:
+    env: ResolveActor = await read_envelope(request, ResolveActor)
+    info = await _runtime(request).resolve(env.name, env.key, env.mode)
+    return json_response(asdict(info), 201 if info.created else 200)
+
+
+async def get_actor(request: Request) -> Response:
+    rt = _runtime(request)
+    actor_id = request.path_params["actor_id"]
+    info = await rt.actor_info(actor_id)
+    return json_response({**asdict(info), "awake": rt.is_awake(actor_id)})
+
+
+async def send_message(request: Request) -> Response:
+    rt = _runtime(request)
+    env: SendMessage = await read_envelope(request, SendMessage)
+    actor_id = request.path_params["actor_id"]
+    queue = request.path_params["queue"]
+    key = env.idempotency_key or request.headers.get("idempotency-key") or None
+    if env.wait:
+        result = await rt.send_and_wait(
+            actor_id,
+            queue,
+            env.body,
+            timeout=env.timeout,
+            block=env.block,
+            delay=env.delay,
+            idempotency_key=key,
+        )
+        metrics.SENDS.inc()
+        return json_response(_result(result))
+    receipt = await rt.send(
+        actor_id, queue, env.body, block=env.block, timeout=env.timeout, delay=env.delay, idempotency_key=key
+    )
+    metrics.SENDS.inc()
+    return json_response(
+        {"id": receipt.id, "status": "accepted", "duplicate": receipt.duplicate},
+        200 if receipt.duplicate else 201,
+    )
+
+
+async def get_message(request: Request) -> Response:
+    rt = _runtime(request)
+    actor_id = request.path_params["actor_id"]
+    msg_id = _int(request.path_params["msg_id"], "message id")
+    q = request.query_params
+    if q.get("wait", "false").lower() in ("1", "true", "yes"):
+        await rt.actor_info(actor_id)
+        result = await rt.wait_result(actor_id, msg_id, _float(q.get("timeout"), "timeout"))
+    else:
+        result = await rt.lookup_result(actor_id, msg_id)
+    return json_response(_result(result))
+
+
+async def list_queues(request: Request) -> Response:
+    infos = await _runtime(request).queue_info(request.path_params["actor_id"])
+    return json_response({"queues": [asdict(i) for i in infos]})
+
+
+async def list_pending(request: Request) -> Response:
+    rt = _runtime(request)
+    q = request.query_params
+    status_name = q.get("status", "pending")
+    statuses = {"pending": MessageStatus.PENDING, "in_flight": MessageStatus.INFLIGHT}
+    if status_name not in statuses:
+        raise BadRequest("status must be 'pending' or 'in_flight'")
+    recs = await rt.list_messages(
+        request.path_params["actor_id"],
+        statuses[status_name],
+        _int(q.get("limit", "100"), "limit"),
+        q.get("queue"),
+    )
+    return json_response(
+        {
+            "messages": [
+                {
+                    "id": r.id,
+                    "queue": r.queue,
+                    "attempt": r.attempt,
+                    "created_at": r.created_at,
+                    "available_at": r.available_at,
+                }
+                for r in recs
+            ]
+        }
+    )
+
+
+async def call_action(request: Request) -> Response:
+    env: CallAction = await read_envelope(request, CallAction, optional=True)
+    result = await _runtime(request).call_action(
+        request.path_params["actor_id"], request.path_params["action"], env.args
+    )
+    metrics.ACTIONS.inc()
+    return json_response({"result": result})
+
+
+async def dead_letters(request: Request) -> Response:
+    limit = _int(request.query_params.get("limit", "100"), "limit")
+    letters = await _runtime(request).dead_letters(request.path_params["actor_id"], limit)
+    return json_response({"dead_letters": [asdict(d) for d in letters]})
+
+
+async def retry_dead(request: Request) -> Response:
+    await _runtime(request).retry_dead(
+        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
+    )
+    return json_response({"ok": True})
+
+
+async def delete_dead(request: Request) -> Response:
+    await _runtime(request).delete_dead(
+        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
+    )
+    return json_response({"ok": True})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics.AWAKE.set(_runtime(request).awake_count)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/v1/actors", list_actors, methods=["GET"]),
+    Route("/v1/actors", resolve_actor, methods=["POST"]),
+    Route("/v1/actors/{actor_id}", get_actor, methods=["GET"]),
+    Route("/v1/actors/{actor_id}/queues", list_queues, methods=["GET"]),
+    Route("/v1/actors/{actor_id}/queues/{queue}/messages", send_message, methods=["POST"]),
+    Route("/v1/actors/{actor_id}/messages", list_pending, methods=["GET"]),
+    Route("/v1/actors/{actor_id}/messages/{msg_id}", get_message, methods=["GET"]),
+    Route("/v1/actors/{actor_id}/actions/{action}", call_action, methods=["POST"]),
+    Route("/v1/actors/{actor_id}/dead-letters", dead_letters, methods=["GET"]),
+    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", retry_dead, methods=["POST"]),
+    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}", delete_dead, methods=["DELETE"]),
+    WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
+]
+
+_OPEN_PATHS = frozenset({"/healthz"})
+
+
+class ActorqMiddleware:
+    """Bearer-token check (HTTP and WebSocket) and lazy runtime start when mounted in another app."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime, token: str | None) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            if not self.runtime.started:
+                await self.runtime.start()
+            if (
+                self.token is not None
+                and scope.get("path", "") not in _OPEN_PATHS
+                and not self._authorized(scope)
+            ):
+                err = Unauthorized("missing or wrong bearer token")
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4401, "reason": "unauthorized"})
+                    return
+                await error_response(err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self.token is not None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return hmac.compare_digest(value[7:].strip(), self.token)
+        if scope["type"] == "websocket":
+            for part in scope.get("query_string", b"").split(b"&"):
+                if part.startswith(b"token="):
+                    return hmac.compare_digest(part[6:], self.token)
+        return False
+
+
+def create_app(
+    registry: Registry,
+    *,
+    storage: str | os.PathLike[str] | Storage | None = None,
+    token: str | None = None,
+    runtime: Runtime | None = None,
+    **config: Any,
+) -> Starlette:
+    """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
+    rt = runtime or Runtime(registry, open_storage(storage), RuntimeConfig(**config))
+    token = token if token is not None else (os.environ.get("ACTORQ_TOKEN") or None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ActorqError: on_actorq_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.runtime = rt
+    app.add_middleware(ActorqMiddleware, runtime=rt, token=token)
+    return app

@@ -1,0 +1,159 @@
+"""Running the app under uvicorn: signals, graceful shutdown, and the in-process test server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from actorq.core.runtime import Runtime, RuntimeConfig
+from actorq.server.app import create_app
+from actorq.storage import open_storage
+
+if TYPE_CHECKING:
+    from actorq.client.async_client import AsyncClient
+    from actorq.core.registry import Registry
+    from actorq.storage.protocol import Storage
+
+
+class ActorqServer(uvicorn.Server):
+    """uvicorn's server, plus: on SIGTERM/SIGINT release waiting senders at once (503, they retry)
+    before uvicorn drains connections; then the lifespan lets the current handlers finish."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, *, signals: bool = True) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self._signals = signals
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.runtime.begin_shutdown)
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if not self._signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    fields = set(RuntimeConfig.__dataclass_fields__)
+    return {k: v for k, v in options.items() if k in fields}, {
+        k: v for k, v in options.items() if k not in fields
+    }
+
+
+def build(
+    registry: Registry,
+    *,
+    host: str,
+    port: int,
+    storage: str | os.PathLike[str] | Storage | None,
+    token: str | None = None,
+    log_level: str = "info",
+    signals: bool = True,
+    **options: Any,
+) -> ActorqServer:
+    rt_opts, rest = _split(options)
+    if rest:
+        raise TypeError(f"unknown server option(s): {', '.join(sorted(rest))}")
+    runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
+    app = create_app(registry, runtime=runtime, token=token)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=int(runtime.config.grace) + 1,
+        access_log=False,
+        ws="websockets-sansio" if _has_sansio() else "auto",
+    )
+    return ActorqServer(config, runtime, signals=signals)
+
+
+def _has_sansio() -> bool:
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def serve(registry: Registry, **options: Any) -> None:
+    server = build(registry, **options)
+    await server.serve()
+    if not server.started:
+        raise SystemExit(f"actorq could not start on {options.get('host')}:{options.get('port')}")
+
+
+def run(registry: Registry, **options: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        asyncio.run(serve(registry, **options))
+        return
+    uvloop.run(serve(registry, **options))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def test_server(
+    registry: Registry, storage: str | os.PathLike[str] | Storage | None = None, **options: Any
+) -> AsyncIterator[AsyncClient]:
+    from actorq.client import create_client
+
+    tmp = tempfile.mkdtemp(prefix="actorq-test-") if storage is None else None
+    port = free_port()
+    token = options.pop("token", None)
+    server = build(
+        registry,
+        host="127.0.0.1",
+        port=port,
+        storage=storage if storage is not None else tmp,
+        token=token,
+        log_level=options.pop("log_level", "warning"),
+        signals=False,
+        **options,
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("test server stopped before it started")
+            await asyncio.sleep(0.005)
+        async with create_client(f"http://127.0.0.1:{port}", token=token) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = ["ActorqServer", "build", "free_port", "run", "serve", "test_server"]

@@ -1,0 +1,55 @@
+"""Durable storage behind one protocol (:class:`~actorq.storage.protocol.Storage`).
+
+Owns: the on-disk layout of actors, messages, state and schedules, and the transactions that keep
+queue semantics atomic (send with size check and idempotency, receive with acknowledgement and
+state, complete, release, recovery). Drivers: ``sqlite`` (embedded default) and, later, ``postgres``.
+Must not import ``actorq.core``, ``actorq.server`` or ``actorq.client``: storage knows rows, not actors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from actorq.storage.protocol import (
+    ActorRecord,
+    MessageRecord,
+    MessageStatus,
+    QueueStats,
+    ReceiveOutcome,
+    ScheduleRecord,
+    SendOutcome,
+    SendRequest,
+    Storage,
+)
+
+DEFAULT_DATA_DIR = ".actorq"
+
+
+def open_storage(spec: str | os.PathLike[str] | Storage | None = None) -> Storage:
+    """Build the storage named by ``spec``: a driver instance, a directory path, or a URL.
+
+    ``None`` means ``$ACTORQ_DATA`` or ``./.actorq``. ``postgresql://...`` selects PostgreSQL.
+    """
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
+        return spec
+    raw = os.fspath(spec) if spec is not None else os.environ.get("ACTORQ_DATA", DEFAULT_DATA_DIR)
+    if raw.startswith(("postgresql://", "postgres://")):
+        raise NotImplementedError("the PostgreSQL driver is not part of this build yet")
+    from actorq.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(Path(raw))
+
+
+__all__ = [
+    "ActorRecord",
+    "MessageRecord",
+    "MessageStatus",
+    "QueueStats",
+    "ReceiveOutcome",
+    "ScheduleRecord",
+    "SendOutcome",
+    "SendRequest",
+    "Storage",
+    "open_storage",
+]

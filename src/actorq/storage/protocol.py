@@ -1,0 +1,176 @@
+"""The storage protocol every driver implements, and the plain records it returns.
+
+Bodies, responses and state cross this seam as JSON text: a driver stores and returns them
+verbatim and never interprets them. Times are UNIX seconds (float). Every method that changes
+more than one row does so in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+
+class MessageStatus(IntEnum):
+    PENDING = 0  # not yet received (maybe delayed: available_at in the future)
+    INFLIGHT = 1  # handed to the receiver, not yet acknowledged or completed
+    COMPLETED = 2  # acknowledged (plain) or completed with a response
+    DEAD = 3  # failed max_attempts times; in the dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRecord:
+    actor_id: str
+    name: str
+    key: tuple[str, ...]
+    state: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    actor_id: str
+    id: int
+    queue: str
+    body: str
+    status: MessageStatus
+    attempt: int
+    created_at: float
+    available_at: float
+    completed_at: float | None
+    response: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    actor_id: str
+    queue: str
+    body: str
+    max_size: int
+    available_at: float
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    id: int
+    created_at: float
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveOutcome:
+    messages: list[MessageRecord]
+    dead: list[MessageRecord]  # messages moved to the dead letters instead of being delivered
+    acked: list[int]  # the ack_ids that were acknowledged by this call
+    next_available_at: float | None  # earliest delayed message of the asked queues, if any
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    pending: int
+    delayed: int
+    inflight: int
+    completed: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    id: int
+    actor_id: str
+    run_at: float
+    action: str
+    args: str
+    attempt: int
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the core needs from durable storage. See ``tests/conformance`` for the contract."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # actors
+    async def resolve_actor(
+        self, name: str, key: tuple[str, ...], *, create: bool, must_create: bool, new_id: str, now: float
+    ) -> tuple[ActorRecord | None, bool]:
+        """Find (name, key); create it when ``create``. ``must_create`` fails (None, False) if it exists."""
+        ...
+
+    async def load_actor(self, actor_id: str) -> ActorRecord | None: ...
+
+    async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]: ...
+
+    async def save_state(self, actor_id: str, state: str) -> None: ...
+
+    # messages
+    async def send(self, req: SendRequest, now: float) -> SendOutcome:
+        """Append a message with the next per-actor id; raise QueueFull past ``max_size`` pending."""
+        ...
+
+    async def receive(
+        self,
+        actor_id: str,
+        queues: tuple[str, ...] | None,
+        count: int,
+        *,
+        ack_ids: tuple[int, ...],
+        state: str | None,
+        now: float,
+        max_attempts: int,
+    ) -> ReceiveOutcome:
+        """Acknowledge ``ack_ids`` and save ``state``, then hand out up to ``count`` ready messages
+        (lowest ids first, attempt + 1), dead-lettering any that already used ``max_attempts``."""
+        ...
+
+    async def complete(
+        self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
+    ) -> bool:
+        """Complete an in-flight message with its response; False if it was not in flight."""
+        ...
+
+    async def release(
+        self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
+    ) -> list[MessageRecord]:
+        """Put in-flight messages back at their place (pending); return those dead-lettered instead."""
+        ...
+
+    async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None: ...
+
+    async def list_messages(
+        self, actor_id: str, status: MessageStatus, limit: int, queue: str | None = None
+    ) -> list[MessageRecord]: ...
+
+    async def next_available_at(self, actor_id: str, now: float) -> tuple[bool, float | None]:
+        """(whether a message is ready now, earliest future ``available_at``) over all queues."""
+        ...
+
+    async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]: ...
+
+    async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool: ...
+
+    async def delete_dead(self, actor_id: str, msg_id: int) -> bool: ...
+
+    async def recover(self, now: float) -> list[str]:
+        """After a restart: in-flight messages become pending again (keeping ids and attempts).
+        Returns every actor id that has pending messages."""
+        ...
+
+    async def purge_completed(self, before: float) -> int: ...
+
+    # schedules
+    async def add_schedule(self, actor_id: str, run_at: float, action: str, args: str) -> int: ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]: ...
+
+    async def next_schedule_at(self) -> float | None: ...
+
+    async def finish_schedule(self, schedule_id: int, *, retry_at: float | None) -> None:
+        """Delete a fired schedule, or move it to ``retry_at`` with attempt + 1."""
+        ...

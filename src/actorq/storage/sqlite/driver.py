@@ -1,0 +1,495 @@
+"""The SQLite storage driver.
+
+All statements run on one dedicated writer thread that owns the connection. Operations queue up
+while the previous transaction commits; the thread then runs the whole batch in one ``BEGIN
+IMMEDIATE`` transaction, each operation inside its own savepoint (so one operation's error, e.g.
+``QueueFull``, rolls back only that operation), commits once, and resolves every caller's future.
+That is group commit: 32 concurrent senders pay for one fsync, not 32.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import queue as stdqueue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from actorq.errors import QueueFull, Unavailable
+from actorq.storage._sql import load_migrations, load_queries
+from actorq.storage.protocol import (
+    ActorRecord,
+    MessageRecord,
+    MessageStatus,
+    QueueStats,
+    ReceiveOutcome,
+    ScheduleRecord,
+    SendOutcome,
+    SendRequest,
+)
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+Q = load_queries("actorq.storage.sqlite")
+MAX_BATCH = 1024
+
+
+def _actor(row: Any) -> ActorRecord:
+    return ActorRecord(
+        actor_id=row[0], name=row[1], key=tuple(json.loads(row[2])), state=row[3], created_at=row[4]
+    )
+
+
+def _message(row: Any) -> MessageRecord:
+    return MessageRecord(
+        actor_id=row[0],
+        id=row[1],
+        queue=row[2],
+        body=row[3],
+        status=MessageStatus(row[4]),
+        attempt=row[5],
+        created_at=row[6],
+        available_at=row[7],
+        completed_at=row[8],
+        response=row[9],
+        error=row[10],
+    )
+
+
+def _key_json(key: tuple[str, ...]) -> str:
+    return json.dumps(list(key), separators=(",", ":"), ensure_ascii=False)
+
+
+class _Writer(threading.Thread):
+    """Owns the connection; runs queued operations in group-committed transactions."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        super().__init__(name=f"actorq-sqlite:{path.name}", daemon=True)
+        self.path = path
+        self.synchronous = synchronous
+        self.ops: stdqueue.SimpleQueue[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = (
+            stdqueue.SimpleQueue()
+        )
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA cache_size=-65536")
+            _migrate(conn)
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            item = self.ops.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self.ops.get_nowait()
+                except stdqueue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]
+    ) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, fut, _ in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((fut, None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    results.append((fut, value, None))
+            conn.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed: nothing of this batch is durable
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            err = Unavailable(f"storage write failed: {exc}")
+            results = [(fut, None, err) for _, fut, _ in batch]
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for (_, _, loop), res in zip(batch, results, strict=True):
+            by_loop.setdefault(loop, []).append(res)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop is closed; nobody is waiting any more
+                pass
+
+
+def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, exc in items:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for version, _name, sql in load_migrations("actorq.storage.sqlite"):
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in sql.split(";\n"):
+                if stmt.strip() and not all(
+                    line.strip().startswith("--") or not line.strip() for line in stmt.splitlines()
+                ):
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class SQLiteStorage:
+    """Embedded storage in ``directory/actorq.db``; one process per directory (an flock says so)."""
+
+    def __init__(self, directory: Path | str, *, synchronous: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.synchronous = (synchronous or os.environ.get("ACTORQ_SQLITE_SYNC", "FULL")).upper()
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        self._writer: _Writer | None = None
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({str(self.directory)!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise Unavailable(
+                f"data directory {self.directory} is in use by another actorq process (pid {holder or '?'})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+        writer = _Writer(self.directory / "actorq.db", self.synchronous)
+        writer.start()
+        await asyncio.get_running_loop().run_in_executor(None, writer.ready.wait)
+        if writer.startup_error is not None:
+            self._release_lock()
+            raise writer.startup_error
+        self._writer = writer
+
+    async def close(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        self._writer = None
+        writer.ops.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, writer.join)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _run(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        writer = self._writer
+        if writer is None:
+            raise Unavailable("storage is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        writer.ops.put((op, fut, loop))
+        return fut
+
+    # -- actors ------------------------------------------------------------------------------
+    async def resolve_actor(
+        self, name: str, key: tuple[str, ...], *, create: bool, must_create: bool, new_id: str, now: float
+    ) -> tuple[ActorRecord | None, bool]:
+        kj = _key_json(key)
+
+        def op(c: sqlite3.Connection) -> tuple[ActorRecord | None, bool]:
+            row = c.execute(Q["find_actor"], {"name": name, "key": kj}).fetchone()
+            if row is not None:
+                return (None, False) if must_create else (_actor(row), False)
+            if not create:
+                return None, False
+            c.execute(Q["insert_actor"], {"actor_id": new_id, "name": name, "key": kj, "now": now})
+            return ActorRecord(new_id, name, key, None, now), True
+
+        return await self._run(op)
+
+    async def load_actor(self, actor_id: str) -> ActorRecord | None:
+        def op(c: sqlite3.Connection) -> ActorRecord | None:
+            row = c.execute(Q["load_actor"], {"actor_id": actor_id}).fetchone()
+            return _actor(row) if row else None
+
+        return await self._run(op)
+
+    async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]:
+        def op(c: sqlite3.Connection) -> list[ActorRecord]:
+            rows = c.execute(Q["list_actors"], {"name": name, "after": after, "limit": limit}).fetchall()
+            return [_actor(r) for r in rows]
+
+        return await self._run(op)
+
+    async def save_state(self, actor_id: str, state: str) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(Q["save_state"], {"actor_id": actor_id, "state": state})
+
+        await self._run(op)
+
+    # -- messages ----------------------------------------------------------------------------
+    async def send(self, req: SendRequest, now: float) -> SendOutcome:
+        def op(c: sqlite3.Connection) -> SendOutcome:
+            if req.idempotency_key is not None:
+                row = c.execute(
+                    Q["find_idempotent"], {"actor_id": req.actor_id, "key": req.idempotency_key}
+                ).fetchone()
+                if row is not None:
+                    return SendOutcome(id=row[0], created_at=row[1], duplicate=True)
+            pending = c.execute(
+                Q["count_pending"], {"actor_id": req.actor_id, "queue": req.queue}
+            ).fetchone()[0]
+            if pending >= req.max_size:
+                raise QueueFull(
+                    f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
+                    details={"queue": req.queue, "pending": pending, "max_size": req.max_size},
+                    retry_after=1.0,
+                )
+            seq = c.execute(Q["take_seq"], {"actor_id": req.actor_id}).fetchone()
+            if seq is None:
+                raise LookupError(f"actor {req.actor_id} does not exist")
+            c.execute(
+                Q["insert_message"],
+                {
+                    "actor_id": req.actor_id,
+                    "id": seq[0],
+                    "queue": req.queue,
+                    "body": req.body,
+                    "now": now,
+                    "available_at": req.available_at,
+                    "key": req.idempotency_key,
+                },
+            )
+            return SendOutcome(id=seq[0], created_at=now)
+
+        return await self._run(op)
+
+    async def receive(
+        self,
+        actor_id: str,
+        queues: tuple[str, ...] | None,
+        count: int,
+        *,
+        ack_ids: tuple[int, ...],
+        state: str | None,
+        now: float,
+        max_attempts: int,
+    ) -> ReceiveOutcome:
+        def op(c: sqlite3.Connection) -> ReceiveOutcome:
+            acked = [
+                i
+                for i in ack_ids
+                if c.execute(Q["ack"], {"actor_id": actor_id, "id": i, "now": now}).rowcount
+            ]
+            if state is not None:
+                c.execute(Q["save_state"], {"actor_id": actor_id, "state": state})
+            delivered: list[MessageRecord] = []
+            dead: list[MessageRecord] = []
+            if count > 0:
+                # walk ready messages in id order, skipping other queues, until `count` are handed out
+                cursor = c.execute(Q["ready"], {"actor_id": actor_id, "now": now, "limit": -1})
+                for row in cursor:
+                    msg = _message(row)
+                    if queues is not None and msg.queue not in queues:
+                        continue
+                    if msg.attempt >= max_attempts:
+                        dead.append(msg)
+                        continue
+                    delivered.append(msg)
+                    if len(delivered) >= count:
+                        break
+                cursor.close()
+                for msg in dead:
+                    c.execute(Q["kill"], {"actor_id": actor_id, "id": msg.id, "now": now})
+                for msg in delivered:
+                    c.execute(Q["deliver"], {"actor_id": actor_id, "id": msg.id})
+            nxt = None
+            if not delivered:
+                nxt = c.execute(Q["next_delayed"], {"actor_id": actor_id, "now": now}).fetchone()[0]
+            return ReceiveOutcome(
+                messages=[_with(m, status=MessageStatus.INFLIGHT, attempt=m.attempt + 1) for m in delivered],
+                dead=[_with(m, status=MessageStatus.DEAD, completed_at=now) for m in dead],
+                acked=acked,
+                next_available_at=nxt,
+            )
+
+        return await self._run(op)
+
+    async def complete(
+        self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
+    ) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            n = c.execute(
+                Q["complete"], {"actor_id": actor_id, "id": msg_id, "now": now, "response": response}
+            ).rowcount
+            if n and state is not None:
+                c.execute(Q["save_state"], {"actor_id": actor_id, "state": state})
+            return bool(n)
+
+        return await self._run(op)
+
+    async def release(
+        self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
+    ) -> list[MessageRecord]:
+        def op(c: sqlite3.Connection) -> list[MessageRecord]:
+            dead: list[MessageRecord] = []
+            for i in ids:
+                row = c.execute(Q["get_message"], {"actor_id": actor_id, "id": i}).fetchone()
+                if row is None or row[4] != MessageStatus.INFLIGHT:
+                    continue
+                c.execute(Q["release"], {"actor_id": actor_id, "id": i, "error": error})
+                if row[5] >= max_attempts:
+                    c.execute(Q["kill"], {"actor_id": actor_id, "id": i, "now": now})
+                    dead.append(
+                        _with(_message(row), status=MessageStatus.DEAD, error=error, completed_at=now)
+                    )
+            return dead
+
+        return await self._run(op)
+
+    async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None:
+        def op(c: sqlite3.Connection) -> MessageRecord | None:
+            row = c.execute(Q["get_message"], {"actor_id": actor_id, "id": msg_id}).fetchone()
+            return _message(row) if row else None
+
+        return await self._run(op)
+
+    async def list_messages(
+        self, actor_id: str, status: MessageStatus, limit: int, queue: str | None = None
+    ) -> list[MessageRecord]:
+        def op(c: sqlite3.Connection) -> list[MessageRecord]:
+            rows = c.execute(
+                Q["list_messages"],
+                {"actor_id": actor_id, "status": int(status), "limit": limit, "queue": queue},
+            ).fetchall()
+            return [_message(r) for r in rows]
+
+        return await self._run(op)
+
+    async def next_available_at(self, actor_id: str, now: float) -> tuple[bool, float | None]:
+        def op(c: sqlite3.Connection) -> tuple[bool, float | None]:
+            ready = bool(c.execute(Q["has_ready"], {"actor_id": actor_id, "now": now}).fetchone()[0])
+            nxt = c.execute(Q["next_delayed"], {"actor_id": actor_id, "now": now}).fetchone()[0]
+            return ready, nxt
+
+        return await self._run(op)
+
+    async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]:
+        def op(c: sqlite3.Connection) -> list[QueueStats]:
+            rows = c.execute(Q["queue_stats"], {"actor_id": actor_id, "now": now}).fetchall()
+            return [QueueStats(r[0], r[1] or 0, r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0) for r in rows]
+
+        return await self._run(op)
+
+    async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            return bool(c.execute(Q["retry_dead"], {"actor_id": actor_id, "id": msg_id, "now": now}).rowcount)
+
+        return await self._run(op)
+
+    async def delete_dead(self, actor_id: str, msg_id: int) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            return bool(c.execute(Q["delete_dead"], {"actor_id": actor_id, "id": msg_id}).rowcount)
+
+        return await self._run(op)
+
+    async def recover(self, now: float) -> list[str]:
+        def op(c: sqlite3.Connection) -> list[str]:
+            c.execute(Q["recover"])
+            return [r[0] for r in c.execute(Q["actors_with_work"]).fetchall()]
+
+        return await self._run(op)
+
+    async def purge_completed(self, before: float) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            return int(c.execute(Q["purge_completed"], {"before": before}).rowcount)
+
+        return await self._run(op)
+
+    # -- schedules ---------------------------------------------------------------------------
+    async def add_schedule(self, actor_id: str, run_at: float, action: str, args: str) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                Q["add_schedule"], {"actor_id": actor_id, "run_at": run_at, "action": action, "args": args}
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(op)
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
+        def op(c: sqlite3.Connection) -> list[ScheduleRecord]:
+            rows = c.execute(Q["due_schedules"], {"now": now, "limit": limit}).fetchall()
+            return [ScheduleRecord(*r) for r in rows]
+
+        return await self._run(op)
+
+    async def next_schedule_at(self) -> float | None:
+        def op(c: sqlite3.Connection) -> float | None:
+            value = c.execute(Q["next_schedule_at"]).fetchone()[0]
+            return float(value) if value is not None else None
+
+        return await self._run(op)
+
+    async def finish_schedule(self, schedule_id: int, *, retry_at: float | None) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            if retry_at is None:
+                c.execute(Q["delete_schedule"], {"id": schedule_id})
+            else:
+                c.execute(Q["retry_schedule"], {"id": schedule_id, "run_at": retry_at})
+
+        await self._run(op)
+
+
+def _with(msg: MessageRecord, **changes: Any) -> MessageRecord:
+    return replace(msg, **changes)

@@ -1,0 +1,45 @@
+-- actorq SQLite schema, version 1.
+CREATE TABLE actors (
+    actor_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    key        TEXT NOT NULL,            -- JSON array of strings
+    state      TEXT,                     -- JSON, NULL until first saved
+    next_seq   INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    UNIQUE (name, key)
+);
+
+CREATE TABLE messages (
+    actor_id        TEXT NOT NULL,
+    id              INTEGER NOT NULL,    -- per-actor, monotonic: FIFO order
+    queue           TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    status          INTEGER NOT NULL,    -- 0 pending, 1 in flight, 2 completed, 3 dead
+    attempt         INTEGER NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    available_at    REAL NOT NULL,
+    completed_at    REAL,
+    response        TEXT,
+    error           TEXT,
+    idempotency_key TEXT,
+    PRIMARY KEY (actor_id, id)
+) WITHOUT ROWID;
+
+-- receive: lowest id among an actor's pending/in-flight messages
+CREATE INDEX messages_by_status ON messages (actor_id, status, id);
+-- max_size check: pending messages of one queue
+CREATE INDEX messages_by_queue ON messages (actor_id, queue, status);
+CREATE UNIQUE INDEX messages_idempotency ON messages (actor_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- retention purge and start-up recovery
+CREATE INDEX messages_active ON messages (status, completed_at);
+
+CREATE TABLE schedules (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    actor_id   TEXT NOT NULL,
+    run_at     REAL NOT NULL,
+    action     TEXT NOT NULL,
+    args       TEXT NOT NULL,            -- JSON array
+    attempt    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX schedules_due ON schedules (run_at);

@@ -1,0 +1,107 @@
+-- Named queries of the SQLite driver. `-- name: x` starts query x; parameters are named (:p).
+
+-- name: find_actor
+SELECT actor_id, name, key, state, created_at FROM actors WHERE name = :name AND key = :key;
+
+-- name: insert_actor
+INSERT INTO actors (actor_id, name, key, state, created_at) VALUES (:actor_id, :name, :key, NULL, :now);
+
+-- name: load_actor
+SELECT actor_id, name, key, state, created_at FROM actors WHERE actor_id = :actor_id;
+
+-- name: list_actors
+SELECT actor_id, name, key, state, created_at FROM actors
+WHERE (:name IS NULL OR name = :name) AND (:after IS NULL OR actor_id > :after)
+ORDER BY actor_id LIMIT :limit;
+
+-- name: save_state
+UPDATE actors SET state = :state WHERE actor_id = :actor_id;
+
+-- name: find_idempotent
+SELECT id, created_at FROM messages WHERE actor_id = :actor_id AND idempotency_key = :key;
+
+-- name: count_pending
+SELECT count(*) FROM messages WHERE actor_id = :actor_id AND queue = :queue AND status = 0;
+
+-- name: take_seq
+UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = :actor_id RETURNING next_seq - 1;
+
+-- name: insert_message
+INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key)
+VALUES (:actor_id, :id, :queue, :body, 0, 0, :now, :available_at, :key);
+
+-- name: ack
+UPDATE messages SET status = 2, completed_at = :now
+WHERE actor_id = :actor_id AND id = :id AND status = 1;
+
+-- name: ready
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now
+ORDER BY id LIMIT :limit;
+
+-- name: deliver
+UPDATE messages SET status = 1, attempt = attempt + 1 WHERE actor_id = :actor_id AND id = :id;
+
+-- name: kill
+UPDATE messages SET status = 3, completed_at = :now,
+    error = coalesce(error, 'exceeded max_attempts')
+WHERE actor_id = :actor_id AND id = :id;
+
+-- name: next_delayed
+SELECT min(available_at) FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at > :now;
+
+-- name: complete
+UPDATE messages SET status = 2, completed_at = :now, response = :response
+WHERE actor_id = :actor_id AND id = :id AND status = 1;
+
+-- name: release
+UPDATE messages SET status = 0, error = :error WHERE actor_id = :actor_id AND id = :id AND status = 1;
+
+-- name: get_message
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+FROM messages WHERE actor_id = :actor_id AND id = :id;
+
+-- name: list_messages
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+FROM messages WHERE actor_id = :actor_id AND status = :status AND (:queue IS NULL OR queue = :queue)
+ORDER BY id LIMIT :limit;
+
+-- name: has_ready
+SELECT EXISTS (SELECT 1 FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now);
+
+-- name: queue_stats
+SELECT queue,
+       sum(status = 0 AND available_at <= :now), sum(status = 0 AND available_at > :now),
+       sum(status = 1), sum(status = 2), sum(status = 3)
+FROM messages WHERE actor_id = :actor_id GROUP BY queue ORDER BY queue;
+
+-- name: retry_dead
+UPDATE messages SET status = 0, attempt = 0, error = NULL, completed_at = NULL, available_at = :now
+WHERE actor_id = :actor_id AND id = :id AND status = 3;
+
+-- name: delete_dead
+DELETE FROM messages WHERE actor_id = :actor_id AND id = :id AND status = 3;
+
+-- name: recover
+UPDATE messages SET status = 0 WHERE status = 1;
+
+-- name: actors_with_work
+SELECT DISTINCT actor_id FROM messages WHERE status = 0;
+
+-- name: purge_completed
+DELETE FROM messages WHERE status = 2 AND completed_at < :before;
+
+-- name: add_schedule
+INSERT INTO schedules (actor_id, run_at, action, args) VALUES (:actor_id, :run_at, :action, :args) RETURNING id;
+
+-- name: due_schedules
+SELECT id, actor_id, run_at, action, args, attempt FROM schedules WHERE run_at <= :now ORDER BY run_at, id LIMIT :limit;
+
+-- name: next_schedule_at
+SELECT min(run_at) FROM schedules;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id;
+
+-- name: retry_schedule
+UPDATE schedules SET run_at = :run_at, attempt = attempt + 1 WHERE id = :id;

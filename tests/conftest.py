@@ -1,0 +1,104 @@
+"""Shared fixtures: temporary data directories and real server processes (for crash tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from actorq.server.serve import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerProcess:
+    """``python -m actorq serve TARGET`` in a child process on a free loopback port."""
+
+    def __init__(self, target: str, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
+        self.target = target
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **self.env}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its life
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "actorq", "serve", self.target, "--port", str(self.port),
+             "--storage", str(self.data_dir), "--log-level", "warning", *self.args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    class Factory(ServerProcess):
+        def start(self, timeout: float = 20.0) -> ServerProcess:
+            started.append(self)
+            return super().start(timeout)
+
+    yield Factory
+    for s in started:
+        s.stop()
