@@ -287,9 +287,8 @@ class SQLiteStorage:
                 ).fetchone()
                 if row is not None:
                     return SendOutcome(id=row[0], created_at=row[1], duplicate=True)
-            pending = c.execute(
-                Q["count_pending"], {"actor_id": req.actor_id, "queue": req.queue}
-            ).fetchone()[0]
+            depth = c.execute(Q["count_pending"], {"actor_id": req.actor_id, "queue": req.queue}).fetchone()
+            pending = depth[0] if depth is not None else 0
             if pending >= req.max_size:
                 raise QueueFull(
                     f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
@@ -311,6 +310,7 @@ class SQLiteStorage:
                     "key": req.idempotency_key,
                 },
             )
+            _depth(c, req.actor_id, req.queue, 1)
             return SendOutcome(id=seq[0], created_at=now)
 
         return await self._run(op)
@@ -352,8 +352,10 @@ class SQLiteStorage:
                 cursor.close()
                 for msg in dead:
                     c.execute(Q["kill"], {"actor_id": actor_id, "id": msg.id, "now": now})
+                    _depth(c, actor_id, msg.queue, -1)
                 for msg in delivered:
                     c.execute(Q["deliver"], {"actor_id": actor_id, "id": msg.id})
+                    _depth(c, actor_id, msg.queue, -1)
             nxt = None
             if not delivered:
                 nxt = c.execute(Q["next_delayed"], {"actor_id": actor_id, "now": now}).fetchone()[0]
@@ -394,6 +396,8 @@ class SQLiteStorage:
                     dead.append(
                         _with(_message(row), status=MessageStatus.DEAD, error=error, completed_at=now)
                     )
+                else:
+                    _depth(c, actor_id, row[2], 1)
             return dead
 
         return await self._run(op)
@@ -434,7 +438,13 @@ class SQLiteStorage:
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
         def op(c: sqlite3.Connection) -> bool:
-            return bool(c.execute(Q["retry_dead"], {"actor_id": actor_id, "id": msg_id, "now": now}).rowcount)
+            row = c.execute(Q["get_message"], {"actor_id": actor_id, "id": msg_id}).fetchone()
+            if row is None:
+                return False
+            if not c.execute(Q["retry_dead"], {"actor_id": actor_id, "id": msg_id, "now": now}).rowcount:
+                return False
+            _depth(c, actor_id, row[2], 1)
+            return True
 
         return await self._run(op)
 
@@ -447,6 +457,8 @@ class SQLiteStorage:
     async def recover(self, now: float) -> list[str]:
         def op(c: sqlite3.Connection) -> list[str]:
             c.execute(Q["recover"])
+            c.execute(Q["clear_depths"])
+            c.execute(Q["recount_depths"])
             return [r[0] for r in c.execute(Q["actors_with_work"]).fetchall()]
 
         return await self._run(op)
@@ -489,6 +501,10 @@ class SQLiteStorage:
                 c.execute(Q["retry_schedule"], {"id": schedule_id, "run_at": retry_at})
 
         await self._run(op)
+
+
+def _depth(c: sqlite3.Connection, actor_id: str, queue: str, n: int) -> None:
+    c.execute(Q["add_depth"], {"actor_id": actor_id, "queue": queue, "n": n})
 
 
 def _with(msg: MessageRecord, **changes: Any) -> MessageRecord:

@@ -21,7 +21,18 @@ UPDATE actors SET state = :state WHERE actor_id = :actor_id;
 SELECT id, created_at FROM messages WHERE actor_id = :actor_id AND idempotency_key = :key;
 
 -- name: count_pending
-SELECT count(*) FROM messages WHERE actor_id = :actor_id AND queue = :queue AND status = 0;
+SELECT pending FROM queue_depths WHERE actor_id = :actor_id AND queue = :queue;
+
+-- name: add_depth
+INSERT INTO queue_depths (actor_id, queue, pending) VALUES (:actor_id, :queue, :n)
+ON CONFLICT (actor_id, queue) DO UPDATE SET pending = pending + excluded.pending;
+
+-- name: clear_depths
+DELETE FROM queue_depths;
+
+-- name: recount_depths
+INSERT INTO queue_depths (actor_id, queue, pending)
+SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 GROUP BY actor_id, queue;
 
 -- name: take_seq
 UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = :actor_id RETURNING next_seq - 1;
@@ -36,7 +47,8 @@ WHERE actor_id = :actor_id AND id = :id AND status = 1;
 
 -- name: ready
 SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
-FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now
+FROM messages INDEXED BY messages_by_status
+WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now
 ORDER BY id LIMIT :limit;
 
 -- name: deliver
@@ -48,7 +60,8 @@ UPDATE messages SET status = 3, completed_at = :now,
 WHERE actor_id = :actor_id AND id = :id;
 
 -- name: next_delayed
-SELECT min(available_at) FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at > :now;
+SELECT min(available_at) FROM messages INDEXED BY messages_by_status
+WHERE actor_id = :actor_id AND status = 0 AND available_at > :now;
 
 -- name: complete
 UPDATE messages SET status = 2, completed_at = :now, response = :response
@@ -67,7 +80,8 @@ FROM messages WHERE actor_id = :actor_id AND status = :status AND (:queue IS NUL
 ORDER BY id LIMIT :limit;
 
 -- name: has_ready
-SELECT EXISTS (SELECT 1 FROM messages WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now);
+SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_by_status
+               WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now);
 
 -- name: queue_stats
 SELECT queue,

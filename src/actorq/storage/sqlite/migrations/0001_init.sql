@@ -27,12 +27,21 @@ CREATE TABLE messages (
 
 -- receive: lowest id among an actor's pending/in-flight messages
 CREATE INDEX messages_by_status ON messages (actor_id, status, id);
--- max_size check: pending messages of one queue
+-- queue statistics and listing per queue
 CREATE INDEX messages_by_queue ON messages (actor_id, queue, status);
 CREATE UNIQUE INDEX messages_idempotency ON messages (actor_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 -- retention purge and start-up recovery
 CREATE INDEX messages_active ON messages (status, completed_at);
+
+-- pending (not yet received) messages per queue, kept in step by every transition so that the
+-- max_size check of a send is O(1) however deep the backlog is
+CREATE TABLE queue_depths (
+    actor_id TEXT NOT NULL,
+    queue    TEXT NOT NULL,
+    pending  INTEGER NOT NULL,
+    PRIMARY KEY (actor_id, queue)
+) WITHOUT ROWID;
 
 CREATE TABLE schedules (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
