@@ -19,7 +19,9 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from actorq.core.definitions import QueueDefinition
 from actorq.core.instance import ActorInstance
+from actorq.core.tracing import tracer
 from actorq.errors import ActorExists, BadRequest, NotFound, QueueFull, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 from actorq.storage.protocol import MessageRecord, MessageStatus, SendRequest, Storage
@@ -323,6 +325,25 @@ class Runtime:
         self._check_accepting()
         info = await self.actor_info(actor_id)
         qdef = self.registry.definition(info.name).get_queue(queue)
+        with tracer.start_as_current_span(
+            "actorq.send",
+            attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.queue": queue},
+        ) as span:
+            receipt = await self._send(actor_id, queue, qdef, body, block, timeout, delay, idempotency_key)
+            span.set_attribute("actorq.message_id", receipt.id)
+            return receipt
+
+    async def _send(
+        self,
+        actor_id: str,
+        queue: str,
+        qdef: QueueDefinition,
+        body: Any,
+        block: bool,
+        timeout: float | None,
+        delay: float | None,
+        idempotency_key: str | None,
+    ) -> SendReceipt:
         body_json = qdef.encode_body(body)
         if delay is not None and (not math.isfinite(delay) or delay < 0):
             raise BadRequest("delay must be a non-negative number of seconds")
@@ -414,6 +435,16 @@ class Runtime:
         self, actor_id: str, msg_id: int, timeout: float | None, *, fresh: bool = False
     ) -> SendResult:
         """Wait until the message is completed or dead, or ``timeout`` passes (then ``timed_out``)."""
+        with tracer.start_as_current_span(
+            "actorq.wait", attributes={"actorq.actor_id": actor_id, "actorq.message_id": msg_id}
+        ) as span:
+            result = await self._wait_result(actor_id, msg_id, timeout, fresh)
+            span.set_attribute("actorq.status", result.status)
+            return result
+
+    async def _wait_result(
+        self, actor_id: str, msg_id: int, timeout: float | None, fresh: bool
+    ) -> SendResult:
         loop = asyncio.get_running_loop()
         limit = self.config.max_wait if timeout is None else min(max(0.0, timeout), self.config.max_wait)
         deadline = loop.time() + limit
@@ -520,8 +551,12 @@ class Runtime:
         self._check_accepting()
         info = await self.actor_info(actor_id)
         self.registry.definition(info.name).get_action(name)
-        inst = await self.ensure_awake(actor_id)
-        return await inst.call_action(name, args)
+        with tracer.start_as_current_span(
+            "actorq.action",
+            attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},
+        ):
+            inst = await self.ensure_awake(actor_id)
+            return await inst.call_action(name, args)
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, actor_id: str) -> Subscriber:
