@@ -149,6 +149,7 @@ async def test_server(
         async with create_client(f"http://127.0.0.1:{port}", token=token) as client:
             yield client
     finally:
+        server.runtime.begin_shutdown()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
