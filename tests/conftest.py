@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """``python -m actorq serve TARGET`` in a child process on a free loopback port."""
 
-    def __init__(self, target: str, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.target = target
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -36,12 +43,31 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **self.env}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its life
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            **self.env,
+        }
+        log = open(self.log_path, "ab")  # owned by the child for its life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actorq", "serve", self.target, "--port", str(self.port),
-             "--storage", str(self.data_dir), "--log-level", "warning", *self.args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "actorq",
+                "serve",
+                self.target,
+                "--port",
+                str(self.port),
+                "--storage",
+                str(self.data_dir),
+                "--log-level",
+                "warning",
+                *self.args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

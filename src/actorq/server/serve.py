@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -46,11 +48,17 @@ class ActorqServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        if not self._signals:
+        # Like uvicorn's, but a graceful stop exits 0 instead of re-raising the signal: a service
+        # manager should see a clean exit when every handler finished and nothing was lost.
+        if not self._signals or threading.current_thread() is not threading.main_thread():
             yield
             return
-        with super().capture_signals():
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
             yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,49 @@
+"""Actors that write every step to a journal file (``$ACTORQ_TEST_JOURNAL``), one fsync'd JSON
+line per event, so crash tests can see what ran, how often, in which order and when."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from actorq import ActorContext, actor, queue, setup
+
+
+def journal(event: dict[str, Any]) -> None:
+    path = os.environ["ACTORQ_TEST_JOURNAL"]
+    line = json.dumps({**event, "pid": os.getpid(), "t": time.time_ns()})
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def _work(c: ActorContext, msg_id: int, attempt: int, body: dict[str, Any]) -> None:
+    journal({"ev": "start", "actor": c.key[0], "id": msg_id, "attempt": attempt, "body": body})
+    delay = float(body.get("sleep", 0))
+    if attempt == 1:
+        delay += float(body.get("sleep_first_attempt", 0))
+    if delay:
+        await asyncio.sleep(delay)
+    journal({"ev": "end", "actor": c.key[0], "id": msg_id, "attempt": attempt, "body": body})
+
+
+async def run_plain(c: ActorContext) -> None:
+    async for m in c.queue.iter():
+        await _work(c, m.id, m.attempt, m.body)
+
+
+async def run_completable(c: ActorContext) -> None:
+    async for m in c.queue.iter(completable=True):
+        await _work(c, m.id, m.attempt, m.body)
+        await m.complete({"n": m.body.get("n"), "attempt": m.attempt})
+
+
+worker = actor(queues={"tasks": queue(dict)}, run=run_plain, max_attempts=10)
+replier = actor(queues={"ask": queue(dict)}, run=run_completable, max_attempts=10)
+registry = setup(use={"worker": worker, "replier": replier})
