@@ -18,6 +18,11 @@ from actorq.core.registry import Registry
 app = typer.Typer(help="actorq: durable actors with queues.", no_args_is_help=True, add_completion=False)
 
 
+@app.callback()
+def _root() -> None:
+    """actorq: durable actors with queues."""
+
+
 def load_registry(target: str) -> Registry:
     """Import ``module:attribute`` (attribute defaults to ``registry``)."""
     module_name, _, attr = target.partition(":")
@@ -38,7 +43,9 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 6420,
     storage: Annotated[str | None, typer.Option(help="data directory or postgresql:// URL")] = None,
-    token: Annotated[str | None, typer.Option(envvar="ACTORQ_TOKEN", help="require this bearer token")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="ACTORQ_TOKEN", help="require this bearer token")
+    ] = None,
     grace: Annotated[float, typer.Option(help="seconds a running handler may finish on shutdown")] = 10.0,
     log_level: Annotated[str, typer.Option(help="uvicorn/actorq log level")] = "info",
 ) -> None:

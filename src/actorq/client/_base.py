@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
+from actorq._typing import adapter
 from actorq.errors import ActorqError, BadRequest, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 
@@ -187,7 +187,9 @@ def parse_send(
 def parse_result(data: Any, *, actor_id: str, queue: str = "", response_type: Any = None) -> SendResult:
     response = data.get("response")
     if response_type is not None and response is not None and data.get("status") == "completed":
-        response = TypeAdapter(response_type).validate_python(response)
+        ad = adapter(response_type)
+        if ad is not None:
+            response = ad.validate_python(response)
     return SendResult(
         id=int(data["id"]),
         status=data["status"],

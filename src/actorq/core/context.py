@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from actorq.core import typing as t
+from actorq import _typing as t
 from actorq.core.message import Message
 from actorq.errors import BadRequest, NotFound
 from actorq.results import SendReceipt, SendResult

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from actorq.core import typing as t
+from actorq import _typing as t
 from actorq.errors import MessageTooLarge, NotFound, ValidationError
 
 if TYPE_CHECKING:

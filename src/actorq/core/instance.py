@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from actorq.core import typing as t
+from actorq import _typing as t
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.requests import Request
 
-from actorq.core.typing import pydantic_errors
+from actorq._typing import pydantic_errors
 from actorq.errors import BadRequest
 
 

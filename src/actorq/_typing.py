@@ -1,4 +1,4 @@
-"""Type adapters for user-declared body, response and argument types.
+"""Type adapters for user-declared body, response and argument types (shared by core and clients).
 
 Users write ``typing.TypedDict`` on Python 3.11, which pydantic refuses there; :func:`adapter`
 rebuilds such classes (recursively, through generics) as ``typing_extensions.TypedDict`` so
