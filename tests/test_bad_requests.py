@@ -34,7 +34,7 @@ class Task(TypedDict):
 
 
 async def run(c: ActorContext) -> None:
-    async for m in c.queue.iter():
+    async for _m in c.queue.iter():
         c.state["done"] = c.state.get("done", 0) + 1
 
 
