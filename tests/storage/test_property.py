@@ -5,6 +5,7 @@ simple reference model of SPEC §1's delivery rules."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(queue=st.sampled_from(QUEUES), key=st.sampled_from([None, None, "k1", "k2", "k3"]))
     def send(self, queue: str, key: str | None) -> None:
-        req = SendRequest("A", queue, '{"q":"%s"}' % queue, MAX_SIZE, NOW, key)
+        req = SendRequest("A", queue, json.dumps({"q": queue}), MAX_SIZE, NOW, key)
         if key is not None and key in self.keys:
             out = self.run(self.storage.send(req, NOW))
             assert out.duplicate and out.id == self.keys[key]
