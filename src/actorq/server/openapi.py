@@ -92,6 +92,7 @@ def _base() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("Liveness", errors=())},
         "/metrics": {"get": _op("Prometheus metrics", errors=())},
+        "/openapi.json": {"get": _op("This document", errors=(401,))},
         "/v1/actors": {
             "get": _op("List actors", params=[{"name": "name", "in": "query", "schema": {"type": "string"}}]),
             "post": _op(
