@@ -7,15 +7,33 @@ other command is a thin shell over the sync client. Must not reach into the runt
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from actorq.client import SyncActorHandle, SyncClient, create_sync_client
 from actorq.core.registry import Registry
+from actorq.errors import ActorqError
 
 app = typer.Typer(help="actorq: durable actors with queues.", no_args_is_help=True, add_completion=False)
+
+
+def _console(stderr: bool = False) -> Console:
+    # built per use, not at import, so COLUMNS and redirections seen at run time apply
+    return Console(stderr=stderr)
+
+
+Url = Annotated[str, typer.Option("--url", envvar="ACTORQ_URL", help="server URL")]
+Token = Annotated[str | None, typer.Option("--token", envvar="ACTORQ_TOKEN", help="bearer token")]
+DEFAULT_URL = "http://127.0.0.1:6420"
 
 
 @app.callback()
@@ -37,15 +55,59 @@ def load_registry(target: str) -> Registry:
     return obj
 
 
+def parse_key(key: str) -> list[str]:
+    """``main`` or ``a,b`` or a JSON list ``["a", "b"]``."""
+    if key.startswith("["):
+        value = parse_json(key, "key")
+        if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+            raise typer.BadParameter("a JSON key must be a list of strings")
+        return value
+    return key.split(",")
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what} is not valid JSON: {exc}") from exc
+
+
+@contextmanager
+def session(url: str, token: str | None) -> Iterator[SyncClient]:
+    """A client whose typed errors become a red line and an exit code (2 for 4xx, 1 otherwise)."""
+    client = create_sync_client(url, token, retry_for=5.0)
+    try:
+        yield client
+    except ActorqError as exc:
+        _console(stderr=True).print(f"[bold red]{exc.code}[/] ({exc.status}): {exc.message}")
+        if exc.details:
+            _console(stderr=True).print(
+                json.dumps(exc.details, indent=2, default=str), style="red", markup=False, highlight=False
+            )
+        raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
+    finally:
+        client.close()
+
+
+def handle(client: SyncClient, actor: str, key: str) -> SyncActorHandle:
+    return client.actor(actor).get(parse_key(key))
+
+
+def print_json(value: Any) -> None:
+    _console().print_json(json.dumps(value, default=str))
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
 @app.command()
 def serve(
     target: Annotated[str, typer.Argument(help="module:registry to serve, e.g. examples.reviewer:registry")],
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 6420,
     storage: Annotated[str | None, typer.Option(help="data directory or postgresql:// URL")] = None,
-    token: Annotated[
-        str | None, typer.Option(envvar="ACTORQ_TOKEN", help="require this bearer token")
-    ] = None,
+    token: Token = None,
     grace: Annotated[float, typer.Option(help="seconds a running handler may finish on shutdown")] = 10.0,
     log_level: Annotated[str, typer.Option(help="uvicorn/actorq log level")] = "info",
 ) -> None:
@@ -55,6 +117,158 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = load_registry(target)
     registry.start(host=host, port=port, storage=storage, token=token, grace=grace, log_level=log_level)
+
+
+@app.command()
+def send(
+    actor: Annotated[str, typer.Argument(help="actor type")],
+    key: Annotated[str, typer.Argument(help="actor key: name, a,b or a JSON list")],
+    queue: Annotated[str, typer.Argument(help="queue name")],
+    body: Annotated[str, typer.Argument(help="message body as JSON")],
+    wait: Annotated[bool, typer.Option(help="wait for the message to be completed")] = False,
+    timeout: Annotated[float | None, typer.Option(help="seconds to wait")] = None,
+    delay: Annotated[float | None, typer.Option(help="deliver no earlier than this many seconds")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="same key, same message")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Send a message (creating the actor if needed); print its id, or its result with --wait."""
+    value = parse_json(body, "body")
+    with session(url, token) as client:
+        h = client.actor(actor).get_or_create(parse_key(key))
+        if wait:
+            r = h.send(queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key)
+            print_json({"id": r.id, "status": r.status, "response": r.response, "error": r.error})
+            if r.status == "failed":
+                raise typer.Exit(1)
+            return
+        receipt = h.send(queue, value, delay=delay, idempotency_key=idempotency_key)
+        print_json({"id": receipt.id, "actor_id": receipt.actor_id, "duplicate": receipt.duplicate})
+
+
+@app.command()
+def call(
+    actor: Annotated[str, typer.Argument(help="actor type")],
+    key: Annotated[str, typer.Argument(help="actor key")],
+    action: Annotated[str, typer.Argument(help="action name")],
+    args: Annotated[list[str] | None, typer.Argument(help="arguments, each as JSON")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Call an action and print its JSON result."""
+    values = [parse_json(a, f"argument {i}") for i, a in enumerate(args or [])]
+    with session(url, token) as client:
+        print_json(client.actor(actor).get_or_create(parse_key(key)).action(action, *values))
+
+
+@app.command()
+def actors(
+    name: Annotated[str | None, typer.Option(help="only this actor type")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """List actors."""
+    with session(url, token) as client:
+        rows = client.list_actors(name, limit=limit)
+    table = Table("actor id", "type", "key", title=f"{len(rows)} actor(s)")
+    for a in rows:
+        table.add_row(a.actor_id, a.name, json.dumps(a.key))
+    _console().print(table)
+
+
+@app.command("queue")
+def queue_cmd(
+    actor: Annotated[str, typer.Argument(help="actor type")],
+    key: Annotated[str, typer.Argument(help="actor key")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Queue depths of one actor, its next pending messages and its dead letters."""
+    with session(url, token) as client:
+        h = handle(client, actor, key)
+        depths = h.queues()
+        letters = h.dead_letters()
+        pending = h.messages("pending", 20)
+    table = Table(
+        "queue",
+        "pending",
+        "delayed",
+        "in flight",
+        "completed",
+        "dead",
+        "max size",
+        title=f"{actor} {json.dumps(parse_key(key))} ({h.actor_id})",
+    )
+    for q in depths:
+        table.add_row(
+            q.queue, *(str(v) for v in (q.pending, q.delayed, q.in_flight, q.completed, q.dead, q.max_size))
+        )
+    _console().print(table)
+    if pending:
+        pt = Table("id", "queue", "attempt", "created", "available", title="pending")
+        for m in pending[:20]:
+            pt.add_row(
+                str(m["id"]), m["queue"], str(m["attempt"]), when(m["created_at"]), when(m["available_at"])
+            )
+        _console().print(pt)
+    if letters:
+        dt = Table("id", "queue", "attempts", "failed at", "error", "body", title="dead letters")
+        for d in letters:
+            dt.add_row(
+                str(d.id), d.queue, str(d.attempt), when(d.failed_at), d.error or "", json.dumps(d.body)[:60]
+            )
+        _console().print(dt)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    actor: Annotated[str, typer.Argument(help="actor type")],
+    key: Annotated[str, typer.Argument(help="actor key")],
+    retry: Annotated[int | None, typer.Option(help="put this dead letter back in its queue")] = None,
+    delete: Annotated[int | None, typer.Option(help="delete this dead letter")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """List dead letters, or retry / delete one."""
+    with session(url, token) as client:
+        h = handle(client, actor, key)
+        action: Callable[[int], None] | None = None
+        if retry is not None:
+            action, target, verb = h.retry_dead_letter, retry, "retried"
+        elif delete is not None:
+            action, target, verb = h.delete_dead_letter, delete, "deleted"
+        if action is not None:
+            action(target)
+            _console().print(f"dead letter {target} {verb}")
+            return
+        letters = h.dead_letters()
+    table = Table(
+        "id", "queue", "attempts", "failed at", "error", "body", title=f"{len(letters)} dead letter(s)"
+    )
+    for d in letters:
+        table.add_row(
+            str(d.id), d.queue, str(d.attempt), when(d.failed_at), d.error or "", json.dumps(d.body)[:80]
+        )
+    _console().print(table)
+
+
+@app.command()
+def result(
+    actor: Annotated[str, typer.Argument(help="actor type")],
+    key: Annotated[str, typer.Argument(help="actor key")],
+    message_id: Annotated[int, typer.Argument(help="message id")],
+    wait: Annotated[bool, typer.Option(help="wait until it is completed or failed")] = False,
+    timeout: Annotated[float | None, typer.Option(help="seconds to wait")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Look up a message's status and response by id."""
+    with session(url, token) as client:
+        r = handle(client, actor, key).result(message_id, wait=wait, timeout=timeout)
+    print_json(
+        {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
+    )
 
 
 def main() -> None:

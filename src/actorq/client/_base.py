@@ -157,6 +157,9 @@ class HandleCore:
             timeout=_http_timeout(wait, timeout, http_timeout),
         )
 
+    def messages_request(self, status: str, limit: int) -> Request:
+        return Request("GET", self.path("messages"), params={"status": status, "limit": str(limit)})
+
     def action_request(self, name: str, args: Sequence[Any], http_timeout: float | None) -> Request:
         return Request(
             "POST",

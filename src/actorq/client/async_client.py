@@ -221,6 +221,12 @@ class ActorHandle:
         await self.resolve()
         return b.parse_queues(await self._client.request(b.Request("GET", self._core.path("queues"))))
 
+    async def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
+        """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at."""
+        await self.resolve()
+        data = await self._client.request(self._core.messages_request(status, limit))
+        return list(data["messages"])
+
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         await self.resolve()
         req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})

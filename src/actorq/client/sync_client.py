@@ -201,6 +201,10 @@ class SyncActorHandle:
         self.resolve()
         return b.parse_queues(self._client.request(b.Request("GET", self._core.path("queues"))))
 
+    def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
+        self.resolve()
+        return list(self._client.request(self._core.messages_request(status, limit))["messages"])
+
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         self.resolve()
         req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})
