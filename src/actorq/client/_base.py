@@ -89,6 +89,8 @@ class HandleCore:
         self.key = _key(key) if key is not None else None
         self.mode = mode
         self.actor_id = actor_id
+        self._prefix: str | None = None
+        self._quoted_id = ""
 
     def resolve_request(self) -> Request:
         if self.mode == "id":
@@ -111,7 +113,10 @@ class HandleCore:
 
     def path(self, *parts: str | int) -> str:
         assert self.actor_id is not None
-        return "/v1/actors/" + "/".join(quote(str(p), safe="") for p in (self.actor_id, *parts))
+        if self._prefix is None or not self._prefix.endswith(self._quoted_id):
+            self._quoted_id = quote(self.actor_id, safe="")
+            self._prefix = f"/v1/actors/{self._quoted_id}"
+        return "/".join((self._prefix, *(quote(str(p), safe="") for p in parts)))
 
     def send_request(
         self,

@@ -8,6 +8,7 @@ runtime guarantees that, this module guarantees one message at a time within it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
     from actorq.core.runtime import Runtime
 
 log = logging.getLogger("actorq.runtime")
+
+
+async def _wait(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait for ``event`` up to ``timeout`` s (no task per wait, unlike ``wait_for``: hot path)."""
+    if timeout is None:
+        await event.wait()
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 class ActorInstance:
@@ -204,10 +215,7 @@ class ActorInstance:
                 wait = due if wait is None else min(wait, due)
             if self.idle_since is None:
                 self.idle_since = time.monotonic()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), wait)
-            except TimeoutError:
-                pass
+            await _wait(self._wakeup, wait)
 
     def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
         qdef = self.definition.get_queue(rec.queue)
@@ -325,10 +333,7 @@ class ActorInstance:
             if self.idle_since is None:
                 self.idle_since = time.monotonic()
             wait = None if nxt is None else max(0.0, nxt - time.time()) + 0.001
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), wait)
-            except TimeoutError:
-                pass
+            await _wait(self._wakeup, wait)
 
     # -- actions -------------------------------------------------------------------------------
     async def call_action(self, name: str, args: list[Any]) -> Any:

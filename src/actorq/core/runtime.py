@@ -270,6 +270,11 @@ class Runtime:
         if actor_id not in self._waking and self.accepting:
             self._spawn(self._wake_quietly(actor_id))
 
+    def _prepoke(self, actor_id: str) -> None:
+        inst = self._instances.get(actor_id)
+        if inst is not None and not inst.closing:
+            inst.poke()
+
     def _wake_at(self, actor_id: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
         old = self._timers.get(actor_id)
@@ -357,7 +362,12 @@ class Runtime:
         )
         while True:
             try:
-                out = await self.storage.send(req, time.time())
+                pending = asyncio.ensure_future(self.storage.send(req, time.time()))
+                if delay is None:
+                    # Let an awake receiver ask right behind this send: both usually land in the
+                    # same group commit, so the message is handed out with the commit that stores it.
+                    self._prepoke(actor_id)
+                out = await pending
                 break
             except QueueFull:
                 remaining = deadline - loop.time()
@@ -467,14 +477,14 @@ class Runtime:
                 if remaining <= 0:
                     attempt = rec.attempt if rec is not None else 0
                     return SendResult(id=msg_id, status="timed_out", attempt=attempt, actor_id=actor_id)
-                try:
-                    return await asyncio.wait_for(asyncio.shield(fut), min(remaining, _POLL))
-                except TimeoutError:
-                    rec = await self.storage.get_message(actor_id, msg_id)
-                    if rec is None:
-                        raise NotFound(f"no message {msg_id} on actor {actor_id}") from None
-                    if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
-                        return _status(rec)
+                done, _ = await asyncio.wait((fut,), timeout=min(remaining, _POLL))
+                if done:
+                    return fut.result()
+                rec = await self.storage.get_message(actor_id, msg_id)  # a notification may be lost
+                if rec is None:
+                    raise NotFound(f"no message {msg_id} on actor {actor_id}")
+                if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+                    return _status(rec)
         finally:
             futs = self._waiters.get(key)
             if futs is not None:

@@ -92,6 +92,7 @@ def build(
         lifespan="on",
         timeout_graceful_shutdown=int(runtime.config.grace) + 1,
         access_log=False,
+        proxy_headers=False,  # no proxy in front by default; saves a middleware per request
         ws="websockets-sansio" if _has_sansio() else "auto",
     )
     return ActorqServer(config, runtime, signals=signals)

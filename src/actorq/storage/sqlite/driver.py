@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from actorq.errors import QueueFull, Unavailable
+from actorq.errors import ActorqError, QueueFull, Unavailable
 from actorq.storage._sql import load_migrations, load_queries
 from actorq.storage.protocol import (
     ActorRecord,
@@ -36,6 +36,8 @@ from actorq.storage.protocol import (
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+# (operation, its future, the loop to resolve it on, whether its commit must reach the disk first)
+Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop, bool]
 Q = load_queries("actorq.storage.sqlite")
 MAX_BATCH = 1024
 
@@ -73,9 +75,8 @@ class _Writer(threading.Thread):
         super().__init__(name=f"actorq-sqlite:{path.name}", daemon=True)
         self.path = path
         self.synchronous = synchronous
-        self.ops: stdqueue.SimpleQueue[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = (
-            stdqueue.SimpleQueue()
-        )
+        self.ops: stdqueue.SimpleQueue[Item | None] = stdqueue.SimpleQueue()
+        self._synchronous = synchronous
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
 
@@ -116,39 +117,77 @@ class _Writer(threading.Thread):
                 batch.append(nxt)
             self._run_batch(conn, batch)
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]
-    ) -> None:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Item]) -> None:
+        # A batch that only hands out messages (or reads) need not wait for fsync: losing it to a
+        # power cut only forgets a delivery, which recovery redoes. Process crashes lose nothing.
+        sync = self.synchronous if any(item[3] for item in batch) else "NORMAL"
+        if sync != self._synchronous:
+            conn.execute(f"PRAGMA synchronous={sync}")
+            self._synchronous = sync
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op, fut, _ in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append((fut, None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    results.append((fut, value, None))
-            conn.execute("COMMIT")
+            results = self._run_together(conn, batch)
+        except _Unexpected:
+            # an operation failed in a way that may have left partial writes: run the batch again,
+            # each operation fenced by a savepoint, so only that operation's changes are dropped
+            results = self._run_fenced(conn, batch)
         except Exception as exc:  # the commit itself failed: nothing of this batch is durable
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             err = Unavailable(f"storage write failed: {exc}")
-            results = [(fut, None, err) for _, fut, _ in batch]
+            results = [(fut, None, err) for _, fut, _, _ in batch]
         by_loop: dict[
             asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
         ] = {}
-        for (_, _, loop), res in zip(batch, results, strict=True):
+        for (_, _, loop, _), res in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append(res)
         for loop, items in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_deliver, items)
             except RuntimeError:  # the loop is closed; nobody is waiting any more
                 pass
+
+    @staticmethod
+    def _run_together(
+        conn: sqlite3.Connection, batch: list[Item]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """The fast path: one transaction, no savepoints. Operations raise ``ActorqError`` only
+        before they write (e.g. QueueFull), so such an error needs no rollback."""
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for op, fut, _, _ in batch:
+            try:
+                results.append((fut, op(conn), None))
+            except ActorqError as exc:
+                results.append((fut, None, exc))
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                raise _Unexpected() from exc
+        conn.execute("COMMIT")
+        return results
+
+    @staticmethod
+    def _run_fenced(
+        conn: sqlite3.Connection, batch: list[Item]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for op, fut, _, _ in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                results.append((fut, None, exc))
+            else:
+                conn.execute("RELEASE op")
+                results.append((fut, value, None))
+        conn.execute("COMMIT")
+        return results
+
+
+class _Unexpected(Exception):
+    """An operation raised something other than a typed error; retry the batch fenced."""
 
 
 def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -232,13 +271,13 @@ class SQLiteStorage:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _run(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _run(self, op: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> asyncio.Future[T]:
         writer = self._writer
         if writer is None:
             raise Unavailable("storage is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        writer.ops.put((op, fut, loop))
+        writer.ops.put((op, fut, loop, durable))
         return fut
 
     # -- actors ------------------------------------------------------------------------------
@@ -366,7 +405,7 @@ class SQLiteStorage:
                 next_available_at=nxt,
             )
 
-        return await self._run(op)
+        return await self._run(op, durable=bool(ack_ids) or state is not None)
 
     async def complete(
         self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
