@@ -94,6 +94,24 @@ async def test_ids_are_per_actor_and_fifo(storage: Storage) -> None:
     assert (await storage.get_message(a, 1)).status == MessageStatus.COMPLETED  # type: ignore[union-attr]
 
 
+async def test_send_many_in_order_with_per_item_failures(storage: Storage) -> None:
+    a = await new_actor(storage)
+    out = await storage.send_many(
+        [
+            req(a, max_size=2),
+            req(a, max_size=2, key="k"),
+            req(a, max_size=2),
+            req(a, "other", max_size=2),
+            req(a, max_size=2, key="k"),
+        ],
+        NOW,
+    )
+    assert [getattr(o, "id", None) for o in out] == [1, 2, None, 3, 2]
+    assert isinstance(out[2], QueueFull) and getattr(out[4], "duplicate", False)
+    stats = {s.queue: s.pending for s in await storage.queue_stats(a, NOW)}
+    assert stats == {"q": 2, "other": 1}
+
+
 async def test_concurrent_sends_get_gapless_ids(storage: Storage) -> None:
     a = await new_actor(storage)
     outs = await asyncio.gather(*(storage.send(req(a, max_size=1000), NOW) for _ in range(200)))

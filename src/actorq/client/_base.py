@@ -22,6 +22,7 @@ Mode = Literal["get", "create", "get_or_create", "id"]
 Retry = Literal["safe", "unsent"]
 
 RETRY_FOR = 30.0  # seconds a client keeps retrying a request the server could not take
+MAX_BATCH = 256  # plain sends coalesced into one batch request at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,21 @@ class HandleCore:
             timeout=_http_timeout(wait or block, timeout, http_timeout),
         )
 
+    def send_item(
+        self, queue: str, body: Any, delay: float | None, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "queue": queue,
+            "body": to_json(body),
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        }
+        if delay is not None:
+            item["delay"] = delay
+        return item
+
+    def batch_request(self, items: list[dict[str, Any]], http_timeout: float | None) -> Request:
+        return Request("POST", self.path("batch"), {"messages": items}, timeout=http_timeout)
+
     def result_request(
         self, msg_id: int, wait: bool, timeout: float | None, http_timeout: float | None
     ) -> Request:
@@ -190,6 +206,16 @@ def parse_send(
             id=int(data["id"]), actor_id=actor_id, queue=queue, duplicate=bool(data.get("duplicate"))
         )
     return parse_result(data, actor_id=actor_id, queue=queue, response_type=response_type)
+
+
+def parse_batch(data: Any, *, actor_id: str, items: list[dict[str, Any]]) -> list[SendReceipt | ActorqError]:
+    out: list[SendReceipt | ActorqError] = []
+    for item, r in zip(items, data["results"], strict=True):
+        if "error" in r:
+            out.append(error_from_dict(int(r.get("status", 500)), {"error": r["error"]}))
+        else:
+            out.append(SendReceipt(int(r["id"]), actor_id, item["queue"], bool(r.get("duplicate"))))
+    return out
 
 
 def parse_result(data: Any, *, actor_id: str, queue: str = "", response_type: Any = None) -> SendResult:

@@ -27,8 +27,10 @@ class AsyncClient:
         *,
         timeout: float | None = 30.0,
         retry_for: float = b.RETRY_FOR,
+        coalesce: bool = True,
     ) -> None:
         self._url = b.base_url(url)
+        self._coalesce = coalesce
         self._token = token
         self._timeout = timeout
         self._retry_for = retry_for
@@ -132,6 +134,9 @@ class ActorHandle:
         self._client = client
         self._core = core
         self._lock = asyncio.Lock()
+        self._queued: list[tuple[dict[str, Any], asyncio.Future[SendReceipt]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Future[None] | None = None
 
     @property
     def actor_id(self) -> str | None:
@@ -187,6 +192,8 @@ class ActorHandle:
     ) -> SendReceipt | SendResult:
         """Send to ``queue``. With ``wait=True`` wait up to ``timeout`` s for the response."""
         actor_id = await self.resolve()
+        if self._client._coalesce and not wait and not block:
+            return await self._coalesced(self._core.send_item(queue, body, delay, idempotency_key))
         req = self._core.send_request(
             queue,
             body,
@@ -201,6 +208,54 @@ class ActorHandle:
         return b.parse_send(data, wait=wait, actor_id=actor_id, queue=queue, response_type=response_type)
 
     push = send
+
+    async def _coalesced(self, item: dict[str, Any]) -> SendReceipt:
+        """Plain sends issued while an earlier one is on the wire go out together as one batch
+        request (each item still durable before its own receipt). A lone send goes alone."""
+        fut: asyncio.Future[SendReceipt] = asyncio.get_running_loop().create_future()
+        self._queued.append((item, fut))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued[: b.MAX_BATCH], self._queued[b.MAX_BATCH :]
+                items = [item for item, _ in batch]
+                try:
+                    results = await self._send_items(items)
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(res, ActorqError):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
+        finally:
+            self._flushing = False
+
+    async def _send_items(self, items: list[dict[str, Any]]) -> list[SendReceipt | ActorqError]:
+        actor_id = self._core.actor_id or ""
+        if len(items) == 1:
+            item = items[0]
+            payload = {k: v for k, v in item.items() if k != "queue"}
+            req = b.Request(
+                "POST",
+                self._core.path("queues", item["queue"], "messages"),
+                payload,
+                timeout=self._client._timeout,
+            )
+            data = await self._client.request(req)
+            return [SendReceipt(int(data["id"]), actor_id, item["queue"], bool(data.get("duplicate")))]
+        data = await self._client.request(self._core.batch_request(items, self._client._timeout))
+        return b.parse_batch(data, actor_id=actor_id, items=items)
 
     async def result(
         self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None

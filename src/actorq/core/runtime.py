@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from actorq.core.definitions import QueueDefinition
 from actorq.core.instance import ActorInstance
 from actorq.core.tracing import tracer
-from actorq.errors import ActorExists, BadRequest, NotFound, QueueFull, Unavailable
+from actorq.errors import ActorExists, ActorqError, BadRequest, NotFound, QueueFull, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 from actorq.storage.protocol import MessageRecord, MessageStatus, SendRequest, Storage
 
@@ -71,6 +71,34 @@ def _status(rec: MessageRecord) -> SendResult:
         actor_id=rec.actor_id,
         queue=rec.queue,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One item of a batch send."""
+
+    queue: str
+    body: Any = None
+    delay: float | None = None
+    idempotency_key: str | None = None
+
+
+def _request(
+    actor_id: str,
+    queue: str,
+    qdef: QueueDefinition,
+    body: Any,
+    delay: float | None,
+    idempotency_key: str | None,
+) -> SendRequest:
+    """Validate one send (body type and size, delay, key) into a storage request."""
+    body_json = qdef.encode_body(body)
+    if delay is not None and (not math.isfinite(delay) or delay < 0):
+        raise BadRequest("delay must be a non-negative number of seconds")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise BadRequest("idempotency_key must be 1 to 200 characters")
+    available_at = time.time() + (delay or 0.0)
+    return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
 
 
 class Runtime:
@@ -349,13 +377,8 @@ class Runtime:
         delay: float | None,
         idempotency_key: str | None,
     ) -> SendReceipt:
-        body_json = qdef.encode_body(body)
-        if delay is not None and (not math.isfinite(delay) or delay < 0):
-            raise BadRequest("delay must be a non-negative number of seconds")
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
-            raise BadRequest("idempotency_key must be 1 to 200 characters")
-        available_at = time.time() + (delay or 0.0)
-        req = SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
+        req = _request(actor_id, queue, qdef, body, delay, idempotency_key)
+        available_at = req.available_at
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (
             self.config.max_wait if timeout is None else min(timeout, self.config.max_wait)
@@ -379,6 +402,41 @@ class Runtime:
         if not out.duplicate:
             self.poke(actor_id, available_at)
         return SendReceipt(id=out.id, actor_id=actor_id, queue=queue, duplicate=out.duplicate)
+
+    async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
+        """Several plain sends to one actor in one transaction; each item succeeds or fails alone
+        (validation, size, full queue), in order. The clients coalesce concurrent sends into these."""
+        self._check_accepting()
+        info = await self.actor_info(actor_id)
+        definition = self.registry.definition(info.name)
+        results: list[SendReceipt | ActorqError | None] = [None] * len(items)
+        reqs: list[tuple[int, SendRequest]] = []
+        for i, item in enumerate(items):
+            try:
+                qdef = definition.get_queue(item.queue)
+                reqs.append(
+                    (i, _request(actor_id, item.queue, qdef, item.body, item.delay, item.idempotency_key))
+                )
+            except ActorqError as exc:
+                results[i] = exc
+        if reqs:
+            with tracer.start_as_current_span(
+                "actorq.send_batch", attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id}
+            ) as span:
+                span.set_attribute("actorq.batch_size", len(reqs))
+                sent = asyncio.ensure_future(self.storage.send_many([r for _, r in reqs], time.time()))  # noqa: RUF006 - awaited below
+                self._prepoke(actor_id)
+                outs = await sent
+            for (i, req), out in zip(reqs, outs, strict=True):
+                if isinstance(out, ActorqError):
+                    results[i] = out
+                    continue
+                results[i] = SendReceipt(
+                    id=out.id, actor_id=actor_id, queue=req.queue, duplicate=out.duplicate
+                )
+                if not out.duplicate:
+                    self.poke(actor_id, req.available_at)
+        return [r for r in results if r is not None]
 
     async def send_and_wait(
         self,

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from actorq.core.runtime import Runtime, RuntimeConfig
+from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Unauthorized
 from actorq.results import SendResult
 from actorq.server import metrics
@@ -29,7 +29,7 @@ from actorq.server.responses import (
     on_unexpected,
 )
 from actorq.server.websocket import connect_endpoint
-from actorq.server.wire import CallAction, ResolveActor, SendMessage, read_envelope
+from actorq.server.wire import CallAction, ResolveActor, SendBatch, SendMessage, read_envelope
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -127,6 +127,20 @@ async def send_message(request: Request) -> Response:
     )
 
 
+async def send_batch(request: Request) -> Response:
+    env: SendBatch = await read_envelope(request, SendBatch)
+    items = [Outgoing(m.queue, m.body, m.delay, m.idempotency_key) for m in env.messages]
+    results = await _runtime(request).send_batch(request.path_params["actor_id"], items)
+    out: list[dict[str, Any]] = []
+    for r in results:
+        if isinstance(r, ActorqError):
+            out.append({"error": r.to_dict(), "status": r.status})
+        else:
+            metrics.SENDS.inc()
+            out.append({"id": r.id, "status": "accepted", "duplicate": r.duplicate})
+    return json_response({"results": out})
+
+
 async def get_message(request: Request) -> Response:
     rt = _runtime(request)
     actor_id = request.path_params["actor_id"]
@@ -218,6 +232,7 @@ ROUTES = [
     Route("/v1/actors/{actor_id}", get_actor, methods=["GET"]),
     Route("/v1/actors/{actor_id}/queues", list_queues, methods=["GET"]),
     Route("/v1/actors/{actor_id}/queues/{queue}/messages", send_message, methods=["POST"]),
+    Route("/v1/actors/{actor_id}/batch", send_batch, methods=["POST"]),
     Route("/v1/actors/{actor_id}/messages", list_pending, methods=["GET"]),
     Route("/v1/actors/{actor_id}/messages/{msg_id}", get_message, methods=["GET"]),
     Route("/v1/actors/{actor_id}/actions/{action}", call_action, methods=["POST"]),

@@ -7,7 +7,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from actorq import __version__
-from actorq.server.wire import CallAction, ResolveActor, SendMessage
+from actorq.server.wire import CallAction, ResolveActor, SendBatch, SendMessage
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -55,7 +55,7 @@ def _schema(adapter: Any) -> Any:
 @functools.cache
 def _base() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (ResolveActor, SendMessage, CallAction):
+    for model in (ResolveActor, SendMessage, SendBatch, CallAction):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas["Error"] = {
         "type": "object",
@@ -110,6 +110,14 @@ def _base() -> dict[str, Any]:
                 params=[_ID, q],
                 ok="201",
                 errors=(400, 401, 404, 413, 422, 429, 503),
+            ),
+        },
+        "/v1/actors/{actor_id}/batch": {
+            "post": _op(
+                "Send several plain messages in one transaction; per-item results",
+                body="SendBatch",
+                params=[_ID],
+                errors=(400, 401, 404, 503),
             ),
         },
         "/v1/actors/{actor_id}/messages": {"get": _op("Pending or in-flight messages", params=[_ID])},

@@ -34,6 +34,17 @@ class SendMessage(_Envelope):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class BatchItem(_Envelope):
+    queue: str
+    body: Any = None
+    delay: float | None = Field(default=None, ge=0)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SendBatch(_Envelope):
+    messages: list[BatchItem] = Field(min_length=1, max_length=1000, description="plain sends, in order")
+
+
 class CallAction(_Envelope):
     args: list[Any] = Field(default_factory=list, description="positional arguments after the context")
 

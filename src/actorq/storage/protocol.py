@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol, runtime_checkable
 
+from actorq.errors import QueueFull
+
 
 class MessageStatus(IntEnum):
     PENDING = 0  # not yet received (maybe delayed: available_at in the future)
@@ -112,6 +114,10 @@ class Storage(Protocol):
     # messages
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
         """Append a message with the next per-actor id; raise QueueFull past ``max_size`` pending."""
+        ...
+
+    async def send_many(self, reqs: list[SendRequest], now: float) -> list[SendOutcome | QueueFull]:
+        """Several sends in one transaction, in order; a full queue fails only its own item."""
         ...
 
     async def receive(

@@ -319,38 +319,17 @@ class SQLiteStorage:
 
     # -- messages ----------------------------------------------------------------------------
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
-        def op(c: sqlite3.Connection) -> SendOutcome:
-            if req.idempotency_key is not None:
-                row = c.execute(
-                    Q["find_idempotent"], {"actor_id": req.actor_id, "key": req.idempotency_key}
-                ).fetchone()
-                if row is not None:
-                    return SendOutcome(id=row[0], created_at=row[1], duplicate=True)
-            depth = c.execute(Q["count_pending"], {"actor_id": req.actor_id, "queue": req.queue}).fetchone()
-            pending = depth[0] if depth is not None else 0
-            if pending >= req.max_size:
-                raise QueueFull(
-                    f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
-                    details={"queue": req.queue, "pending": pending, "max_size": req.max_size},
-                    retry_after=1.0,
-                )
-            seq = c.execute(Q["take_seq"], {"actor_id": req.actor_id}).fetchone()
-            if seq is None:
-                raise LookupError(f"actor {req.actor_id} does not exist")
-            c.execute(
-                Q["insert_message"],
-                {
-                    "actor_id": req.actor_id,
-                    "id": seq[0],
-                    "queue": req.queue,
-                    "body": req.body,
-                    "now": now,
-                    "available_at": req.available_at,
-                    "key": req.idempotency_key,
-                },
-            )
-            _depth(c, req.actor_id, req.queue, 1)
-            return SendOutcome(id=seq[0], created_at=now)
+        return await self._run(lambda c: _send_one(c, req, now))
+
+    async def send_many(self, reqs: list[SendRequest], now: float) -> list[SendOutcome | QueueFull]:
+        def op(c: sqlite3.Connection) -> list[SendOutcome | QueueFull]:
+            out: list[SendOutcome | QueueFull] = []
+            for req in reqs:
+                try:
+                    out.append(_send_one(c, req, now))
+                except QueueFull as exc:  # raised before anything was written
+                    out.append(exc)
+            return out
 
         return await self._run(op)
 
@@ -540,6 +519,41 @@ class SQLiteStorage:
                 c.execute(Q["retry_schedule"], {"id": schedule_id, "run_at": retry_at})
 
         await self._run(op)
+
+
+def _send_one(c: sqlite3.Connection, req: SendRequest, now: float) -> SendOutcome:
+    """Append one message: idempotency check, O(1) size check, next per-actor id, insert."""
+    if req.idempotency_key is not None:
+        row = c.execute(
+            Q["find_idempotent"], {"actor_id": req.actor_id, "key": req.idempotency_key}
+        ).fetchone()
+        if row is not None:
+            return SendOutcome(id=row[0], created_at=row[1], duplicate=True)
+    depth = c.execute(Q["count_pending"], {"actor_id": req.actor_id, "queue": req.queue}).fetchone()
+    pending = depth[0] if depth is not None else 0
+    if pending >= req.max_size:
+        raise QueueFull(
+            f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
+            details={"queue": req.queue, "pending": pending, "max_size": req.max_size},
+            retry_after=1.0,
+        )
+    seq = c.execute(Q["take_seq"], {"actor_id": req.actor_id}).fetchone()
+    if seq is None:
+        raise LookupError(f"actor {req.actor_id} does not exist")
+    c.execute(
+        Q["insert_message"],
+        {
+            "actor_id": req.actor_id,
+            "id": seq[0],
+            "queue": req.queue,
+            "body": req.body,
+            "now": now,
+            "available_at": req.available_at,
+            "key": req.idempotency_key,
+        },
+    )
+    _depth(c, req.actor_id, req.queue, 1)
+    return SendOutcome(id=seq[0], created_at=now)
 
 
 def _depth(c: sqlite3.Connection, actor_id: str, queue: str, n: int) -> None:
