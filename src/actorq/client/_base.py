@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 from pydantic_core import to_jsonable_python
@@ -78,6 +78,29 @@ def _key(key: str | Sequence[str]) -> list[str]:
     if not all(isinstance(k, str) for k in out):
         raise BadRequest("an actor key is a list of strings")
     return out
+
+
+H = TypeVar("H")
+
+
+class Accessor(Generic[H]):
+    """``client.<actor type>``: makes lazy handles (async or sync, per ``make``)."""
+
+    def __init__(self, name: str, make: Callable[[HandleCore], H]) -> None:
+        self._name = name
+        self._make = make
+
+    def get_or_create(self, key: str | Sequence[str]) -> H:
+        return self._make(HandleCore(self._name, key, "get_or_create"))
+
+    def get(self, key: str | Sequence[str]) -> H:
+        return self._make(HandleCore(self._name, key, "get"))
+
+    def create(self, key: str | Sequence[str]) -> H:
+        return self._make(HandleCore(self._name, key, "create"))
+
+    def get_for_id(self, actor_id: str) -> H:
+        return self._make(HandleCore(self._name, None, "id", actor_id))
 
 
 class HandleCore:

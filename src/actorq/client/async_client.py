@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -86,13 +86,13 @@ class AsyncClient:
             await asyncio.sleep(b.retry_delay(err, attempt))
             attempt += 1
 
-    def actor(self, name: str) -> ActorAccessor:
-        return ActorAccessor(self, name)
+    def actor(self, name: str) -> b.Accessor[ActorHandle]:
+        return b.Accessor(name, lambda core: ActorHandle(self, core))
 
-    def __getattr__(self, name: str) -> ActorAccessor:
+    def __getattr__(self, name: str) -> b.Accessor[ActorHandle]:
         if name.startswith("_"):
             raise AttributeError(name)
-        return ActorAccessor(self, name)
+        return self.actor(name)
 
     async def list_actors(
         self, name: str | None = None, *, limit: int = 100, after: str | None = None
@@ -107,24 +107,6 @@ class AsyncClient:
     async def health(self) -> dict[str, Any]:
         data: dict[str, Any] = await self.request(b.Request("GET", "/healthz"))
         return data
-
-
-class ActorAccessor:
-    def __init__(self, client: AsyncClient, name: str) -> None:
-        self._client = client
-        self._name = name
-
-    def get_or_create(self, key: str | Sequence[str]) -> ActorHandle:
-        return ActorHandle(self._client, b.HandleCore(self._name, key, "get_or_create"))
-
-    def get(self, key: str | Sequence[str]) -> ActorHandle:
-        return ActorHandle(self._client, b.HandleCore(self._name, key, "get"))
-
-    def create(self, key: str | Sequence[str]) -> ActorHandle:
-        return ActorHandle(self._client, b.HandleCore(self._name, key, "create"))
-
-    def get_for_id(self, actor_id: str) -> ActorHandle:
-        return ActorHandle(self._client, b.HandleCore(self._name, None, "id", actor_id))
 
 
 class ActorHandle:

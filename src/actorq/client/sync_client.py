@@ -7,7 +7,7 @@ connections (``connect()``) are async-only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal, overload
 
 import httpx
@@ -71,13 +71,13 @@ class SyncClient:
             time.sleep(b.retry_delay(err, attempt))
             attempt += 1
 
-    def actor(self, name: str) -> SyncActorAccessor:
-        return SyncActorAccessor(self, name)
+    def actor(self, name: str) -> b.Accessor[SyncActorHandle]:
+        return b.Accessor(name, lambda core: SyncActorHandle(self, core))
 
-    def __getattr__(self, name: str) -> SyncActorAccessor:
+    def __getattr__(self, name: str) -> b.Accessor[SyncActorHandle]:
         if name.startswith("_"):
             raise AttributeError(name)
-        return SyncActorAccessor(self, name)
+        return self.actor(name)
 
     def list_actors(
         self, name: str | None = None, *, limit: int = 100, after: str | None = None
@@ -92,24 +92,6 @@ class SyncClient:
     def health(self) -> dict[str, Any]:
         data: dict[str, Any] = self.request(b.Request("GET", "/healthz"))
         return data
-
-
-class SyncActorAccessor:
-    def __init__(self, client: SyncClient, name: str) -> None:
-        self._client = client
-        self._name = name
-
-    def get_or_create(self, key: str | Sequence[str]) -> SyncActorHandle:
-        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "get_or_create"))
-
-    def get(self, key: str | Sequence[str]) -> SyncActorHandle:
-        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "get"))
-
-    def create(self, key: str | Sequence[str]) -> SyncActorHandle:
-        return SyncActorHandle(self._client, b.HandleCore(self._name, key, "create"))
-
-    def get_for_id(self, actor_id: str) -> SyncActorHandle:
-        return SyncActorHandle(self._client, b.HandleCore(self._name, None, "id", actor_id))
 
 
 class SyncActorHandle:

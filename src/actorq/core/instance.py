@@ -105,14 +105,7 @@ class ActorInstance:
             self._unacked.clear()
             self._open.clear()
             try:
-                dead = await self.storage.release(
-                    self.actor_id,
-                    held,
-                    error="actor stopped mid-message",
-                    max_attempts=self.options.max_attempts,
-                    now=time.time(),
-                )
-                self.runtime.on_dead(dead)
+                await self._release(held, "actor stopped mid-message")
             except ActorqError:
                 log.warning(
                     "could not release in-flight messages of %s; they are recovered on restart", self.actor_id
@@ -191,14 +184,7 @@ class ActorInstance:
                 try:
                     msgs = [self._message(rec, completable) for rec in out.messages]
                 except Exception as exc:  # a stored body no longer fits the declared type
-                    dead = await self.storage.release(
-                        self.actor_id,
-                        tuple(ids),
-                        error=f"body does not fit the queue type: {exc}",
-                        max_attempts=self.options.max_attempts,
-                        now=time.time(),
-                    )
-                    self.runtime.on_dead(dead)
+                    await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
                     raise
                 if not completable:
                     self._unacked.extend(ids)
@@ -276,20 +262,20 @@ class ActorInstance:
             await self._settle_return()
             await self._wait_for_work()
 
+    async def _release(self, ids: tuple[int, ...], error: str) -> None:
+        """Put held messages back at their place; those out of attempts go to the dead letters."""
+        dead = await self.storage.release(
+            self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
+        )
+        self.runtime.on_dead(dead)
+
     async def _settle_crash(self, exc: BaseException) -> None:
         held = self._held_ids()
         self._unacked.clear()
         self._open.clear()
         self._reset_state()  # the failed message's state changes are not kept
         if held:
-            dead = await self.storage.release(
-                self.actor_id,
-                held,
-                error=f"{type(exc).__name__}: {exc}",
-                max_attempts=self.options.max_attempts,
-                now=time.time(),
-            )
-            self.runtime.on_dead(dead)
+            await self._release(held, f"{type(exc).__name__}: {exc}")
 
     async def _settle_return(self) -> None:
         """``run`` returned: acknowledge plain messages, put open completables back at the head."""
@@ -312,14 +298,7 @@ class ActorInstance:
         if self._open:
             held = tuple(self._open)
             self._open.clear()
-            dead = await self.storage.release(
-                self.actor_id,
-                held,
-                error="run returned without completing the message",
-                max_attempts=self.options.max_attempts,
-                now=time.time(),
-            )
-            self.runtime.on_dead(dead)
+            await self._release(held, "run returned without completing the message")
 
     async def _wait_for_work(self) -> None:
         """After ``run`` returned: wait for a ready message, then let the supervisor call it again."""
