@@ -87,7 +87,7 @@ class _Writer(threading.Thread):
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA foreign_keys=OFF")
-            conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: the OS page cache does the rest
+            conn.execute("PRAGMA cache_size=-8192")  # 8 MiB: the OS page cache does the rest
             _migrate(conn)
         except BaseException as exc:
             self.startup_error = exc
