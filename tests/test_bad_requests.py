@@ -168,6 +168,31 @@ async def test_malformed_requests_are_400(client: AsyncClient, content: bytes, w
     assert await snapshot(client) == before
 
 
+async def test_oversized_and_pathological_requests(client: AsyncClient) -> None:
+    h = client.inbox.get_or_create(["main"])
+    await h.resolve()
+    before = await snapshot(client)
+    path = f"/v1/actors/{h.actor_id}/queues/free/messages"
+    async with registry.test(max_request_bytes=1000) as small, httpx.AsyncClient(base_url=small.url) as http:
+        sh = small.inbox.get_or_create(["main"])
+        await sh.resolve()
+        spath = f"/v1/actors/{sh.actor_id}/queues/free/messages"
+        r = await http.post(spath, content=b'{"body": "' + b"x" * 2000 + b'"}')
+        assert r.status_code == 413 and r.json()["error"]["code"] == "message_too_large"
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(40):
+                yield b" " * 100  # no Content-Length: chunked, counted as it arrives
+
+        r = await http.post(spath, content=chunks())
+        assert r.status_code == 413
+        [q] = [q for q in await sh.queues() if q.queue == "free"]
+        assert q.pending + q.completed + q.in_flight == 0
+    r = await raw(client, "POST", path, b"[" * 100_000 + b"]" * 100_000)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    assert await snapshot(client) == before
+
+
 @pytest.mark.parametrize(
     "content", [b'{"name": "inbox", "key": "main"}', b'{"name": "inbox", "key": [1]}', b'{"name": "inbox"}']
 )

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,14 +32,32 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr)
 
 
-Url = Annotated[str, typer.Option("--url", envvar="ACTORQ_URL", help="server URL")]
-Token = Annotated[str | None, typer.Option("--token", envvar="ACTORQ_TOKEN", help="bearer token")]
 DEFAULT_URL = "http://127.0.0.1:6420"
+# Global options (before the command) read the environment; the same options after a command
+# override them for that command only, so both `actorq --url U queue ...` and `actorq queue ... --url U` work.
+GlobalUrl = Annotated[str, typer.Option("--url", envvar="ACTORQ_URL", help="server URL")]
+GlobalToken = Annotated[
+    str | None, typer.Option("--token", envvar="ACTORQ_TOKEN", help="bearer token (the server's ACTORQ_TOKEN)")
+]
+Url = Annotated[str | None, typer.Option("--url", help="server URL [default: the global --url]")]
+Token = Annotated[str | None, typer.Option("--token", help="bearer token [default: the global --token]")]
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    token: str | None
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context, url: GlobalUrl = DEFAULT_URL, token: GlobalToken = None) -> None:
     """actorq: durable actors with queues."""
+    ctx.obj = Target(url, token)
+
+
+def target(ctx: typer.Context, url: str | None, token: str | None) -> Target:
+    root = ctx.find_object(Target) or Target(DEFAULT_URL, None)
+    return Target(url or root.url, token or root.token)
 
 
 def load_registry(target: str) -> Registry:
@@ -73,9 +92,10 @@ def parse_json(text: str, what: str) -> Any:
 
 
 @contextmanager
-def session(url: str, token: str | None) -> Iterator[SyncClient]:
+def session(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[SyncClient]:
     """A client whose typed errors become a red line and an exit code (2 for 4xx, 1 otherwise)."""
-    client = create_sync_client(url, token, retry_for=5.0)
+    where = target(ctx, url, token)
+    client = create_sync_client(where.url, where.token, retry_for=5.0)
     try:
         yield client
     except ActorqError as exc:
@@ -103,7 +123,8 @@ def when(ts: float | None) -> str:
 
 @app.command()
 def serve(
-    target: Annotated[str, typer.Argument(help="module:registry to serve, e.g. examples.reviewer:registry")],
+    ctx: typer.Context,
+    target_: Annotated[str, typer.Argument(help="module:registry to serve, e.g. examples.reviewer:registry")],
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 6420,
     storage: Annotated[str | None, typer.Option(help="data directory or postgresql:// URL")] = None,
@@ -115,12 +136,14 @@ def serve(
     import logging
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    registry = load_registry(target)
+    registry = load_registry(target_)
+    token = target(ctx, None, token).token
     registry.start(host=host, port=port, storage=storage, token=token, grace=grace, log_level=log_level)
 
 
 @app.command()
 def send(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Argument(help="actor type")],
     key: Annotated[str, typer.Argument(help="actor key: name, a,b or a JSON list")],
     queue: Annotated[str, typer.Argument(help="queue name")],
@@ -129,12 +152,12 @@ def send(
     timeout: Annotated[float | None, typer.Option(help="seconds to wait")] = None,
     delay: Annotated[float | None, typer.Option(help="deliver no earlier than this many seconds")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="same key, same message")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Send a message (creating the actor if needed); print its id, or its result with --wait."""
     value = parse_json(body, "body")
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         h = client.actor(actor).get_or_create(parse_key(key))
         if wait:
             r = h.send(queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key)
@@ -148,28 +171,30 @@ def send(
 
 @app.command()
 def call(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Argument(help="actor type")],
     key: Annotated[str, typer.Argument(help="actor key")],
     action: Annotated[str, typer.Argument(help="action name")],
     args: Annotated[list[str] | None, typer.Argument(help="arguments, each as JSON")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Call an action and print its JSON result."""
     values = [parse_json(a, f"argument {i}") for i, a in enumerate(args or [])]
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         print_json(client.actor(actor).get_or_create(parse_key(key)).action(action, *values))
 
 
 @app.command()
 def actors(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="only this actor type")] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 100,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List actors."""
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         rows = client.list_actors(name, limit=limit)
     table = Table("actor id", "type", "key", title=f"{len(rows)} actor(s)")
     for a in rows:
@@ -179,13 +204,14 @@ def actors(
 
 @app.command("queue")
 def queue_cmd(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Argument(help="actor type")],
     key: Annotated[str, typer.Argument(help="actor key")],
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Queue depths of one actor, its next pending messages and its dead letters."""
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         h = handle(client, actor, key)
         depths = h.queues()
         letters = h.dead_letters()
@@ -223,15 +249,16 @@ def queue_cmd(
 
 @app.command("dead-letters")
 def dead_letters(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Argument(help="actor type")],
     key: Annotated[str, typer.Argument(help="actor key")],
     retry: Annotated[int | None, typer.Option(help="put this dead letter back in its queue")] = None,
     delete: Annotated[int | None, typer.Option(help="delete this dead letter")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """List dead letters, or retry / delete one."""
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         h = handle(client, actor, key)
         action: Callable[[int], None] | None = None
         if retry is not None:
@@ -255,16 +282,17 @@ def dead_letters(
 
 @app.command()
 def result(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Argument(help="actor type")],
     key: Annotated[str, typer.Argument(help="actor key")],
     message_id: Annotated[int, typer.Argument(help="message id")],
     wait: Annotated[bool, typer.Option(help="wait until it is completed or failed")] = False,
     timeout: Annotated[float | None, typer.Option(help="seconds to wait")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Look up a message's status and response by id."""
-    with session(url, token) as client:
+    with session(ctx, url, token) as client:
         r = handle(client, actor, key).result(message_id, wait=wait, timeout=timeout)
     print_json(
         {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}

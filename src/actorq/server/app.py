@@ -14,10 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
-from actorq.errors import ActorqError, BadRequest, Unauthorized
+from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
 from actorq.results import SendResult
 from actorq.server import metrics
 from actorq.server.openapi import openapi_document
@@ -243,15 +243,18 @@ ROUTES = [
 ]
 
 _OPEN_PATHS = frozenset({"/healthz"})
+# Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class ActorqMiddleware:
     """Bearer-token check (HTTP and WebSocket) and lazy runtime start when mounted in another app."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, token: str | None, max_request_bytes: int) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
+        self.max_request_bytes = max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -268,7 +271,37 @@ class ActorqMiddleware:
                     return
                 await error_response(err)(scope, receive, send)
                 return
+        if scope["type"] == "http":
+            too_big = self._declared_too_big(scope)
+            if too_big is not None:
+                await error_response(too_big)(scope, receive, send)
+                return
+            receive = self._bounded(receive)
         await self.app(scope, receive, send)
+
+    def _declared_too_big(self, scope: Scope) -> MessageTooLarge | None:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_request_bytes:
+                return MessageTooLarge(
+                    f"request body is {int(value)} bytes; the server accepts at most {self.max_request_bytes}"
+                )
+        return None
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """Stop reading a body (chunked, or lying about its length) once it passes the limit."""
+        seen = 0
+        limit = self.max_request_bytes
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise MessageTooLarge(f"request body exceeds the server's limit of {limit} bytes")
+            return message
+
+        return bounded
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -288,6 +321,7 @@ def create_app(
     storage: str | os.PathLike[str] | Storage | None = None,
     token: str | None = None,
     runtime: Runtime | None = None,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
     **config: Any,
 ) -> Starlette:
     """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
@@ -312,5 +346,5 @@ def create_app(
         },
     )
     app.state.runtime = rt
-    app.add_middleware(ActorqMiddleware, runtime=rt, token=token)
+    app.add_middleware(ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes)
     return app

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from actorq.core.runtime import Runtime, RuntimeConfig
-from actorq.server.app import create_app
+from actorq.server.app import MAX_REQUEST_BYTES, create_app
 from actorq.storage import open_storage
 
 if TYPE_CHECKING:
@@ -77,13 +77,14 @@ def build(
     token: str | None = None,
     log_level: str = "info",
     signals: bool = True,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
     **options: Any,
 ) -> ActorqServer:
     rt_opts, rest = _split(options)
     if rest:
         raise TypeError(f"unknown server option(s): {', '.join(sorted(rest))}")
     runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
-    app = create_app(registry, runtime=runtime, token=token)
+    app = create_app(registry, runtime=runtime, token=token, max_request_bytes=max_request_bytes)
     config = uvicorn.Config(
         app,
         host=host,

@@ -104,7 +104,7 @@ async def connect_endpoint(ws: WebSocket) -> None:
             raw = await ws.receive_text()
             try:
                 frame = json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 await send_text(
                     _dumps(
                         {"type": "error", "id": None, "error": BadRequest(f"malformed JSON: {exc}").to_dict()}

@@ -58,6 +58,8 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest(f"request body is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
 
 
 async def read_envelope(request: Request, model: type[_Envelope], *, optional: bool = False) -> Any:
