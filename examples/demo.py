@@ -1,13 +1,17 @@
 """End-to-end demo: start the server as its own process on embedded SQLite, then act as a client.
 
-Runs the task runner (three tasks with progress events), the issue worker (webhook action into a
-queue) and a completable review waited on like a function call; prints what happens; stops the
-server with SIGTERM (a graceful shutdown). ``make demo`` runs this file.
+Runs ``python -m actorq serve examples.demo_app:registry`` on a free port with its data in a fresh
+temporary directory (or ``$ACTORQ_DEMO_DATA``), waits for ``/healthz``, then: the task runner (three
+tasks with progress events), the issue worker (a webhook action into the actor's own queue) and a
+completable review waited on like a function call; prints what happens and the queues as the server
+and ``actorq queue`` see them; stops the server with SIGTERM (a graceful shutdown) and exits 0.
+``make demo`` runs this file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -69,34 +74,70 @@ def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not start")
 
 
-async def client_flow(url: str) -> None:
-    def say(text: str) -> None:
-        console.print(f"  {text}", markup=False, highlight=False)
+def say(text: str) -> None:
+    console.print(f"  {text}", markup=False, highlight=False)
 
+
+async def client_flow(url: str) -> None:
     async with create_client(url) as client:
         console.rule("task runner: three durable tasks, one at a time")
-        await task_runner.main(client, say)
-        console.rule("issue worker: webhook action -> queue -> triage")
-        await issue_worker.main(client, say)
+        log = await task_runner.main(client, say)
+        if len(log) != len(task_runner.TASKS):
+            raise SystemExit(f"the runner did not finish the tasks: {log}")
+        console.rule("issue worker: webhook action -> own queue -> triage")
+        triaged = await issue_worker.main(client, say)
+        if len(triaged) != len(issue_worker.ISSUES):
+            raise SystemExit(f"the issue worker did not finish: {triaged}")
         console.rule("reviewer: completable message, wait=True, timeout=120")
         result = await reviewer.main(client, say)
         if result.status != "completed":
             raise SystemExit(f"review did not complete: {result}")
+        console.rule("what the server holds")
+        table = Table("actor", "key", "queue", "completed", "pending", "dead")
+        for info in await client.list_actors():
+            for q in await client.actor(info.name).get_for_id(info.actor_id).queues():
+                table.add_row(
+                    info.name, json.dumps(info.key), q.queue, str(q.completed), str(q.pending), str(q.dead)
+                )
+        console.print(table)
+
+
+def show_cli(url: str) -> None:
+    """The same server through the command line (a separate process, the sync client)."""
+    console.rule("actorq queue runner main")
+    subprocess.run(
+        [sys.executable, "-m", "actorq", "--url", url, "queue", "runner", "main"], cwd=ROOT, check=True
+    )
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)  # graceful: the current handler may finish, the rest stays queued
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        console.print("[red]server did not stop within 30 s of SIGTERM; killed[/]")
+        return 1
 
 
 def main() -> int:
     data = Path(os.environ.get("ACTORQ_DEMO_DATA") or tempfile.mkdtemp(prefix="actorq-demo-"))
     port = free_port()
-    console.print(f"[bold]actorq demo[/]: server on http://127.0.0.1:{port}, SQLite in {data}")
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"[bold]actorq demo[/]: starting the server on {url}, SQLite in {data}")
     proc = start_server(data, port)
     try:
-        asyncio.run(client_flow(f"http://127.0.0.1:{port}"))
+        console.print(f"server is up (pid {proc.pid}, /healthz answered)")
+        asyncio.run(client_flow(url))
+        show_cli(url)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
-    console.print(f"server stopped gracefully (exit code {code}); everything it accepted is in {data}")
+        code = stop_server(proc)
+    console.print(f"server stopped with SIGTERM (exit code {code}); everything it accepted is in {data}")
+    if code != 0:
+        return code
     console.print("[bold green]demo finished[/]")
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""Reviewer: request/response over a durable queue (SPEC §2's example).
+"""Reviewer: request/response over a durable queue (the shape of SPEC §2's example).
 
 The sender waits like a function call (``wait=True, timeout=120``) and gets the typed review
 back. Here a small Python function stands in for the coding agent; the agent VM issue swaps it
 for the real pi agent working in a sandboxed workspace.
+
+    python examples/reviewer.py                      # a real server in-process, then main()
+    python -m actorq serve examples.reviewer:registry
+    actorq send reviewer main review '{"file": "a.py", "content": "x = 1"}' --wait --timeout 120
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import asyncio
+from collections.abc import Callable
+from typing import TypedDict
 
-from actorq import ActorContext, actor, queue, setup
+from actorq import ActorContext, SendResult, actor, queue, setup
 from actorq.client import AsyncClient
 
 
@@ -23,6 +29,7 @@ class ReviewOut(TypedDict):
 
 
 def stand_in_review(name: str, text: str) -> str:
+    """What the agent will do later: read the file, write a summary."""
     lines = text.splitlines()
     todos = [i + 1 for i, line in enumerate(lines) if "TODO" in line]
     long_lines = [i + 1 for i, line in enumerate(lines) if len(line) > 100]
@@ -40,8 +47,15 @@ async def review_loop(c: ActorContext) -> None:
         await message.complete({"summary": summary})
 
 
+async def reviewed(c: ActorContext) -> int:
+    return int(c.state["reviewed"])
+
+
 reviewer = actor(
-    queues={"review": queue(ReviewIn, ReviewOut)}, run=review_loop, state=lambda: {"reviewed": 0}
+    queues={"review": queue(ReviewIn, ReviewOut)},
+    run=review_loop,
+    actions={"reviewed": reviewed},
+    state=lambda: {"reviewed": 0},
 )
 registry = setup(use={"reviewer": reviewer})
 
@@ -51,10 +65,19 @@ SAMPLE = """def add(a, b):
 """
 
 
-async def main(client: AsyncClient, say: Any = print) -> Any:
+async def main(client: AsyncClient, say: Callable[[str], object] = print) -> SendResult:
     handle = client.reviewer.get_or_create(["main"])
     say("asking for a review of add.py and waiting for it (timeout 120 s) ...")
     result = await handle.send("review", {"file": "add.py", "content": SAMPLE}, wait=True, timeout=120)
     outcome = result.response["summary"] if result.ok else result.error
     say(f"review {result.status} (message {result.id}): {outcome}")
     return result
+
+
+async def standalone() -> None:
+    async with registry.test() as client:
+        await main(client)
+
+
+if __name__ == "__main__":
+    asyncio.run(standalone())

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from actorq.client import SyncActorHandle, SyncClient, create_sync_client
 from actorq.core.registry import Registry
@@ -37,10 +38,15 @@ DEFAULT_URL = "http://127.0.0.1:6420"
 # override them for that command only, so both `actorq --url U queue ...` and `actorq queue ... --url U` work.
 GlobalUrl = Annotated[str, typer.Option("--url", envvar="ACTORQ_URL", help="server URL")]
 GlobalToken = Annotated[
-    str | None, typer.Option("--token", envvar="ACTORQ_TOKEN", help="bearer token (the server's ACTORQ_TOKEN)")
+    str | None,
+    typer.Option("--token", envvar="ACTORQ_TOKEN", help="bearer token (the server's ACTORQ_TOKEN)"),
 ]
-Url = Annotated[str | None, typer.Option("--url", help="server URL [default: the global --url]")]
-Token = Annotated[str | None, typer.Option("--token", help="bearer token [default: the global --token]")]
+Url = Annotated[str | None, typer.Option("--url", help="server URL (default: the global --url, $ACTORQ_URL)")]
+Token = Annotated[
+    str | None, typer.Option("--token", help="bearer token (default: the global --token, $ACTORQ_TOKEN)")
+]
+Key = Annotated[str, typer.Argument(help='actor key: main, a,b or a JSON list \'["a", "b"]\'')]
+ActorName = Annotated[str, typer.Argument(help="actor type, as named in setup(use=...)")]
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def _root(ctx: typer.Context, url: GlobalUrl = DEFAULT_URL, token: GlobalToken =
     ctx.obj = Target(url, token)
 
 
-def target(ctx: typer.Context, url: str | None, token: str | None) -> Target:
+def where_to(ctx: typer.Context, url: str | None, token: str | None) -> Target:
     root = ctx.find_object(Target) or Target(DEFAULT_URL, None)
     return Target(url or root.url, token or root.token)
 
@@ -94,12 +100,14 @@ def parse_json(text: str, what: str) -> Any:
 @contextmanager
 def session(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[SyncClient]:
     """A client whose typed errors become a red line and an exit code (2 for 4xx, 1 otherwise)."""
-    where = target(ctx, url, token)
+    where = where_to(ctx, url, token)
     client = create_sync_client(where.url, where.token, retry_for=5.0)
     try:
         yield client
     except ActorqError as exc:
-        _console(stderr=True).print(f"[bold red]{exc.code}[/] ({exc.status}): {exc.message}")
+        # Text, not markup: a server message may hold brackets that rich would take for tags
+        line = Text.assemble((exc.code, "bold red"), (f" ({exc.status}): {exc.message}", "red"))
+        _console(stderr=True).print(line, highlight=False)
         if exc.details:
             _console(stderr=True).print(
                 json.dumps(exc.details, indent=2, default=str), style="red", markup=False, highlight=False
@@ -117,6 +125,13 @@ def print_json(value: Any) -> None:
     _console().print_json(json.dumps(value, default=str))
 
 
+def exit_unless_completed(status: str) -> None:
+    """After a wait, a script must be able to tell "done" from "failed" or "not yet" by the exit code."""
+    if status != "completed":
+        _console(stderr=True).print(f"[red]message {status}[/]")
+        raise typer.Exit(1)
+
+
 def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
@@ -124,7 +139,7 @@ def when(ts: float | None) -> str:
 @app.command()
 def serve(
     ctx: typer.Context,
-    target_: Annotated[str, typer.Argument(help="module:registry to serve, e.g. examples.reviewer:registry")],
+    target: Annotated[str, typer.Argument(help="module:registry to serve, e.g. examples.reviewer:registry")],
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 6420,
     storage: Annotated[str | None, typer.Option(help="data directory or postgresql:// URL")] = None,
@@ -136,16 +151,16 @@ def serve(
     import logging
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    registry = load_registry(target_)
-    token = target(ctx, None, token).token
+    registry = load_registry(target)
+    token = where_to(ctx, None, token).token
     registry.start(host=host, port=port, storage=storage, token=token, grace=grace, log_level=log_level)
 
 
 @app.command()
 def send(
     ctx: typer.Context,
-    actor: Annotated[str, typer.Argument(help="actor type")],
-    key: Annotated[str, typer.Argument(help="actor key: name, a,b or a JSON list")],
+    actor: ActorName,
+    key: Key,
     queue: Annotated[str, typer.Argument(help="queue name")],
     body: Annotated[str, typer.Argument(help="message body as JSON")],
     wait: Annotated[bool, typer.Option(help="wait for the message to be completed")] = False,
@@ -162,8 +177,7 @@ def send(
         if wait:
             r = h.send(queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key)
             print_json({"id": r.id, "status": r.status, "response": r.response, "error": r.error})
-            if r.status == "failed":
-                raise typer.Exit(1)
+            exit_unless_completed(r.status)
             return
         receipt = h.send(queue, value, delay=delay, idempotency_key=idempotency_key)
         print_json({"id": receipt.id, "actor_id": receipt.actor_id, "duplicate": receipt.duplicate})
@@ -172,8 +186,8 @@ def send(
 @app.command()
 def call(
     ctx: typer.Context,
-    actor: Annotated[str, typer.Argument(help="actor type")],
-    key: Annotated[str, typer.Argument(help="actor key")],
+    actor: ActorName,
+    key: Key,
     action: Annotated[str, typer.Argument(help="action name")],
     args: Annotated[list[str] | None, typer.Argument(help="arguments, each as JSON")] = None,
     url: Url = None,
@@ -205,17 +219,18 @@ def actors(
 @app.command("queue")
 def queue_cmd(
     ctx: typer.Context,
-    actor: Annotated[str, typer.Argument(help="actor type")],
-    key: Annotated[str, typer.Argument(help="actor key")],
+    actor: ActorName,
+    key: Key,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Queue depths of one actor, its next pending messages and its dead letters."""
+    """Queue depths of one actor, its in-flight and next pending messages, and its dead letters."""
     with session(ctx, url, token) as client:
         h = handle(client, actor, key)
         depths = h.queues()
         letters = h.dead_letters()
-        pending = h.messages("pending", 20)
+        waiting = [("in flight", m) for m in h.messages("in_flight", 20)]
+        waiting += [("pending", m) for m in h.messages("pending", 20)]
     table = Table(
         "queue",
         "pending",
@@ -231,11 +246,16 @@ def queue_cmd(
             q.queue, *(str(v) for v in (q.pending, q.delayed, q.in_flight, q.completed, q.dead, q.max_size))
         )
     _console().print(table)
-    if pending:
-        pt = Table("id", "queue", "attempt", "created", "available", title="pending")
-        for m in pending[:20]:
+    if waiting:
+        pt = Table("id", "queue", "status", "attempt", "created", "available", title="messages (first 20)")
+        for status, m in waiting[:20]:
             pt.add_row(
-                str(m["id"]), m["queue"], str(m["attempt"]), when(m["created_at"]), when(m["available_at"])
+                str(m["id"]),
+                m["queue"],
+                status,
+                str(m["attempt"]),
+                when(m["created_at"]),
+                when(m["available_at"]),
             )
         _console().print(pt)
     if letters:
@@ -250,8 +270,8 @@ def queue_cmd(
 @app.command("dead-letters")
 def dead_letters(
     ctx: typer.Context,
-    actor: Annotated[str, typer.Argument(help="actor type")],
-    key: Annotated[str, typer.Argument(help="actor key")],
+    actor: ActorName,
+    key: Key,
     retry: Annotated[int | None, typer.Option(help="put this dead letter back in its queue")] = None,
     delete: Annotated[int | None, typer.Option(help="delete this dead letter")] = None,
     url: Url = None,
@@ -283,8 +303,8 @@ def dead_letters(
 @app.command()
 def result(
     ctx: typer.Context,
-    actor: Annotated[str, typer.Argument(help="actor type")],
-    key: Annotated[str, typer.Argument(help="actor key")],
+    actor: ActorName,
+    key: Key,
     message_id: Annotated[int, typer.Argument(help="message id")],
     wait: Annotated[bool, typer.Option(help="wait until it is completed or failed")] = False,
     timeout: Annotated[float | None, typer.Option(help="seconds to wait")] = None,
@@ -297,6 +317,8 @@ def result(
     print_json(
         {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
     )
+    if wait:
+        exit_unless_completed(r.status)
 
 
 def main() -> None:
