@@ -5,11 +5,16 @@ To add a driver: write an async factory ``(tmp_path) -> Storage`` (not yet opene
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from actorq.storage.postgres import PostgresStorage
 from actorq.storage.protocol import Storage
 from actorq.storage.sqlite import SQLiteStorage
 
@@ -18,7 +23,39 @@ async def sqlite_factory(tmp_path: Path) -> Storage:
     return SQLiteStorage(tmp_path / "sqlite")
 
 
-DRIVERS: dict[str, Callable[[Path], Awaitable[Storage]]] = {"sqlite": sqlite_factory}
+PG_DSN = os.environ.get("ACTORQ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def postgres_factory(tmp_path: Path) -> Storage:
+    # one schema per test directory: reopening in the same test sees the same data
+    schema = "t_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:16]
+    _SCHEMAS.add(schema)
+    return PostgresStorage(PG_DSN, schema=schema)
+
+
+_SCHEMAS: set[str] = set()
+
+DRIVERS: dict[str, Callable[[Path], Awaitable[Storage]]] = {
+    "sqlite": sqlite_factory,
+    "postgres": postgres_factory,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_schemas() -> Iterator[None]:
+    yield
+    if not _SCHEMAS:
+        return
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            for schema in _SCHEMAS:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture(params=sorted(DRIVERS))

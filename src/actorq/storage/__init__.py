@@ -35,7 +35,9 @@ def open_storage(spec: str | os.PathLike[str] | Storage | None = None) -> Storag
         return spec
     raw = os.fspath(spec) if spec is not None else os.environ.get("ACTORQ_DATA", DEFAULT_DATA_DIR)
     if raw.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError("the PostgreSQL driver is not part of this build yet")
+        from actorq.storage.postgres import PostgresStorage
+
+        return PostgresStorage(raw, schema=os.environ.get("ACTORQ_PG_SCHEMA", "actorq"))
     from actorq.storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(Path(raw))

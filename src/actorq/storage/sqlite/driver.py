@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import queue as stdqueue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from actorq.errors import ActorqError, QueueFull, Unavailable
+from actorq.storage._rows import actor as _actor
+from actorq.storage._rows import key_json as _key_json
+from actorq.storage._rows import message as _message
+from actorq.storage._rows import with_ as _with
 from actorq.storage._sql import load_migrations, load_queries
 from actorq.storage.protocol import (
     ActorRecord,
@@ -40,32 +42,6 @@ Op = Callable[[sqlite3.Connection], Any]
 Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop, bool]
 Q = load_queries("actorq.storage.sqlite")
 MAX_BATCH = 1024
-
-
-def _actor(row: Any) -> ActorRecord:
-    return ActorRecord(
-        actor_id=row[0], name=row[1], key=tuple(json.loads(row[2])), state=row[3], created_at=row[4]
-    )
-
-
-def _message(row: Any) -> MessageRecord:
-    return MessageRecord(
-        actor_id=row[0],
-        id=row[1],
-        queue=row[2],
-        body=row[3],
-        status=MessageStatus(row[4]),
-        attempt=row[5],
-        created_at=row[6],
-        available_at=row[7],
-        completed_at=row[8],
-        response=row[9],
-        error=row[10],
-    )
-
-
-def _key_json(key: tuple[str, ...]) -> str:
-    return json.dumps(list(key), separators=(",", ":"), ensure_ascii=False)
 
 
 class _Writer(threading.Thread):
@@ -558,7 +534,3 @@ def _send_one(c: sqlite3.Connection, req: SendRequest, now: float) -> SendOutcom
 
 def _depth(c: sqlite3.Connection, actor_id: str, queue: str, n: int) -> None:
     c.execute(Q["add_depth"], {"actor_id": actor_id, "queue": queue, "n": n})
-
-
-def _with(msg: MessageRecord, **changes: Any) -> MessageRecord:
-    return replace(msg, **changes)
