@@ -8,17 +8,21 @@ import asyncio
 import json
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from actorq.errors import QueueFull
-from actorq.storage.protocol import MessageStatus, SendRequest
+from actorq.storage.postgres import PostgresStorage
+from actorq.storage.protocol import MessageStatus, SendRequest, Storage
 from actorq.storage.sqlite import SQLiteStorage
+from tests.storage.conftest import PG_DSN
 
 QUEUES = ("a", "b")
 MAX_SIZE = 3
@@ -39,7 +43,8 @@ class QueueMachine(RuleBasedStateMachine):
     def open(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="actorq-prop-"))
-        self.storage = SQLiteStorage(self.dir)
+        self.schema = "prop_" + uuid.uuid4().hex[:12]
+        self.storage = self.make_storage()
         self.run(self.storage.open())
         rec, _ = self.run(
             self.storage.resolve_actor("w", ("k",), create=True, must_create=False, new_id="A", now=NOW)
@@ -50,14 +55,21 @@ class QueueMachine(RuleBasedStateMachine):
         self.next_id = 1
         self.held: list[int] = []
 
+    def make_storage(self) -> Storage:
+        return SQLiteStorage(self.dir)
+
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
         if hasattr(self, "storage"):
             self.run(self.storage.close())
+            self.drop()
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def drop(self) -> None:
+        pass
 
     def pending(self, queue: str) -> int:
         return sum(1 for m in self.model.values() if m.queue == queue and m.status == MessageStatus.PENDING)
@@ -138,7 +150,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         self.run(self.storage.close())
-        self.storage = SQLiteStorage(self.dir)
+        self.storage = self.make_storage()
         self.run(self.storage.open())
         with_work = self.run(self.storage.recover(NOW))
         self.held = []
@@ -184,5 +196,24 @@ class QueueMachine(RuleBasedStateMachine):
             raise AssertionError("size counter drifted")
 
 
+class PostgresQueueMachine(QueueMachine):
+    """The same model against the PostgreSQL driver (a schema per run; a restart reopens it)."""
+
+    def make_storage(self) -> Storage:
+        return PostgresStorage(PG_DSN, schema=self.schema, min_size=1, max_size=2)
+
+    def drop(self) -> None:
+        async def drop() -> None:
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            finally:
+                await conn.close()
+
+        self.run(drop())
+
+
 QueueMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+PostgresQueueMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None)
 TestQueueModel = QueueMachine.TestCase
+TestQueueModelPostgres = PostgresQueueMachine.TestCase
