@@ -314,7 +314,10 @@ class ActorConnection:
     async def _open(self) -> None:
         session = self._client._get_session()
         url = self._client.url.replace("http", "ws", 1) + self._path
-        self._ws = await session.ws_connect(url, heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
+        try:
+            self._ws = await session.ws_connect(url, heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
+        except aiohttp.WSServerHandshakeError as exc:  # refused at the handshake (401, 404)
+            raise error_from_dict(exc.status, f"connection refused: {exc.message}") from None
         first = await self._ws.receive()
         if first.type != aiohttp.WSMsgType.TEXT:
             code = self._ws.close_code

@@ -243,6 +243,13 @@ ROUTES = [
 ]
 
 _OPEN_PATHS = frozenset({"/healthz"})
+
+
+def _route_path(scope: Scope) -> str:
+    """The path inside this app: mounted under a prefix, ``path`` still carries ``root_path``."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 # Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
@@ -262,13 +269,16 @@ class ActorqMiddleware:
                 await self.runtime.start()
             if (
                 self.token is not None
-                and scope.get("path", "") not in _OPEN_PATHS
+                and _route_path(scope) not in _OPEN_PATHS
                 and not self._authorized(scope)
             ):
                 err = Unauthorized("missing or wrong bearer token")
-                if scope["type"] == "websocket":
+                if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+                    "extensions", {}
+                ):
                     await send({"type": "websocket.close", "code": 4401, "reason": "unauthorized"})
                     return
+                # HTTP, or a WebSocket handshake refused with a real 401 (denial response extension)
                 await error_response(err)(scope, receive, send)
                 return
         if scope["type"] == "http":

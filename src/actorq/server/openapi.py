@@ -43,6 +43,10 @@ def _path(name: str, desc: str, schema: str = "string") -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": desc, "schema": {"type": schema}}
 
 
+def _query(name: str, schema: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": schema}}
+
+
 def _schema(adapter: Any) -> Any:
     if adapter is None:
         return {}
@@ -56,7 +60,9 @@ def _schema(adapter: Any) -> Any:
 def _base() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (ResolveActor, SendMessage, SendBatch, CallAction):
-        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))  # nested models (BatchItem) are what the $refs point at
+        schemas[model.__name__] = schema
     schemas["Error"] = {
         "type": "object",
         "properties": {
@@ -94,7 +100,10 @@ def _base() -> dict[str, Any]:
         "/metrics": {"get": _op("Prometheus metrics", errors=())},
         "/openapi.json": {"get": _op("This document", errors=(401,))},
         "/v1/actors": {
-            "get": _op("List actors", params=[{"name": "name", "in": "query", "schema": {"type": "string"}}]),
+            "get": _op(
+                "List actors, ordered by id; pass the last id as `after` for the next page",
+                params=[_query("name", "string"), _query("limit", "integer"), _query("after", "string")],
+            ),
             "post": _op(
                 "Get, create or get-or-create an actor by name and key",
                 body="ResolveActor",
@@ -120,7 +129,17 @@ def _base() -> dict[str, Any]:
                 errors=(400, 401, 404, 503),
             ),
         },
-        "/v1/actors/{actor_id}/messages": {"get": _op("Pending or in-flight messages", params=[_ID])},
+        "/v1/actors/{actor_id}/messages": {
+            "get": _op(
+                "Pending or in-flight messages",
+                params=[
+                    _ID,
+                    _query("status", "string"),
+                    _query("queue", "string"),
+                    _query("limit", "integer"),
+                ],
+            )
+        },
         "/v1/actors/{actor_id}/messages/{msg_id}": {
             "get": _op(
                 "Look up (or wait for) a message's result",
@@ -140,12 +159,25 @@ def _base() -> dict[str, Any]:
                 errors=(400, 401, 404, 422, 500, 503),
             ),
         },
-        "/v1/actors/{actor_id}/dead-letters": {"get": _op("Dead letters", params=[_ID])},
+        "/v1/actors/{actor_id}/dead-letters": {
+            "get": _op("Dead letters", params=[_ID, _query("limit", "integer")])
+        },
         "/v1/actors/{actor_id}/dead-letters/{msg_id}/retry": {
             "post": _op("Retry a dead letter", params=[_ID, m])
         },
         "/v1/actors/{actor_id}/dead-letters/{msg_id}": {
             "delete": _op("Delete a dead letter", params=[_ID, m])
+        },
+        "/v1/actors/{actor_id}/connect": {
+            "get": {
+                "summary": "WebSocket: actions, sends and the actor's events (frames in docs/protocol.md)",
+                "parameters": [_ID, _query("token", "string")],
+                "responses": {
+                    "101": {"description": "Switching Protocols (WebSocket)"},
+                    "401": {"description": "error", "content": {"application/json": {"schema": _ERROR}}},
+                    "404": {"description": "error", "content": {"application/json": {"schema": _ERROR}}},
+                },
+            }
         },
     }
     return {

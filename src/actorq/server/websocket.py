@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from actorq.core.runtime import Runtime
 from actorq.errors import ActorqError, BadRequest
 from actorq.server import metrics
+from actorq.server.responses import error_response
 
 
 def _dumps(obj: Any) -> str:
@@ -67,7 +68,10 @@ async def connect_endpoint(ws: WebSocket) -> None:
     try:
         await rt.actor_info(actor_id)
     except ActorqError as exc:
-        await ws.close(code=4404, reason=exc.message[:120])
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(error_response(exc))  # a real 404 at the handshake
+        else:
+            await ws.close(code=4404, reason=exc.message[:120])
         return
     await ws.accept()
     sub = rt.subscribe(actor_id)
@@ -101,7 +105,13 @@ async def connect_endpoint(ws: WebSocket) -> None:
     try:
         await send_text(_dumps({"type": "init", "actor_id": actor_id}))
         while True:
-            raw = await ws.receive_text()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            # a binary frame is read as JSON bytes too: bad bytes get an error frame, not a dropped socket
+            raw: str | bytes = (
+                message["text"] if message.get("text") is not None else message.get("bytes", b"")
+            )
             try:
                 frame = json.loads(raw)
             except (ValueError, RecursionError) as exc:
