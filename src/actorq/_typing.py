@@ -7,6 +7,8 @@ validation works the same on every supported Python. No I/O.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import functools
 import json
 import sys
@@ -15,7 +17,7 @@ import typing
 from typing import Any, get_args, get_origin
 
 import typing_extensions
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
@@ -132,3 +134,39 @@ def dumps(value: Any) -> str:
             )
         except Exception:
             raise BadRequest(f"value is not JSON-serialisable: {exc}") from None
+
+
+# Action arguments and results may hold bytes (an agent VM's read_file); JSON has none, so on the
+# wire a bytes value is the object {"$bytes": "<base64>"} in either direction.
+BYTES_KEY = "$bytes"
+
+
+def encode_bytes(value: Any) -> Any:
+    """``value`` as JSON-ready data, with every ``bytes`` tagged (dataclasses and models too)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        return {k: encode_bytes(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_bytes(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode_bytes(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseModel):
+        return encode_bytes(value.model_dump(mode="python"))
+    return to_jsonable_python(value)
+
+
+def decode_bytes(value: Any) -> Any:
+    """Undo :func:`encode_bytes`: ``{"$bytes": "..."}`` objects become ``bytes`` again."""
+    if isinstance(value, dict):
+        if len(value) == 1 and BYTES_KEY in value and isinstance(value[BYTES_KEY], str):
+            try:
+                return base64.b64decode(value[BYTES_KEY], validate=True)
+            except ValueError:
+                raise BadRequest(f"{BYTES_KEY} must hold base64") from None
+        return {k: decode_bytes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_bytes(v) for v in value]
+    return value

@@ -100,6 +100,34 @@ class Unavailable(ActorqError):
     status = 503
 
 
+class PathOutsideVM(BadRequest):
+    """An agent VM path that would escape the VM's root (``..``, absolute escapes, symlinks out)."""
+
+    code = "path_outside_vm"
+    status = 400
+
+
+class SessionClosed(ActorqError):
+    """A prompt (or cancel) for an agent session that was closed."""
+
+    code = "session_closed"
+    status = 409
+
+
+class PromptFailed(ActorError):
+    """The agent or its LLM failed the prompt; carries the agent's message (never an empty success)."""
+
+    code = "prompt_failed"
+    status = 502
+
+
+class SandboxUnavailable(Unavailable):
+    """The sandbox cannot run: bubblewrap or a declared software package is not installed."""
+
+    code = "sandbox_unavailable"
+    status = 503
+
+
 ERRORS: dict[str, type[ActorqError]] = {
     cls.code: cls
     for cls in (
@@ -114,6 +142,10 @@ ERRORS: dict[str, type[ActorqError]] = {
         QueueFull,
         ActorError,
         Unavailable,
+        PathOutsideVM,
+        SessionClosed,
+        PromptFailed,
+        SandboxUnavailable,
     )
 }
 
@@ -145,7 +177,11 @@ __all__ = [
     "CompletionError",
     "MessageTooLarge",
     "NotFound",
+    "PathOutsideVM",
+    "PromptFailed",
     "QueueFull",
+    "SandboxUnavailable",
+    "SessionClosed",
     "Unauthorized",
     "Unavailable",
     "ValidationError",

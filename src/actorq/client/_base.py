@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic_core import to_jsonable_python
 
-from actorq._typing import adapter
+from actorq._typing import adapter, encode_bytes
 from actorq.errors import ActorqError, BadRequest, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 
@@ -208,7 +208,7 @@ class HandleCore:
         return Request(
             "POST",
             self.path("actions", name),
-            {"args": [to_json(a) for a in args]},
+            {"args": [encode_bytes(a) for a in args]},
             timeout=http_timeout,
             retry="unsent",
         )

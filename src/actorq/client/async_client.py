@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 
 import aiohttp
 
+from actorq._typing import decode_bytes
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
@@ -252,7 +253,7 @@ class ActorHandle:
     async def action(self, name: str, *args: Any) -> Any:
         await self.resolve()
         data = await self._client.request(self._core.action_request(name, args, self._client._timeout))
-        return data["result"]
+        return decode_bytes(data["result"])
 
     async def queues(self) -> list[QueueInfo]:
         await self.resolve()
@@ -347,7 +348,7 @@ class ActorConnection:
                 if fut is None or fut.done():
                     continue
                 if kind == "result":
-                    fut.set_result(frame.get("result"))
+                    fut.set_result(decode_bytes(frame.get("result")))
                 else:
                     err = frame.get("error") or {}
                     fut.set_exception(error_from_dict(0, {"error": err}))

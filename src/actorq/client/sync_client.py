@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 
 import httpx
 
+from actorq._typing import decode_bytes
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
@@ -177,7 +178,8 @@ class SyncActorHandle:
 
     def action(self, name: str, *args: Any) -> Any:
         self.resolve()
-        return self._client.request(self._core.action_request(name, args, self._client._timeout))["result"]
+        data = self._client.request(self._core.action_request(name, args, self._client._timeout))
+        return decode_bytes(data["result"])
 
     def queues(self) -> list[QueueInfo]:
         self.resolve()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from actorq import _typing as t
@@ -109,6 +111,23 @@ class ActorContext:
     @state.setter
     def state(self, value: Any) -> None:
         self._instance.state = value
+
+    @property
+    def vars(self) -> Any:
+        """Per-wake memory built by ``actor(vars=...)``: never persisted, rebuilt on each wake."""
+        return self._instance.vars
+
+    @property
+    def files_dir(self) -> Path:
+        """A local directory for this actor's files on this node (e.g. an agent VM's root)."""
+        return self._instance.runtime.storage.files_dir / "actors" / self.actor_id
+
+    def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``work`` in the background; the actor does not go to sleep until it finishes.
+
+        Tasks still running when the actor stops (sleep or shutdown) are cancelled after ``on_sleep``.
+        """
+        return self._instance.keep_awake(work)
 
     def broadcast(self, name: str, data: Any = None) -> None:
         """Send an event to every client connected to this actor (``handle.connect()``)."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 RunFn = Callable[["ActorContext"], Awaitable[None]]
 ActionFn = Callable[..., Awaitable[Any]]
+HookFn = Callable[["ActorContext"], Awaitable[None]]
 
 DEFAULT_MAX_SIZE = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
@@ -148,6 +149,9 @@ class ActorDefinition:
     run: RunFn | None
     state: Any
     options: ActorOptions
+    vars: Callable[[], Any] | None = None
+    on_wake: HookFn | None = None
+    on_sleep: HookFn | None = None
 
     def get_queue(self, name: str) -> QueueDefinition:
         q = self.queues.get(name)
@@ -173,9 +177,17 @@ def actor(
     actions: Mapping[str, ActionFn] | None = None,
     run: RunFn | None = None,
     state: Any = None,
+    vars: Callable[[], Any] | None = None,
+    on_wake: HookFn | None = None,
+    on_sleep: HookFn | None = None,
     **options: Any,
 ) -> ActorDefinition:
-    """Declare an actor type. Options: ``max_attempts``, ``sleep_timeout``, ``retry_backoff``."""
+    """Declare an actor type. Options: ``max_attempts``, ``sleep_timeout``, ``retry_backoff``.
+
+    ``vars`` builds ``c.vars``, per-wake memory that is never persisted (processes, sockets);
+    ``on_wake(c)`` runs before ``run`` or any action each time the actor wakes, ``on_sleep(c)`` after
+    its run loop stopped when it goes to sleep or the server shuts down (as RivetKit's hooks).
+    """
     known = set(ActorOptions.__dataclass_fields__)
     unknown = set(options) - known
     if unknown:
@@ -189,12 +201,16 @@ def actor(
     for qname, q in qs.items():
         if not isinstance(q, QueueDefinition):
             raise TypeError(f"queue {qname!r} must be declared with queue(...)")
-    if run is not None and not inspect.iscoroutinefunction(run):
-        raise TypeError("run must be an async function taking the actor context")
+    for hook_name, hook in (("run", run), ("on_wake", on_wake), ("on_sleep", on_sleep)):
+        if hook is not None and not inspect.iscoroutinefunction(hook):
+            raise TypeError(f"{hook_name} must be an async function taking the actor context")
     return ActorDefinition(
         queues=qs,
         actions={n: _action(n, f) for n, f in (actions or {}).items()},
         run=run,
         state=state,
         options=opts,
+        vars=vars,
+        on_wake=on_wake,
+        on_sleep=on_sleep,
     )

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from actorq import _typing as t
@@ -54,6 +54,9 @@ class ActorInstance:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self.vars: Any = definition.vars() if definition.vars is not None else None
+        self.kept_awake = 0  # c.keep_awake() tasks still running
+        self._background: set[asyncio.Task[Any]] = set()
         self.ctx = ActorContext(self)
         self.idle_since: float | None = time.monotonic()
         self.last_active = time.monotonic()
@@ -77,13 +80,33 @@ class ActorInstance:
     @property
     def idle(self) -> bool:
         return (
-            self.idle_since is not None and self.actions_running == 0 and not self._unacked and not self._open
+            self.idle_since is not None
+            and self.actions_running == 0
+            and self.kept_awake == 0
+            and not self._unacked
+            and not self._open
         )
 
     def idle_for(self, now: float) -> float:
         if not self.idle or self.idle_since is None:
             return 0.0
         return now - max(self.idle_since, self.last_active)
+
+    def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self.kept_awake += 1
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.kept_awake -= 1
+            self.last_active = time.monotonic()
+            self._background.discard(t)
+            exc = None if t.cancelled() else t.exception()
+            if exc is not None:
+                log.warning("background task of %s (%s) failed", self.name, self.actor_id, exc_info=exc)
+
+        task.add_done_callback(done)
+        return task
 
     async def close(self, grace: float | None) -> None:
         """Stop the run loop: at once if idle, else after the current handler (bounded by ``grace``)."""
@@ -112,6 +135,16 @@ class ActorInstance:
                 )
         else:
             await self.persist_state()
+        if self.definition.on_sleep is not None:
+            try:
+                await self.definition.on_sleep(self.ctx)
+            except Exception as exc:
+                log.warning("on_sleep of %s (%s) raised", self.name, self.actor_id, exc_info=exc)
+            await self.persist_state()
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5.0)
         self.closed.set()
 
     # -- state ---------------------------------------------------------------------------------

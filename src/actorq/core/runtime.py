@@ -265,6 +265,9 @@ class Runtime:
             timer = self._timers.pop(actor_id, None)
             if timer is not None:
                 timer.cancel()
+            if inst.definition.on_wake is not None:
+                await inst.definition.on_wake(inst.ctx)
+                await inst.persist_state()
             self._instances[actor_id] = inst
             inst.start()
             fut.set_result(inst)

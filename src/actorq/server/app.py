@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
 from actorq.results import SendResult
@@ -191,10 +192,10 @@ async def list_pending(request: Request) -> Response:
 async def call_action(request: Request) -> Response:
     env: CallAction = await read_envelope(request, CallAction, optional=True)
     result = await _runtime(request).call_action(
-        request.path_params["actor_id"], request.path_params["action"], env.args
+        request.path_params["actor_id"], request.path_params["action"], decode_bytes(env.args)
     )
     metrics.ACTIONS.inc()
-    return json_response({"result": result})
+    return json_response({"result": encode_bytes(result)})
 
 
 async def dead_letters(request: Request) -> Response:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Runtime
 from actorq.errors import ActorqError, BadRequest
 from actorq.server import metrics
@@ -38,7 +39,7 @@ async def _handle(rt: Runtime, actor_id: str, frame: Any) -> Any:
         if not isinstance(args, list) or not isinstance(frame.get("name"), str):
             raise BadRequest("an action frame needs 'name' (string) and 'args' (list)")
         metrics.ACTIONS.inc()
-        return await rt.call_action(actor_id, frame["name"], args)
+        return encode_bytes(await rt.call_action(actor_id, frame["name"], decode_bytes(args)))
     if kind == "send":
         if not isinstance(frame.get("queue"), str):
             raise BadRequest("a send frame needs 'queue' (string)")

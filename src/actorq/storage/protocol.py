@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from actorq.errors import QueueFull
@@ -93,6 +94,9 @@ class ScheduleRecord:
 @runtime_checkable
 class Storage(Protocol):
     """What the core needs from durable storage. See ``tests/conformance`` for the contract."""
+
+    # a local directory for files that live beside the database on this node (agent VM roots)
+    files_dir: Path
 
     async def open(self) -> None: ...
 

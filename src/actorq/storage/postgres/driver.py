@@ -8,7 +8,9 @@ schema (``actorq`` unless told otherwise), migrated under an advisory lock.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import asyncpg
 
@@ -40,6 +42,8 @@ class PostgresStorage:
             raise ValueError("schema must be a lower-case SQL identifier")
         self.dsn = dsn
         self.schema = schema
+        # node-local files (agent VM roots) live on disk beside, not in, the database
+        self.files_dir = Path(os.environ.get("ACTORQ_FILES", ".actorq-files")) / schema
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
 

@@ -200,6 +200,7 @@ class SQLiteStorage:
 
     def __init__(self, directory: Path | str, *, synchronous: str | None = None) -> None:
         self.directory = Path(directory)
+        self.files_dir = self.directory
         self.synchronous = (synchronous or os.environ.get("ACTORQ_SQLITE_SYNC", "FULL")).upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")

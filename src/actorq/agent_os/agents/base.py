@@ -1,0 +1,84 @@
+"""What every agent driver implements, and the values sessions return.
+
+A driver runs one agent process (one session) inside a VM's sandbox and speaks that agent's
+protocol. It never touches the host filesystem or storage: it gets a launcher that starts
+processes inside the sandbox and a callback that broadcasts events to connected clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Session:
+    """One agent session of a VM (``vm.create_session`` returns it)."""
+
+    session_id: str
+    agent_type: str
+    cwd: str = "/home/user"
+    created_at: float = 0.0
+    status: str = "ready"  # "ready" | "busy" | "closed" | "stopped" (process gone; resumable)
+    transcript: str | None = None  # VM path of the agent's own session file, used to resume
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """What ``send_prompt`` returns: why the agent stopped and its final assistant text."""
+
+    stop_reason: str
+    text: str
+    events: int = 0  # how many agent events this prompt produced
+    tool_calls: list[str] = field(default_factory=list)  # names of the tools the agent ran
+
+
+class Launcher(Protocol):
+    async def __call__(
+        self, argv: list[str], *, cwd: str, env: Mapping[str, str]
+    ) -> asyncio.subprocess.Process:
+        """Start ``argv`` inside the VM's sandbox with stdin, stdout and stderr as pipes."""
+        ...
+
+
+EventSink = Callable[[str, Any], None]  # broadcast(event_name, data) to the VM's connected clients
+
+
+@dataclass
+class DriverOptions:
+    session_id: str
+    env: Mapping[str, str]  # secrets live here: never write them to disk or logs
+    cwd: str
+    additional_instructions: str | None
+    launcher: Launcher
+    emit: EventSink
+    resume_from: str | None = None  # VM path of a transcript to continue (resume_session)
+
+
+class AgentDriver(Protocol):
+    """One live agent process. ``prompt`` is called one at a time (the VM serialises them)."""
+
+    agent_type: str
+
+    async def start(self) -> None:
+        """Start the agent and wait until it accepts prompts; raise PromptFailed if it cannot."""
+        ...
+
+    async def prompt(self, text: str, timeout: float | None) -> PromptResult:
+        """Send a prompt and wait for the agent to finish its turn(s)."""
+        ...
+
+    async def cancel(self) -> None:
+        """Abort the prompt in progress (``prompt`` then returns with stop_reason "aborted")."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the agent process (idempotent)."""
+        ...
+
+    @property
+    def transcript(self) -> str | None:
+        """VM path of the agent's persisted session (for resume after a restart), once known."""
+        ...

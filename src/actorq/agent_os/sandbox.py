@@ -1,0 +1,228 @@
+"""Run a VM's processes under bubblewrap: the one place that builds a sandbox command line.
+
+Every process of a VM (``exec``, ``spawn``, agents) starts through :meth:`Sandbox.launch`, in its
+own user, PID, IPC and UTS namespaces as uid 1000, seeing only: the declared software read-only
+(host system directories, npm packages), the VM's ``/home/user`` and ``/tmp`` read-write, and a
+fresh ``/proc`` and ``/dev``. The data directory, other VMs and the rest of the host are not
+mounted. With ``network=False`` every process of the VM joins one private network namespace (only
+its own loopback), held open by a small keeper process so VM processes can still talk to each other
+and :func:`vm_fetch` can reach a server inside.
+
+Must not import the core or storage: it knows paths and processes, not actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from actorq.agent_os.software import Software
+from actorq.errors import SandboxUnavailable
+
+VM_UID = 1000
+HOME = "/home/user"
+_PASSWD = f"root:x:0:0:root:/root:/bin/sh\nuser:x:{VM_UID}:{VM_UID}:user:{HOME}:/bin/bash\n"
+_GROUP = f"root:x:0:\nuser:x:{VM_UID}:\n"
+
+
+def bwrap_path() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed; agent VMs need it: apt-get install bubblewrap",
+            details={"missing": "bwrap"},
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-call bounds of ``exec``: wall-clock timeout (seconds) and bytes kept of each stream."""
+
+    timeout: float = 300.0
+    max_output: int = 1024 * 1024
+
+
+class Sandbox:
+    """The sandbox of one VM: its root directory on the host, software and network setting."""
+
+    def __init__(self, root: Path, software: Sequence[Software], *, network: bool = True) -> None:
+        self.root = root
+        self.home = root / "home" / "user"
+        self.tmp = root / "tmp"
+        self.software = tuple(software)
+        self.network = network
+        self._netns_keeper: asyncio.subprocess.Process | None = None
+        self._netns_lock = asyncio.Lock()
+        self._mounts: list[tuple[str, str]] | None = None
+
+    def prepare(self) -> None:
+        """Create the VM's directories (idempotent); ``/tmp`` starts empty on each wake."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.tmp, 0o1777)
+        etc = self.root / "etc"
+        etc.mkdir(exist_ok=True)
+        (etc / "passwd").write_text(_PASSWD)
+        (etc / "group").write_text(_GROUP)
+        (etc / "hostname").write_text("vm\n")
+
+    def _software_mounts(self) -> list[tuple[str, str]]:
+        if self._mounts is None:
+            mounts: list[tuple[str, str]] = []
+            for sw in self.software:
+                mounts.extend(sw.resolved_mounts())
+            self._mounts = mounts
+        return self._mounts
+
+    def path_env(self) -> str:
+        entries: list[str] = []
+        for sw in reversed(self.software):
+            entries.extend(sw.path)
+        return ":".join(dict.fromkeys(entries)) or "/usr/bin:/bin"
+
+    def argv(self, command: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> list[str]:
+        """The bubblewrap command line that runs ``command`` inside this VM."""
+        args = [
+            bwrap_path(),
+            "--unshare-user",
+            "--uid",
+            str(VM_UID),
+            "--gid",
+            str(VM_UID),
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "vm",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+        ]
+        for host, vm in self._software_mounts():
+            args += ["--ro-bind", host, vm]
+        for link, target in (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin")):
+            if os.path.lexists(link):
+                args += ["--symlink", target, link]
+        etc = self.root / "etc"
+        for name in ("passwd", "group", "hostname"):
+            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        args += [
+            "--bind",
+            str(self.home),
+            HOME,
+            "--bind",
+            str(self.tmp),
+            "/tmp",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--chdir",
+            cwd,
+        ]
+        if not self.network and self._netns_keeper is None:
+            args.append("--unshare-net")
+        full_env = {
+            "HOME": HOME,
+            "USER": "user",
+            "LOGNAME": "user",
+            "PATH": self.path_env(),
+            "LANG": "C.UTF-8",
+            "TMPDIR": "/tmp",
+            "TERM": "dumb",
+        }
+        full_env.update(env)
+        for k, v in full_env.items():
+            args += ["--setenv", k, v]
+        args.append("--")
+        args.extend(command)
+        return args
+
+    async def _netns_prefix(self) -> list[str]:
+        """For ``network=False``: the ``nsenter`` prefix joining the VM's one private network."""
+        if self.network:
+            return []
+        async with self._netns_lock:
+            keeper = self._netns_keeper
+            if keeper is None or keeper.returncode is not None:
+                self._netns_keeper = None
+                argv = self.argv(["sleep", "infinity"], cwd="/", env={})
+                keeper = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                self._netns_keeper = keeper
+                # bwrap sets up the namespace (and brings lo up) before exec'ing sleep
+                for _ in range(200):
+                    if _sleeping_child(keeper.pid) is not None:
+                        break
+                    await asyncio.sleep(0.005)
+            child = _sleeping_child(keeper.pid)
+            if child is None:
+                raise SandboxUnavailable("could not create the VM's private network namespace")
+            return ["nsenter", f"--net=/proc/{child}/ns/net", "--"]
+
+    async def launch(
+        self,
+        command: Sequence[str],
+        *,
+        cwd: str = HOME,
+        env: Mapping[str, str] | None = None,
+        stdin: bool = True,
+    ) -> asyncio.subprocess.Process:
+        """Start ``command`` in the sandbox with pipes (stdin optional); its own process group."""
+        prefix = await self._netns_prefix()
+        argv = prefix + self.argv(command, cwd=cwd, env=env or {})
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    async def close(self) -> None:
+        keeper, self._netns_keeper = self._netns_keeper, None
+        if keeper is not None and keeper.returncode is None:
+            kill_tree(keeper)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(keeper.wait(), 2.0)
+
+
+def _sleeping_child(pid: int) -> int | None:
+    """The pid of the keeper's sandboxed ``sleep`` (bwrap's child), once it runs."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    for c in children:
+        try:
+            grand = Path(f"/proc/{c}/task/{c}/children").read_text().split()
+        except OSError:
+            continue
+        for g in grand or [c]:
+            try:
+                if Path(f"/proc/{g}/comm").read_text().strip() == "sleep":
+                    return int(g)
+            except OSError:
+                continue
+    return None
+
+
+def kill_tree(proc: asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:
+    """Kill a sandboxed process and everything it started (its process group / PID namespace)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)

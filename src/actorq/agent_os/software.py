@@ -1,0 +1,163 @@
+"""Software a VM can run: host directories mounted read-only, and npm packages from a local cache.
+
+A :class:`Software` is a declaration: what to mount where, what to add to ``PATH``, and (for npm
+packages) how to install it once into the cache (``actorq software install``). Nothing here runs
+inside a VM; the sandbox reads these declarations to build its mounts.
+
+Adding a package is one line::
+
+    eslint = npm_package("eslint", "9.0.0")          # mounted at /opt/eslint, its bins on PATH
+    vm = agent_os(software=[software.common, software.pi, eslint])
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actorq.errors import SandboxUnavailable
+
+PI_PACKAGE = "@mariozechner/pi-coding-agent"
+PI_VERSION = "0.73.1"
+
+
+def cache_dir() -> Path:
+    """Where npm packages are installed once: ``$ACTORQ_SOFTWARE`` or ``~/.cache/actorq/software``."""
+    raw = os.environ.get("ACTORQ_SOFTWARE")
+    return Path(raw) if raw else Path.home() / ".cache" / "actorq" / "software"
+
+
+@dataclass(frozen=True)
+class Software:
+    """Read-only mounts (host path → VM path), extra ``PATH`` entries and an optional npm install."""
+
+    name: str
+    mounts: tuple[tuple[str, str], ...] = ()
+    path: tuple[str, ...] = ()  # VM directories put in front of PATH
+    npm: tuple[str, str] | None = None  # (package, version) installed into cache_dir()/<name>-<version>
+    optional_mounts: tuple[tuple[str, str], ...] = field(default=())  # mounted only where they exist
+
+    @property
+    def install_dir(self) -> Path | None:
+        if self.npm is None:
+            return None
+        return cache_dir() / f"{self.name}-{self.npm[1]}"
+
+    def resolved_mounts(self) -> list[tuple[str, str]]:
+        """The mounts with the cache resolved; raises SandboxUnavailable if something is missing."""
+        out: list[tuple[str, str]] = []
+        for host, vm in self.mounts:
+            if host.startswith("$CACHE"):
+                assert self.install_dir is not None
+                host = str(self.install_dir) + host[len("$CACHE") :]
+            if not os.path.exists(host):
+                hint = (
+                    f"; install it with `actorq software install {self.name}`" if self.npm is not None else ""
+                )
+                raise SandboxUnavailable(
+                    f"software {self.name!r} is not installed ({host} is missing){hint}",
+                    details={"software": self.name, "missing": host},
+                )
+            out.append((host, vm))
+        out.extend((h, v) for h, v in self.optional_mounts if os.path.exists(h))
+        return out
+
+    def installed(self) -> bool:
+        try:
+            self.resolved_mounts()
+        except SandboxUnavailable:
+            return False
+        return True
+
+    def install(self, *, quiet: bool = True) -> Path | None:
+        """Install the npm package into the cache (atomically; a no-op when already there)."""
+        if self.npm is None or self.installed():
+            return self.install_dir
+        target = self.install_dir
+        assert target is not None
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SandboxUnavailable("npm is needed to install software; install Node.js 20+ and npm")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=target.parent))
+        try:
+            package, version = self.npm
+            cmd = [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--omit=dev"]
+            if quiet:
+                cmd.append("--silent")
+            subprocess.run([*cmd, f"{package}@{version}"], check=True)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+def npm_package(package: str, version: str, *, name: str | None = None) -> Software:
+    """An npm package pinned at ``version``, mounted read-only at ``/opt/<name>``, bins on PATH."""
+    short = name or package.rsplit("/", 1)[-1]
+    return Software(
+        name=short,
+        mounts=(("$CACHE", f"/opt/{short}"),),
+        path=(f"/opt/{short}/node_modules/.bin",),
+        npm=(package, version),
+    )
+
+
+# The host's own tools, read-only: shell, coreutils, git, node, python and their libraries.
+_ETC = (
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "localtime",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "mime.types",
+    "protocols",
+    "services",
+    "gitconfig",
+    "bash.bashrc",
+    "profile",
+    "inputrc",
+    "gai.conf",
+    "host.conf",
+)
+common = Software(
+    name="common",
+    mounts=(("/usr", "/usr"),),
+    optional_mounts=tuple((f"/etc/{e}", f"/etc/{e}") for e in _ETC),
+    path=("/usr/local/bin", "/usr/bin", "/bin"),
+)
+
+pi = npm_package(PI_PACKAGE, PI_VERSION, name="pi")
+PI_CLI = f"/opt/pi/node_modules/{PI_PACKAGE}/dist/cli.js"
+
+BUILTIN: dict[str, Software] = {"common": common, "pi": pi}
+
+
+def install(names: Sequence[str] = ("pi",), *, quiet: bool = True) -> list[Path]:
+    """Install the named built-in packages into the cache (``actorq software install``)."""
+    out: list[Path] = []
+    for n in names:
+        sw = BUILTIN.get(n)
+        if sw is None:
+            raise ValueError(f"unknown software {n!r}; known: {', '.join(sorted(BUILTIN))}")
+        path = sw.install(quiet=quiet)
+        if path is not None:
+            out.append(path)
+    return out
+
+
+__all__ = ["PI_CLI", "PI_VERSION", "Software", "cache_dir", "common", "install", "npm_package", "pi"]
