@@ -380,7 +380,8 @@ async def test_malformed_action_and_batch_bodies_are_400(client: AsyncClient) ->
     for path, content in [
         (f"/v1/actors/{aid}/actions/two", b"{not json"),
         (f"/v1/actors/{aid}/actions/two", b'{"args": 5}'),
-        (f"/v1/actors/{aid}/actions/two", b'{"args": [1, "x"], "kwargs": {}}'),
+        (f"/v1/actors/{aid}/actions/two", b'{"args": [1, "x"], "kwargs": 5}'),
+        (f"/v1/actors/{aid}/actions/two", b'{"args": [1, "x"], "extra": {}}'),
         (f"/v1/actors/{aid}/actions/two", b'{"args": ["\xff"]}'),
         (f"/v1/actors/{aid}/batch", b'{"messages": []}'),
         (f"/v1/actors/{aid}/batch", b'{"messages": [{"body": 1}]}'),

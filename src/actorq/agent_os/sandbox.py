@@ -29,6 +29,7 @@ VM_UID = 1000
 HOME = "/home/user"
 _PASSWD = f"root:x:0:0:root:/root:/bin/sh\nuser:x:{VM_UID}:{VM_UID}:user:{HOME}:/bin/bash\n"
 _GROUP = f"root:x:0:\nuser:x:{VM_UID}:\n"
+_USR_LINKS = (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin"))
 
 
 def bwrap_path() -> str:
@@ -109,7 +110,7 @@ class Sandbox:
         ]
         for host, vm in self._software_mounts():
             args += ["--ro-bind", host, vm]
-        for link, target in (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin")):
+        for link, target in _USR_LINKS:
             if os.path.lexists(link):
                 args += ["--symlink", target, link]
         etc = self.root / "etc"
@@ -175,17 +176,17 @@ class Sandbox:
 
     async def launch(
         self,
-        command: Sequence[str],
+        argv: Sequence[str],
         *,
         cwd: str = HOME,
         env: Mapping[str, str] | None = None,
         stdin: bool = True,
     ) -> asyncio.subprocess.Process:
-        """Start ``command`` in the sandbox with pipes (stdin optional); its own process group."""
+        """Start ``argv`` in the sandbox with pipes (stdin optional); its own process group."""
         prefix = await self._netns_prefix()
-        argv = prefix + self.argv(command, cwd=cwd, env=env or {})
+        full = prefix + self.argv(argv, cwd=cwd, env=env or {})
         return await asyncio.create_subprocess_exec(
-            *argv,
+            *full,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -221,8 +222,15 @@ def _sleeping_child(pid: int) -> int | None:
 
 
 def kill_tree(proc: asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:
-    """Kill a sandboxed process and everything it started (its process group / PID namespace)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    """Kill a sandboxed process and everything it started (its process group / PID namespace).
+
+    Signals go by pid, never through ``Popen.send_signal``: that polls, reaping the child behind
+    asyncio's watcher, which then reports exit code 255 instead of the signal.
+    """
+    if proc.returncode is not None:
+        return
+    try:
         os.killpg(proc.pid, sig)
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc.pid, sig)

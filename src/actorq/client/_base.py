@@ -204,11 +204,16 @@ class HandleCore:
     def messages_request(self, status: str, limit: int) -> Request:
         return Request("GET", self.path("messages"), params={"status": status, "limit": str(limit)})
 
-    def action_request(self, name: str, args: Sequence[Any], http_timeout: float | None) -> Request:
+    def action_request(
+        self, name: str, args: Sequence[Any], kwargs: dict[str, Any], http_timeout: float | None
+    ) -> Request:
+        body: dict[str, Any] = {"args": [encode_bytes(a) for a in args]}
+        if kwargs:
+            body["kwargs"] = {k: encode_bytes(v) for k, v in kwargs.items()}
         return Request(
             "POST",
             self.path("actions", name),
-            {"args": [encode_bytes(a) for a in args]},
+            body,
             timeout=http_timeout,
             retry="unsent",
         )

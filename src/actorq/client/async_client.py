@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 
 import aiohttp
 
-from actorq._typing import decode_bytes
+from actorq._typing import decode_bytes, encode_bytes
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
@@ -250,9 +250,11 @@ class ActorHandle:
         )
         return b.parse_result(data, actor_id=actor_id, response_type=response_type)
 
-    async def action(self, name: str, *args: Any) -> Any:
+    async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         await self.resolve()
-        data = await self._client.request(self._core.action_request(name, args, self._client._timeout))
+        data = await self._client.request(
+            self._core.action_request(name, args, kwargs, self._client._timeout)
+        )
         return decode_bytes(data["result"])
 
     async def queues(self) -> list[QueueInfo]:
@@ -289,8 +291,8 @@ class ActorHandle:
         if name.startswith("_"):
             raise AttributeError(name)
 
-        async def call(*args: Any) -> Any:
-            return await self.action(name, *args)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self.action(name, *args, **kwargs)
 
         call.__name__ = name
         return call
@@ -370,8 +372,11 @@ class ActorConnection:
         await self._ws.send_str(json.dumps(frame, separators=(",", ":"), default=b.to_json))
         return await fut
 
-    async def action(self, name: str, *args: Any) -> Any:
-        return await self._call({"type": "action", "name": name, "args": [b.to_json(a) for a in args]})
+    async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        frame: dict[str, Any] = {"type": "action", "name": name, "args": [encode_bytes(a) for a in args]}
+        if kwargs:
+            frame["kwargs"] = {k: encode_bytes(v) for k, v in kwargs.items()}
+        return await self._call(frame)
 
     async def send(
         self, queue: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
@@ -421,8 +426,8 @@ class ActorConnection:
         if name.startswith("_"):
             raise AttributeError(name)
 
-        async def call(*args: Any) -> Any:
-            return await self.action(name, *args)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self.action(name, *args, **kwargs)
 
         return call
 

@@ -176,9 +176,9 @@ class SyncActorHandle:
         )
         return b.parse_result(data, actor_id=actor_id, response_type=response_type)
 
-    def action(self, name: str, *args: Any) -> Any:
+    def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.resolve()
-        data = self._client.request(self._core.action_request(name, args, self._client._timeout))
+        data = self._client.request(self._core.action_request(name, args, kwargs, self._client._timeout))
         return decode_bytes(data["result"])
 
     def queues(self) -> list[QueueInfo]:
@@ -206,8 +206,8 @@ class SyncActorHandle:
         if name.startswith("_"):
             raise AttributeError(name)
 
-        def call(*args: Any) -> Any:
-            return self.action(name, *args)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.action(name, *args, **kwargs)
 
         call.__name__ = name
         return call

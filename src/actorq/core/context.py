@@ -81,7 +81,7 @@ class Schedule:
         return await self.at(time.time() + max(0.0, seconds), action, *args)
 
     async def at(self, timestamp: float, action: str, *args: Any) -> int:
-        """Call ``action(*args)`` on this actor at UNIX time ``timestamp``."""
+        """Call ``action(*args)`` on this actor at UNIX time ``timestamp`` (positional arguments)."""
         inst = self._instance
         inst.definition.get_action(action).bind(list(args))
         return await inst.runtime.schedule(inst.actor_id, timestamp, action, t.dumps(list(args)))
@@ -265,16 +265,16 @@ class ActorRef:
             return await self._runtime.wait_result(actor_id, message_id, timeout)
         return await self._runtime.lookup_result(actor_id, message_id)
 
-    async def action(self, name: str, *args: Any) -> Any:
+    async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         actor_id = await self.resolve()
-        return await self._runtime.call_action(actor_id, name, list(args))
+        return await self._runtime.call_action(actor_id, name, list(args), kwargs or None)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
 
-        async def call(*args: Any) -> Any:
-            return await self.action(name, *args)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self.action(name, *args, **kwargs)
 
         call.__name__ = name
         return call

@@ -87,28 +87,38 @@ def queue(
 
 @dataclass(frozen=True)
 class ActionDefinition:
-    """An action (RPC method): ``async def f(c, *args)`` with optional annotated parameters."""
+    """An action (RPC method): ``async def f(c, *args, **kwargs)`` with optional annotations."""
 
     name: str
     fn: ActionFn
     signature: inspect.Signature
-    param_adapters: tuple[TypeAdapter[Any] | None, ...]
+    param_adapters: Mapping[str, TypeAdapter[Any]]
 
-    def bind(self, args: list[Any]) -> list[Any]:
+    def bind(
+        self, args: list[Any], kwargs: Mapping[str, Any] | None = None
+    ) -> tuple[list[Any], dict[str, Any]]:
         """Check arity and validate annotated arguments; raise ValidationError (422) on mismatch."""
         params = list(self.signature.parameters.values())[1:]
         try:
-            self.signature.bind(None, *args)
+            bound = self.signature.bind(None, *args, **(kwargs or {}))
         except TypeError as exc:
+            details: dict[str, Any] = {"expected": [p.name for p in params], "got": len(args)}
+            if kwargs:
+                details["kwargs"] = sorted(kwargs)
             raise ValidationError(
-                f"action {self.name!r} called with wrong arguments: {exc}",
-                details={"expected": [p.name for p in params], "got": len(args)},
+                f"action {self.name!r} called with wrong arguments: {exc}", details=details
             ) from None
-        out: list[Any] = []
-        for i, value in enumerate(args):
-            ad = self.param_adapters[i] if i < len(self.param_adapters) else None
-            out.append(t.validate(ad, value, f"argument {i} of action {self.name!r}"))
-        return out
+        for name, value in list(bound.arguments.items())[1:]:
+            ad = self.param_adapters.get(name)
+            if ad is None:
+                continue
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL or kind is inspect.Parameter.VAR_KEYWORD:
+                continue
+            index = list(self.signature.parameters).index(name) - 1
+            what = f"argument {index} ({name!r}) of action {self.name!r}"
+            bound.arguments[name] = t.validate(ad, value, what)
+        return list(bound.args[1:]), dict(bound.kwargs)
 
 
 def _action(name: str, fn: ActionFn) -> ActionDefinition:
@@ -122,12 +132,14 @@ def _action(name: str, fn: ActionFn) -> ActionDefinition:
         hints = inspect.get_annotations(fn, eval_str=True)
     except Exception:
         hints = {}
-    adapters: list[TypeAdapter[Any] | None] = []
+    adapters: dict[str, TypeAdapter[Any]] = {}
     for p in params[1:]:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
-            break
-        adapters.append(t.adapter(hints[p.name]) if p.name in hints else None)
-    return ActionDefinition(name=name, fn=fn, signature=sig, param_adapters=tuple(adapters))
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name not in hints:
+            continue
+        ad = t.adapter(hints[p.name])
+        if ad is not None:
+            adapters[p.name] = ad
+    return ActionDefinition(name=name, fn=fn, signature=sig, param_adapters=adapters)
 
 
 @dataclass(frozen=True)

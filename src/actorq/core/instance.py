@@ -348,13 +348,13 @@ class ActorInstance:
             await _wait(self._wakeup, wait)
 
     # -- actions -------------------------------------------------------------------------------
-    async def call_action(self, name: str, args: list[Any]) -> Any:
+    async def call_action(self, name: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> Any:
         adef = self.definition.get_action(name)
-        bound = adef.bind(args)
+        bound, bound_kw = adef.bind(args, kwargs)
         self.actions_running += 1
         self.last_active = time.monotonic()
         try:
-            return await adef.fn(self.ctx, *bound)
+            return await adef.fn(self.ctx, *bound, **bound_kw)
         except ActorqError:
             raise
         except Exception as exc:

@@ -618,7 +618,9 @@ class Runtime:
             await asyncio.sleep(min(3600.0, max(10.0, self.config.result_ttl / 10)))
 
     # -- actions -------------------------------------------------------------------------------
-    async def call_action(self, actor_id: str, name: str, args: list[Any]) -> Any:
+    async def call_action(
+        self, actor_id: str, name: str, args: list[Any], kwargs: dict[str, Any] | None = None
+    ) -> Any:
         self._check_accepting()
         info = await self.actor_info(actor_id)
         self.registry.definition(info.name).get_action(name)
@@ -627,7 +629,7 @@ class Runtime:
             attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},
         ):
             inst = await self.ensure_awake(actor_id)
-            return await inst.call_action(name, args)
+            return await inst.call_action(name, args, kwargs)
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, actor_id: str) -> Subscriber:

@@ -192,7 +192,10 @@ async def list_pending(request: Request) -> Response:
 async def call_action(request: Request) -> Response:
     env: CallAction = await read_envelope(request, CallAction, optional=True)
     result = await _runtime(request).call_action(
-        request.path_params["actor_id"], request.path_params["action"], decode_bytes(env.args)
+        request.path_params["actor_id"],
+        request.path_params["action"],
+        decode_bytes(env.args),
+        decode_bytes(env.kwargs) or None,
     )
     metrics.ACTIONS.inc()
     return json_response({"result": encode_bytes(result)})
@@ -251,6 +254,8 @@ def _route_path(scope: Scope) -> str:
     path: str = scope.get("path", "")
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
 # Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 

@@ -36,10 +36,15 @@ async def _handle(rt: Runtime, actor_id: str, frame: Any) -> Any:
     kind = frame.get("type")
     if kind == "action":
         args = frame.get("args", [])
-        if not isinstance(args, list) or not isinstance(frame.get("name"), str):
-            raise BadRequest("an action frame needs 'name' (string) and 'args' (list)")
+        kwargs = frame.get("kwargs") or {}
+        name = frame.get("name")
+        if not isinstance(args, list) or not isinstance(name, str) or not isinstance(kwargs, dict):
+            raise BadRequest(
+                "an action frame needs 'name' (string), 'args' (list), optional 'kwargs' (object)"
+            )
         metrics.ACTIONS.inc()
-        return encode_bytes(await rt.call_action(actor_id, frame["name"], decode_bytes(args)))
+        result = await rt.call_action(actor_id, name, decode_bytes(args), decode_bytes(kwargs) or None)
+        return encode_bytes(result)
     if kind == "send":
         if not isinstance(frame.get("queue"), str):
             raise BadRequest("a send frame needs 'queue' (string)")

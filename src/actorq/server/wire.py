@@ -47,6 +47,7 @@ class SendBatch(_Envelope):
 
 class CallAction(_Envelope):
     args: list[Any] = Field(default_factory=list, description="positional arguments after the context")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
 
 
 def parse_json(raw: bytes) -> Any:

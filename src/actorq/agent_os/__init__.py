@@ -1,0 +1,36 @@
+"""The agent VM: sandboxed Linux workspaces per actor key, and coding agents running inside them.
+
+Owns: VM roots on disk (``fs``), the bubblewrap sandbox (``sandbox``), processes, cron jobs, agent
+sessions and their drivers (``agents/pi.py``, ``agents/acp.py``), and the software mounted into VMs.
+Uses the core like any actor (``agent_os()`` returns an ``actor(...)`` definition); must not import
+``actorq.server``, ``actorq.client`` or ``actorq.storage``.
+"""
+
+from actorq.agent_os import software
+from actorq.agent_os.agents.base import PromptResult, Session
+from actorq.agent_os.fs import DirEntry, FileStat
+from actorq.agent_os.processes import ExecResult, ProcessInfo
+from actorq.agent_os.software import Software, npm_package
+from actorq.agent_os.vm import CronJob, FetchResult, FileResult, SpawnedProcess, agent_os
+from actorq.errors import PathOutsideVM, PromptFailed, SandboxUnavailable, SessionClosed
+
+__all__ = [
+    "CronJob",
+    "DirEntry",
+    "ExecResult",
+    "FetchResult",
+    "FileResult",
+    "FileStat",
+    "PathOutsideVM",
+    "ProcessInfo",
+    "PromptFailed",
+    "PromptResult",
+    "SandboxUnavailable",
+    "Session",
+    "SessionClosed",
+    "Software",
+    "SpawnedProcess",
+    "agent_os",
+    "npm_package",
+    "software",
+]

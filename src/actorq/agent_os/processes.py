@@ -1,0 +1,232 @@
+"""A VM's processes: one-shot ``exec`` and long-running ``spawn`` with streamed output.
+
+Each process runs through the VM's :class:`~actorq.agent_os.sandbox.Sandbox`. ``spawn``ed
+processes get small VM-local ids (1, 2, ...), stream their output as events and keep a bounded
+tail of it; all of them are killed when the VM sleeps or is destroyed.
+
+Must not import the core or storage; events leave through the ``emit`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actorq.agent_os.sandbox import HOME, Limits, Sandbox, kill_tree
+from actorq.errors import BadRequest, NotFound
+
+Emit = Callable[[str, Any], None]
+_TAIL = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    truncated: bool = False
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    command: str
+    args: list[str]
+    running: bool
+    exit_code: int | None
+    started_at: float
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+
+@dataclass
+class _Proc:
+    pid: int
+    command: str
+    args: list[str]
+    proc: asyncio.subprocess.Process
+    started_at: float
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_code: int | None = None
+    out: bytearray = field(default_factory=bytearray)
+    err: bytearray = field(default_factory=bytearray)
+
+
+def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise BadRequest("env is an object of string values")
+    return dict(env)
+
+
+async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[bytes, bool]:
+    if stream is None:
+        return b"", False
+    buf = bytearray()
+    truncated = False
+    while chunk := await stream.read(65536):
+        room = cap - len(buf)
+        if room > 0:
+            buf += chunk[:room]
+        if len(chunk) > room:
+            truncated = True  # keep draining so the process never blocks on a full pipe
+    return bytes(buf), truncated
+
+
+class ProcessTable:
+    def __init__(self, sandbox: Sandbox, emit: Emit, limits: Limits) -> None:
+        self.sandbox = sandbox
+        self.emit = emit
+        self.limits = limits
+        self._procs: dict[int, _Proc] = {}
+        self._next = 1
+        self._running_exec: set[asyncio.subprocess.Process] = set()
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        cwd: str = HOME,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run a shell command line to completion (``/bin/sh -c``); bounded time and output."""
+        if not isinstance(command, str) or not command:
+            raise BadRequest("command is a non-empty shell command line")
+        limit = self.limits.timeout if timeout is None else timeout
+        if limit <= 0:
+            raise BadRequest("timeout must be positive")
+        started = time.perf_counter()
+        proc = await self.sandbox.launch(
+            ["/bin/sh", "-c", command], cwd=cwd, env=_check_env(env), stdin=False
+        )
+        self._running_exec.add(proc)
+        cap = self.limits.max_output
+        readers = asyncio.gather(_read_capped(proc.stdout, cap), _read_capped(proc.stderr, cap))
+        timed_out = False
+        try:
+            (out, t1), (err, t2) = await asyncio.wait_for(asyncio.shield(readers), limit)
+            code = await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            kill_tree(proc)
+            (out, t1), (err, t2) = await readers
+            await proc.wait()
+            code = 124  # as coreutils' timeout(1)
+        finally:
+            self._running_exec.discard(proc)
+            if proc.returncode is None:
+                kill_tree(proc)
+        return ExecResult(
+            exit_code=code if code >= 0 else 128 - code,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            timed_out=timed_out,
+            truncated=t1 or t2,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def spawn(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        cwd: str = HOME,
+        env: Mapping[str, str] | None = None,
+    ) -> _Proc:
+        """Start ``command args...`` (no shell) in the background; output arrives as events."""
+        if not isinstance(command, str) or not command:
+            raise BadRequest("command is a non-empty program name or path")
+        if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+            raise BadRequest("args is a list of strings")
+        proc = await self.sandbox.launch([command, *args], cwd=cwd, env=_check_env(env), stdin=False)
+        entry = _Proc(self._next, command, list(args), proc, time.time())
+        self._next += 1
+        self._procs[entry.pid] = entry
+        return entry
+
+    async def pump(self, entry: _Proc) -> None:
+        """Stream a spawned process's output as events until it exits (run it with keep_awake)."""
+
+        async def read(stream: asyncio.StreamReader | None, name: str, tail: bytearray) -> None:
+            if stream is None:
+                return
+            while chunk := await stream.read(65536):
+                tail += chunk
+                del tail[:-_TAIL]
+                self.emit(
+                    "process_output",
+                    {"pid": entry.pid, "stream": name, "data": chunk.decode("utf-8", "replace")},
+                )
+
+        try:
+            await asyncio.gather(
+                read(entry.proc.stdout, "stdout", entry.out), read(entry.proc.stderr, "stderr", entry.err)
+            )
+            await entry.proc.wait()
+        finally:
+            if entry.proc.returncode is None:
+                kill_tree(entry.proc)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(entry.proc.wait()), 5.0)
+            code = entry.proc.returncode if entry.proc.returncode is not None else -9
+            entry.exit_code = code if code >= 0 else 128 - code
+            entry.done.set()
+            self.emit("process_exit", {"pid": entry.pid, "exit_code": entry.exit_code})
+
+    def _get(self, pid: int) -> _Proc:
+        entry = self._procs.get(pid)
+        if entry is None:
+            raise NotFound(f"no process {pid} in this VM", details={"pids": sorted(self._procs)})
+        return entry
+
+    async def wait(self, pid: int, timeout: float | None = None) -> int:
+        entry = self._get(pid)
+        await asyncio.wait_for(entry.done.wait(), timeout)
+        assert entry.exit_code is not None
+        return entry.exit_code
+
+    def list(self) -> list[ProcessInfo]:
+        return [
+            ProcessInfo(
+                pid=p.pid,
+                command=p.command,
+                args=p.args,
+                running=not p.done.is_set(),
+                exit_code=p.exit_code,
+                started_at=p.started_at,
+                stdout_tail=bytes(p.out[-4096:]).decode("utf-8", "replace"),
+                stderr_tail=bytes(p.err[-4096:]).decode("utf-8", "replace"),
+            )
+            for p in self._procs.values()
+        ]
+
+    def kill(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        entry = self._get(pid)
+        if not entry.done.is_set():
+            kill_tree(entry.proc, sig)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for p in self._procs.values() if not p.done.is_set())
+
+    async def close(self) -> None:
+        """Kill every process of the VM (sleep, shutdown, destroy)."""
+        for p in self._procs.values():
+            if not p.done.is_set():
+                kill_tree(p.proc)
+        for proc in list(self._running_exec):
+            kill_tree(proc)
+        for p in self._procs.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(p.proc.wait(), 5.0)

@@ -1,0 +1,212 @@
+"""Agent sessions of one VM: live drivers in memory, their metadata in the VM's persisted state.
+
+Metadata (id, agent type, cwd, transcript location, status) lives in ``c.state["sessions"]`` so a
+session outlives its process: after a sleep or restart it is ``stopped`` and resumes from the
+agent's own transcript in the VM (``resume_session``, or the next ``send_prompt``). The ``env`` a
+session was created with holds secrets, so it is kept only in this process's memory, never in the
+state, on disk or in logs: after a restart, ``resume_session(..., env=...)`` passes it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, PromptResult, Session
+from actorq.agent_os.fs import VMFileSystem
+from actorq.errors import BadRequest, NotFound, SessionClosed
+
+AgentFactory = Callable[[DriverOptions, VMFileSystem], AgentDriver]
+
+# (vm actor id, session id) -> env; process memory only (secrets never reach disk)
+_ENV: dict[tuple[str, str], dict[str, str]] = {}
+
+
+@dataclass
+class _Live:
+    driver: AgentDriver
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _session(sid: str, meta: Mapping[str, Any]) -> Session:
+    return Session(
+        session_id=sid,
+        agent_type=meta["agent_type"],
+        cwd=meta["cwd"],
+        created_at=meta["created_at"],
+        status=meta["status"],
+        transcript=meta.get("transcript"),
+    )
+
+
+def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise BadRequest("env is an object of string values")
+    return dict(env)
+
+
+class SessionManager:
+    def __init__(
+        self,
+        actor_id: str,
+        state: dict[str, Any],
+        agents: Mapping[str, AgentFactory],
+        fs: VMFileSystem,
+        launcher: Launcher,
+        emit: Callable[[str, Any], None],
+        save: Callable[[], Any],
+    ) -> None:
+        self.actor_id = actor_id
+        self.meta: dict[str, dict[str, Any]] = state.setdefault("sessions", {})
+        self.agents = agents
+        self.fs = fs
+        self.launcher = launcher
+        self.emit = emit
+        self.save = save
+        self.live: dict[str, _Live] = {}
+        for m in self.meta.values():  # processes do not survive a sleep or restart
+            if m["status"] in ("ready", "busy"):
+                m["status"] = "stopped"
+
+    def _meta(self, sid: str) -> dict[str, Any]:
+        if not isinstance(sid, str) or sid not in self.meta:
+            raise NotFound(f"no session {sid!r} in this VM", details={"sessions": sorted(self.meta)})
+        return self.meta[sid]
+
+    async def _start(self, sid: str, meta: dict[str, Any], resume: bool) -> _Live:
+        factory = self.agents[meta["agent_type"]]
+        opts = DriverOptions(
+            session_id=sid,
+            env=_ENV.get((self.actor_id, sid), {}),
+            cwd=meta["cwd"],
+            additional_instructions=meta.get("additional_instructions"),
+            launcher=self.launcher,
+            emit=self.emit,
+            resume_from=meta.get("transcript") if resume else None,
+        )
+        driver = factory(opts, self.fs)
+        await driver.start()
+        live = _Live(driver)
+        self.live[sid] = live
+        meta["transcript"] = driver.transcript or meta.get("transcript")
+        meta["status"] = "ready"
+        await self.save()
+        return live
+
+    async def create(
+        self,
+        agent_type: str,
+        *,
+        env: Mapping[str, str] | None,
+        cwd: str,
+        additional_instructions: str | None,
+    ) -> Session:
+        if agent_type not in self.agents:
+            raise NotFound(f"unknown agent type {agent_type!r}", details={"agent_types": sorted(self.agents)})
+        if additional_instructions is not None and not isinstance(additional_instructions, str):
+            raise BadRequest("additional_instructions is a string")
+        vm_cwd, host_cwd = self.fs.resolve(cwd)
+        if not host_cwd.is_dir():
+            raise NotFound(f"cwd {cwd!r} is not a directory in the VM")
+        sid = "ses_" + uuid.uuid4().hex[:16]
+        _ENV[(self.actor_id, sid)] = _check_env(env)
+        meta: dict[str, Any] = {
+            "agent_type": agent_type,
+            "cwd": vm_cwd,
+            "created_at": time.time(),
+            "status": "starting",
+            "transcript": None,
+            "additional_instructions": additional_instructions,
+        }
+        try:
+            self.meta[sid] = meta
+            await self._start(sid, meta, resume=False)
+        except BaseException:
+            self.meta.pop(sid, None)
+            _ENV.pop((self.actor_id, sid), None)
+            raise
+        session = _session(sid, meta)
+        self.emit("session_created", asdict(session))
+        return session
+
+    async def _live(self, sid: str) -> _Live:
+        meta = self._meta(sid)
+        if meta["status"] == "closed":
+            raise SessionClosed(f"session {sid} is closed")
+        live = self.live.get(sid)
+        if live is None:
+            live = await self._start(sid, meta, resume=True)
+        return live
+
+    async def prompt(self, sid: str, prompt: str, timeout: float | None) -> PromptResult:
+        if not isinstance(prompt, str) or not prompt:
+            raise BadRequest("prompt is a non-empty string")
+        if timeout is not None and timeout <= 0:
+            raise BadRequest("timeout must be positive")
+        live = await self._live(sid)
+        async with live.lock:
+            meta = self._meta(sid)
+            if meta["status"] == "closed":
+                raise SessionClosed(f"session {sid} is closed")
+            meta["status"] = "busy"
+            try:
+                result = await live.driver.prompt(prompt, timeout)
+            finally:
+                if meta["status"] == "busy":
+                    meta["status"] = "ready"
+                meta["transcript"] = live.driver.transcript or meta.get("transcript")
+                await self.save()
+        return result
+
+    async def cancel(self, sid: str) -> bool:
+        meta = self._meta(sid)
+        if meta["status"] == "closed":
+            raise SessionClosed(f"session {sid} is closed")
+        live = self.live.get(sid)
+        if live is None or not live.lock.locked():
+            return False
+        await live.driver.cancel()
+        return True
+
+    async def close(self, sid: str) -> Session:
+        meta = self._meta(sid)
+        live = self.live.pop(sid, None)
+        if live is not None:
+            await live.driver.close()
+        meta["status"] = "closed"
+        _ENV.pop((self.actor_id, sid), None)
+        await self.save()
+        session = _session(sid, meta)
+        self.emit("session_closed", {"session_id": sid})
+        return session
+
+    async def resume(self, sid: str, env: Mapping[str, str] | None) -> Session:
+        meta = self._meta(sid)
+        if meta["status"] == "closed":
+            raise SessionClosed(f"session {sid} is closed")
+        if env is not None:
+            _ENV[(self.actor_id, sid)] = _check_env(env)
+        if sid not in self.live:
+            await self._start(sid, meta, resume=True)
+        return _session(sid, meta)
+
+    def list(self) -> list[Session]:
+        return [_session(sid, m) for sid, m in self.meta.items()]
+
+    async def stop_all(self) -> None:
+        """The VM sleeps: stop every agent process; sessions stay resumable."""
+        for sid, live in list(self.live.items()):
+            try:
+                await live.driver.close()
+            finally:
+                self.live.pop(sid, None)
+                if self.meta.get(sid, {}).get("status") in ("ready", "busy"):
+                    self.meta[sid]["status"] = "stopped"

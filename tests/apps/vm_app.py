@@ -1,0 +1,10 @@
+"""A registry with agent VMs (network on and off) for the agent_os tests and crash tests."""
+
+from __future__ import annotations
+
+from actorq import setup
+from actorq.agent_os import agent_os, software
+
+vm = agent_os(software=[software.common, software.pi], sleep_timeout=2.0, exec_timeout=20.0)
+offline = agent_os(software=[software.common], network=False, sleep_timeout=2.0)
+registry = setup(use={"vm": vm, "offline": offline})
