@@ -1,17 +1,26 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Both build .venv themselves.
+# Two entry points for a fresh machine: `make demo` and `make test`. Both set everything up themselves:
+# .venv with the package, bubblewrap (apt) for agent VM sandboxes, and the pi agent (npm) in the cache.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system demo test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed system
+	$(BIN)/actorq software install pi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# bubblewrap runs every VM process; apt-get needs root (or sudo) the first time only
+system:
+	@command -v bwrap >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; }
+	@command -v npm >/dev/null || { echo "npm (Node.js 20+) is needed for the pi agent" >&2; exit 1; }
 
 demo: setup
 	$(BIN)/python examples/demo.py
@@ -25,6 +34,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/bench_core.py
+	$(BIN)/python bench/bench_agent_os.py
 
 clean:
 	rm -rf $(VENV) .actorq .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 """End-to-end demo: start the server as its own process on embedded SQLite, then act as a client.
 
 Runs ``python -m actorq serve examples.demo_app:registry`` on a free port with its data in a fresh
-temporary directory (or ``$ACTORQ_DEMO_DATA``), waits for ``/healthz``, then: the task runner (three
-tasks with progress events), the issue worker (a webhook action into the actor's own queue) and a
-completable review waited on like a function call; prints what happens and the queues as the server
-and ``actorq queue`` see them; stops the server with SIGTERM (a graceful shutdown) and exits 0.
+temporary directory (or ``$ACTORQ_DEMO_DATA``), waits for ``/healthz``, then: the reviewer (a
+completable review by the real pi agent in a sandboxed VM, waited on like a function call), the task
+runner (three tasks with progress events) and the issue worker (a webhook action into the actor's own
+queue); prints what happens and the queues as the server and ``actorq queue`` see them; stops the
+server with SIGTERM (a graceful shutdown) and exits 0. pi talks to Anthropic when
+``ANTHROPIC_API_KEY`` is set, otherwise to the local stand-in model, and the demo says which.
 ``make demo`` runs this file.
 """
 
@@ -42,8 +44,39 @@ def free_port() -> int:
         return port
 
 
-def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+def start_llm() -> tuple[str, subprocess.Popen[bytes] | None]:
+    """Anthropic when ANTHROPIC_API_KEY is set; else the stand-in model (started here) or $ACTORQ_LLM_URL."""
+    if os.environ.get("ANTHROPIC_API_KEY") and not os.environ.get("ACTORQ_LLM_URL"):
+        console.print("pi will use [bold]Anthropic[/] (ANTHROPIC_API_KEY is set)")
+        return "", None
+    if os.environ.get("ACTORQ_LLM_URL"):
+        url = os.environ["ACTORQ_LLM_URL"]
+        console.print(f"pi will use the model at {url} (ACTORQ_LLM_URL)")
+        return url, None
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorq.agent_os.fake_llm", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/models", timeout=0.5)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    console.print(
+        f"pi will use the local [bold]stand-in model[/] at {url} (no ANTHROPIC_API_KEY set; "
+        "set it to use Anthropic)"
+    )
+    return url, proc
+
+
+def start_server(data: Path, port: int, llm_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if llm_url:
+        env["ACTORQ_LLM_URL"] = llm_url
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -80,6 +113,10 @@ def say(text: str) -> None:
 
 async def client_flow(url: str) -> None:
     async with create_client(url) as client:
+        console.rule("reviewer: completable message to pi in a sandboxed VM, wait=True, timeout=120")
+        result = await reviewer.main(client, say)
+        if result.status != "completed":
+            raise SystemExit(f"review did not complete: {result}")
         console.rule("task runner: three durable tasks, one at a time")
         log = await task_runner.main(client, say)
         if len(log) != len(task_runner.TASKS):
@@ -88,10 +125,6 @@ async def client_flow(url: str) -> None:
         triaged = await issue_worker.main(client, say)
         if len(triaged) != len(issue_worker.ISSUES):
             raise SystemExit(f"the issue worker did not finish: {triaged}")
-        console.rule("reviewer: completable message, wait=True, timeout=120")
-        result = await reviewer.main(client, say)
-        if result.status != "completed":
-            raise SystemExit(f"review did not complete: {result}")
         console.rule("what the server holds")
         table = Table("actor", "key", "queue", "completed", "pending", "dead")
         for info in await client.list_actors():
@@ -126,13 +159,19 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     console.print(f"[bold]actorq demo[/]: starting the server on {url}, SQLite in {data}")
-    proc = start_server(data, port)
+    llm_url, llm = start_llm()
     try:
-        console.print(f"server is up (pid {proc.pid}, /healthz answered)")
-        asyncio.run(client_flow(url))
-        show_cli(url)
+        proc = start_server(data, port, llm_url)
+        try:
+            console.print(f"server is up (pid {proc.pid}, /healthz answered)")
+            asyncio.run(client_flow(url))
+            show_cli(url)
+        finally:
+            code = stop_server(proc)
     finally:
-        code = stop_server(proc)
+        if llm is not None:
+            llm.terminate()
+            llm.wait(10)
     console.print(f"server stopped with SIGTERM (exit code {code}); everything it accepted is in {data}")
     if code != 0:
         return code

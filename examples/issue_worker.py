@@ -1,9 +1,10 @@
-"""Issue worker: a webhook-style action feeds the actor's own durable queue, worked one issue at a time.
+"""Issue worker: a webhook-style action feeds the actor's own durable queue; the pi agent triages
+each issue, one at a time, in the worker's VM.
 
 ``ingest_issue(title, body)`` is what a GitHub/Linear webhook handler would call: it validates,
 enqueues (``c.queue.send``) and returns the message id at once, so the webhook never waits on the
-work. The run loop triages each issue (a stand-in for the coding agent, which the agent VM issue
-adds) and records the outcome in the actor's persistent state; ``results()`` lists them.
+work. The run loop has pi write a triage note per issue to ``/home/user/issues/<id>.md`` and
+records it in the actor's persistent state; ``results()`` lists them.
 
     python examples/issue_worker.py                      # a real server in-process, then main()
     python -m actorq serve examples.issue_worker:registry
@@ -14,25 +15,23 @@ adds) and records the outcome in the actor's persistent state; ``results()`` lis
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypedDict
 
 from actorq import ActorContext, ValidationError, actor, queue, setup
+from actorq.agent_os import agent_os, software
 from actorq.client import AsyncClient
+
+if __name__ == "__main__":  # run as a file: make the `examples` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples.llm import configure_pi, pi_env
 
 
 class Issue(TypedDict):
     title: str
     body: str
-
-
-LABELS = {"crash": "bug", "error": "bug", "slow": "performance", "add": "feature", "support": "feature"}
-
-
-def triage(issue: Issue) -> str:
-    """What the agent will do later: read the issue, decide what it is (and, later, work on it)."""
-    text = f"{issue['title']} {issue['body']}".lower()
-    return next((label for word, label in LABELS.items() if word in text), "question")
 
 
 async def ingest_issue(c: ActorContext, title: str, body: str) -> int:
@@ -43,10 +42,21 @@ async def ingest_issue(c: ActorContext, title: str, body: str) -> int:
 
 
 async def work(c: ActorContext) -> None:
+    vm = c.actors.vm.get_or_create(["issues", *c.key])
+    await configure_pi(vm)
+    session = await vm.create_session(
+        "pi", env=pi_env(), additional_instructions="You triage issues: bug, feature or question."
+    )
     async for message in c.queue.iter("issues"):
-        label = triage(message.body)
-        c.state["results"].append({"id": message.id, "title": message.body["title"], "label": label})
-        c.broadcast("triaged", {"id": message.id, "label": label})
+        issue: Issue = message.body
+        note = f"/home/user/issues/{message.id}.md"
+        await vm.send_prompt(
+            session.session_id,
+            f"Triage this issue and write a triage note to {note}:\n\n# {issue['title']}\n\n{issue['body']}",
+        )
+        triage = (await vm.read_file(note)).decode()
+        c.state["results"].append({"id": message.id, "title": issue["title"], "triage": triage})
+        c.broadcast("triaged", {"id": message.id})
 
 
 async def results(c: ActorContext) -> list[dict[str, Any]]:
@@ -59,7 +69,8 @@ issue_worker = actor(
     run=work,
     state=lambda: {"results": []},
 )
-registry = setup(use={"issues": issue_worker})
+vm = agent_os(software=[software.common, software.pi])
+registry = setup(use={"issues": issue_worker, "vm": vm})
 
 ISSUES = [("App crashes on start", "stack trace attached"), ("Add dark mode", "please")]
 
@@ -73,13 +84,13 @@ async def main(client: AsyncClient, say: Callable[[str], object] = print) -> lis
         ids.append(msg_id)
         say(f"webhook: issue {title!r} queued as message {msg_id}")
     done: list[dict[str, Any]] = []
-    for _ in range(500):  # results are saved with each issue's acknowledgement
+    for _ in range(1200):  # results are saved with each issue's acknowledgement
         done = [r for r in await handle.results() if r["id"] in ids]
         if len(done) == len(ids):
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
     for r in done:
-        say(f"  triaged #{r['id']} {r['title']!r} -> {r['label']}")
+        say(f"  triaged #{r['id']} {r['title']!r}: {r['triage'].splitlines()[0] if r['triage'] else ''}")
     return done
 
 

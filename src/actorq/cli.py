@@ -321,6 +321,31 @@ def result(
         exit_unless_completed(r.status)
 
 
+software_app = typer.Typer(help="Software for agent VMs (npm packages cached once, mounted read-only).")
+app.add_typer(software_app, name="software")
+
+
+@software_app.command("install")
+def software_install(
+    names: Annotated[list[str] | None, typer.Argument(help="packages to install (default: pi)")] = None,
+) -> None:
+    """Install agent VM software into the cache ($ACTORQ_SOFTWARE or ~/.cache/actorq/software)."""
+    from actorq.agent_os.software import BUILTIN, install
+
+    wanted = names or ["pi"]
+    for n in wanted:
+        sw = BUILTIN.get(n)
+        if sw is None:
+            _console().print(f"[red]unknown software {n!r}[/red]; known: {', '.join(sorted(BUILTIN))}")
+            raise typer.Exit(2)
+        if sw.installed():
+            _console().print(f"{n}: already installed at {sw.install_dir}")
+            continue
+        _console().print(f"{n}: installing {sw.npm[0] if sw.npm else n} ...")
+        install([n])
+        _console().print(f"{n}: installed at {sw.install_dir}")
+
+
 def main() -> None:
     app()
 

@@ -139,7 +139,7 @@ async def test_other_vms_and_data_dir_are_invisible(client: AsyncClient, tmp_pat
     assert "a's" not in r["stdout"] and "actorq.db" not in r["stdout"]
     assert sorted(r["stdout"].split()) == sorted(
         ["bin", "dev", "etc", "home", "lib", "lib64", "proc", "sbin", "tmp", "usr", "opt"]
-    )  # noqa: E501
+    )
     data = tmp_path / "data"
     r = await b.exec(f"cat {data}/actorq.db; ls {data}")
     assert r["exit_code"] != 0 and "No such file" in r["stderr"]

@@ -89,8 +89,27 @@ class Sandbox:
             entries.extend(sw.path)
         return ":".join(dict.fromkeys(entries)) or "/usr/bin:/bin"
 
-    def argv(self, command: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> list[str]:
-        """The bubblewrap command line that runs ``command`` inside this VM."""
+    def environment(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The whole environment of a VM process: a fixed base plus ``env`` (nothing from the host)."""
+        full_env = {
+            "HOME": HOME,
+            "USER": "user",
+            "LOGNAME": "user",
+            "PATH": self.path_env(),
+            "LANG": "C.UTF-8",
+            "TMPDIR": "/tmp",
+            "TERM": "dumb",
+        }
+        full_env.update(env)
+        return full_env
+
+    def argv(self, command: Sequence[str], *, cwd: str) -> list[str]:
+        """The bubblewrap command line that runs ``command`` inside this VM.
+
+        The environment is not on it: command lines are world-readable in ``/proc`` and ``env``
+        holds secrets, so it is bwrap's own environment (``/proc/<pid>/environ``, owner-only),
+        which bwrap hands to the sandboxed process unchanged.
+        """
         args = [
             bwrap_path(),
             "--unshare-user",
@@ -106,7 +125,6 @@ class Sandbox:
             "vm",
             "--die-with-parent",
             "--new-session",
-            "--clearenv",
         ]
         for host, vm in self._software_mounts():
             args += ["--ro-bind", host, vm]
@@ -132,18 +150,6 @@ class Sandbox:
         ]
         if not self.network and self._netns_keeper is None:
             args.append("--unshare-net")
-        full_env = {
-            "HOME": HOME,
-            "USER": "user",
-            "LOGNAME": "user",
-            "PATH": self.path_env(),
-            "LANG": "C.UTF-8",
-            "TMPDIR": "/tmp",
-            "TERM": "dumb",
-        }
-        full_env.update(env)
-        for k, v in full_env.items():
-            args += ["--setenv", k, v]
         args.append("--")
         args.extend(command)
         return args
@@ -156,9 +162,10 @@ class Sandbox:
             keeper = self._netns_keeper
             if keeper is None or keeper.returncode is not None:
                 self._netns_keeper = None
-                argv = self.argv(["sleep", "infinity"], cwd="/", env={})
+                argv = self.argv(["sleep", "infinity"], cwd="/")
                 keeper = await asyncio.create_subprocess_exec(
                     *argv,
+                    env=self.environment({}),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.DEVNULL,
@@ -184,9 +191,10 @@ class Sandbox:
     ) -> asyncio.subprocess.Process:
         """Start ``argv`` in the sandbox with pipes (stdin optional); its own process group."""
         prefix = await self._netns_prefix()
-        full = prefix + self.argv(argv, cwd=cwd, env=env or {})
+        full = prefix + self.argv(argv, cwd=cwd)
         return await asyncio.create_subprocess_exec(
             *full,
+            env=self.environment(env or {}),
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -1,0 +1,31 @@
+"""Which model the examples' pi agent talks to.
+
+With ``ACTORQ_LLM_URL`` set (the tests, and ``make demo`` without an API key) the VM's
+``~/.pi/agent/models.json`` and ``settings.json`` point pi at that OpenAI-compatible server (the
+stand-in model in :mod:`actorq.agent_os.fake_llm`). Otherwise pi uses Anthropic through
+``ANTHROPIC_API_KEY``, passed to the session's env (kept in memory only, never on disk).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from actorq.agent_os.fake_llm import pi_agent_files
+
+LLM_URL_ENV = "ACTORQ_LLM_URL"
+
+
+def pi_env() -> dict[str, str]:
+    key = os.environ.get("ANTHROPIC_API_KEY", "")
+    return {"ANTHROPIC_API_KEY": key} if key else {}
+
+
+async def configure_pi(vm: Any) -> str:
+    """Write the VM's pi settings for the stand-in model when asked to; say which model is used."""
+    url = os.environ.get(LLM_URL_ENV)
+    if url:
+        for path, text in pi_agent_files(url).items():
+            await vm.write_file(f"/home/user/{path}", text)
+        return f"stand-in model at {url}"
+    return "Anthropic (ANTHROPIC_API_KEY)"

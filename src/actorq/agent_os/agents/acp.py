@@ -1,0 +1,456 @@
+"""The ACP driver: any agent that speaks the Agent Client Protocol over stdio, run inside the VM.
+
+ACP (agentclientprotocol.com) is JSON-RPC 2.0 over newline-delimited stdio. We are the *client*:
+we launch the agent command in the sandbox, ``initialize`` it, open (or load) a session and send
+prompts; the agent streams ``session/update`` notifications back and may call us for
+``fs/read_text_file`` / ``fs/write_text_file`` and ``session/request_permission``. The JSON-RPC
+plumbing is the ``agent-client-protocol`` package (import name ``acp``).
+
+File requests name VM paths; they are served by the ``fs`` object the VM hands us (its resolver,
+which refuses anything outside the VM), never by opening host paths here. Without one we do not
+advertise the fs capability, and the agent uses its own tools inside the sandbox instead.
+
+Plugging in an agent is one declaration::
+
+    vm = agent_os(agents={"claude": acp_agent(["claude-code-acp"], name="claude")})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import importlib.metadata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+import acp
+import pydantic
+from acp.client.connection import ClientSideConnection
+from acp.schema import (
+    AgentMessageChunk,
+    AgentPlanUpdate,
+    AgentThoughtChunk,
+    AllowedOutcome,
+    ClientCapabilities,
+    CurrentModeUpdate,
+    DeniedOutcome,
+    FileSystemCapabilities,
+    Implementation,
+    PermissionOption,
+    ReadTextFileResponse,
+    RequestPermissionResponse,
+    SessionInfoUpdate,
+    TextContentBlock,
+    ToolCallProgress,
+    ToolCallStart,
+    ToolCallUpdate,
+    UsageUpdate,
+    UserMessageChunk,
+    WriteTextFileResponse,
+)
+
+from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.sandbox import kill_tree
+from actorq.errors import ActorqError, PromptFailed, SessionClosed
+
+_STDERR_TAIL = 8192  # bytes of the agent's stderr kept for error messages
+_PREVIEW = 200  # characters of a tool call's title kept in an event
+T = TypeVar("T")
+
+
+class TextFiles(Protocol):
+    """VM-path text file access (the VM's resolver); raises PathOutsideVM for paths out of the VM."""
+
+    def read_text(self, vm_path: str) -> str: ...
+
+    def write_text(self, vm_path: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AcpAgent:
+    """Declares an ACP agent type: the command that starts it inside the VM, and its name."""
+
+    name: str
+    command: tuple[str, ...]
+    start_timeout: float = 60.0
+
+    @property
+    def agent_type(self) -> str:
+        return self.name
+
+    def driver(self, opts: DriverOptions, *, fs: TextFiles | None = None) -> AcpDriver:
+        return AcpDriver(
+            opts, list(self.command), fs=fs, agent_type=self.name, start_timeout=self.start_timeout
+        )
+
+
+def acp_agent(command: Sequence[str], *, name: str = "acp", start_timeout: float = 60.0) -> AcpAgent:
+    """An agent type for any ACP agent command (e.g. ``["claude-code-acp"]``), run in the VM."""
+    if isinstance(command, str) or not command or not all(isinstance(a, str) and a for a in command):
+        raise ValueError("acp_agent(command) takes a non-empty list of strings, e.g. ['claude-code-acp']")
+    return AcpAgent(name=name, command=tuple(command), start_timeout=start_timeout)
+
+
+@dataclass
+class _Turn:
+    """What one prompt collected from the agent's session updates."""
+
+    text: list[str] = field(default_factory=list)
+    events: int = 0
+    tool_calls: list[str] = field(default_factory=list)
+
+
+def _client_version() -> str:
+    try:
+        return importlib.metadata.version("actorq")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def _block_text(block: Any) -> str | None:
+    return block.text if isinstance(block, TextContentBlock) else None
+
+
+def _describe(update: Any) -> dict[str, Any]:
+    """A compact, JSON-safe event for a session update (full tool contents and diffs are left out)."""
+    kind = str(getattr(update, "session_update", "unknown"))
+    out: dict[str, Any] = {"type": kind}
+    if isinstance(update, AgentMessageChunk | AgentThoughtChunk | UserMessageChunk):
+        text = _block_text(update.content)
+        if text is not None:
+            out["text"] = text
+        else:
+            out["content_type"] = update.content.type
+    elif isinstance(update, ToolCallStart | ToolCallProgress):
+        out["tool_call_id"] = update.tool_call_id
+        for key in ("title", "kind", "status"):
+            value = getattr(update, key)
+            if value is not None:
+                out[key] = value[:_PREVIEW] if key == "title" else value
+    elif isinstance(update, AgentPlanUpdate):
+        out["entries"] = [{"content": e.content, "status": e.status} for e in update.entries]
+    elif isinstance(update, CurrentModeUpdate):
+        out["mode"] = update.current_mode_id
+    elif isinstance(update, SessionInfoUpdate):
+        if update.title is not None:
+            out["title"] = update.title
+    elif isinstance(update, UsageUpdate):
+        out["used"] = update.used
+        out["size"] = update.size
+    return out
+
+
+class _Client:
+    """The client half of ACP: the callbacks the agent may invoke while it works."""
+
+    def __init__(self, driver: AcpDriver) -> None:
+        self._driver = driver
+
+    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        self._driver._on_update(update)
+
+    async def request_permission(
+        self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption], **kwargs: Any
+    ) -> RequestPermissionResponse:
+        # Nobody is watching to click "allow": the sandbox is the boundary, so we grant the first
+        # allow option. After a cancel ACP wants pending permission requests answered "cancelled".
+        d = self._driver
+        allow = next((o for o in options if o.kind.startswith("allow")), None)
+        if d._cancelling or allow is None:
+            d._emit({"type": "permission", "tool_call_id": tool_call.tool_call_id, "outcome": "cancelled"})
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        d._emit({"type": "permission", "tool_call_id": tool_call.tool_call_id, "option": allow.option_id})
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=allow.option_id)
+        )
+
+    async def read_text_file(
+        self, session_id: str, path: str, line: int | None = None, limit: int | None = None, **kwargs: Any
+    ) -> ReadTextFileResponse:
+        fs = self._files()
+        text = await _fs_call(path, lambda: fs.read_text(path))
+        if line is not None or limit is not None:
+            lines = text.splitlines(keepends=True)
+            start = max((line or 1) - 1, 0)
+            text = "".join(lines[start : start + limit if limit is not None else None])
+        return ReadTextFileResponse(content=text)
+
+    async def write_text_file(
+        self, session_id: str, path: str, content: str, **kwargs: Any
+    ) -> WriteTextFileResponse:
+        fs = self._files()
+        await _fs_call(path, lambda: fs.write_text(path, content))
+        return WriteTextFileResponse()
+
+    def _files(self) -> TextFiles:
+        if self._driver._fs is None:
+            raise acp.RequestError.method_not_found("fs (this client has no file access)")
+        return self._driver._fs
+
+
+async def _fs_call(path: str, call: Callable[[], T]) -> T:
+    """Run a (blocking) fs call off the loop and turn its failures into JSON-RPC errors for the agent."""
+    try:
+        return await asyncio.to_thread(call)
+    except ActorqError as exc:  # PathOutsideVM and friends: the agent asked for something not allowed
+        raise acp.RequestError.invalid_params({"path": path, "message": exc.message}) from None
+    except FileNotFoundError:
+        raise acp.RequestError.resource_not_found(path) from None
+    except (IsADirectoryError, NotADirectoryError, UnicodeDecodeError) as exc:
+        raise acp.RequestError.invalid_params({"path": path, "message": str(exc)}) from None
+    except OSError as exc:
+        raise acp.RequestError.internal_error({"path": path, "message": exc.strerror or str(exc)}) from None
+
+
+class AcpDriver:
+    """One ACP agent process and its one ACP session (see the module docstring)."""
+
+    def __init__(
+        self,
+        opts: DriverOptions,
+        command: list[str],
+        *,
+        fs: TextFiles | None = None,
+        agent_type: str = "acp",
+        start_timeout: float = 60.0,
+        cancel_grace: float = 5.0,
+    ) -> None:
+        if not command:
+            raise ValueError("an ACP agent needs a command")
+        self.agent_type = agent_type
+        self._opts = opts
+        self._command = list(command)
+        self._fs = fs
+        self._start_timeout = start_timeout
+        self._cancel_grace = cancel_grace
+        self._proc: asyncio.subprocess.Process | None = None
+        self._conn: ClientSideConnection | None = None
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._acp_session: str | None = None
+        self._pending_instructions = opts.additional_instructions or None
+        self._turn: _Turn | None = None
+        self._replaying = False
+        self._cancelling = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def transcript(self) -> str | None:
+        """The ACP session id: pass it back as ``resume_from`` to ``session/load`` it after a restart."""
+        return self._acp_session
+
+    async def start(self) -> None:
+        if self._closed:
+            raise SessionClosed("the ACP session was closed")
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                await self._start()
+        except TimeoutError:
+            await self.close()
+            raise PromptFailed(
+                f"ACP agent {self._command[0]!r} did not start within {self._start_timeout:g}s"
+                f"{self._stderr_suffix()}",
+                details={"reason": "timeout"},
+            ) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        opts = self._opts
+        proc = await opts.launcher(self._command, cwd=opts.cwd, env=opts.env)
+        self._proc = proc
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self._stderr_task = asyncio.create_task(self._drain_stderr(proc.stderr))
+        self._conn = acp.connect_to_agent(cast(acp.Client, _Client(self)), proc.stdin, proc.stdout)
+        has_fs = self._fs is not None
+        init = await self._call(
+            "initialize",
+            self._conn.initialize(
+                protocol_version=acp.PROTOCOL_VERSION,
+                client_capabilities=ClientCapabilities(
+                    fs=FileSystemCapabilities(read_text_file=has_fs, write_text_file=has_fs), terminal=False
+                ),
+                client_info=Implementation(name="actorq", version=_client_version()),
+            ),
+        )
+        caps = init.agent_capabilities
+        can_load = bool(caps is not None and caps.load_session)
+        if opts.resume_from and can_load:
+            self._replaying = True  # the agent replays the old conversation as session updates
+            try:
+                await self._call(
+                    "session/load",
+                    self._conn.load_session(cwd=opts.cwd, session_id=opts.resume_from, mcp_servers=[]),
+                )
+                self._acp_session = opts.resume_from
+                self._pending_instructions = None  # the loaded conversation already carries them
+                return
+            except PromptFailed as exc:
+                if self._exited():
+                    raise
+                # The agent forgot the session (e.g. its store was wiped): a fresh one beats none.
+                self._emit({"type": "resume_failed", "reason": exc.message})
+            finally:
+                self._replaying = False
+        elif opts.resume_from:
+            self._emit({"type": "resume_failed", "reason": "the agent does not support session/load"})
+        new = await self._call("session/new", self._conn.new_session(cwd=opts.cwd, mcp_servers=[]))
+        self._acp_session = new.session_id
+
+    async def prompt(self, text: str, timeout: float | None) -> PromptResult:
+        async with self._lock:
+            if self._closed:
+                raise SessionClosed("the ACP session was closed")
+            if self._conn is None or self._acp_session is None:
+                raise PromptFailed("the ACP agent is not started")
+            if self._pending_instructions:
+                text = f"{self._pending_instructions}\n\n{text}"
+                self._pending_instructions = None
+            turn = self._turn = _Turn()
+            self._cancelling = False
+            task = asyncio.ensure_future(
+                self._call(
+                    "session/prompt",
+                    self._conn.prompt(session_id=self._acp_session, prompt=[acp.text_block(text)]),
+                )
+            )
+            try:
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    # Ask the agent to stop, and give it a moment so it is idle for the next prompt.
+                    await self.cancel()
+                    await asyncio.wait({task}, timeout=self._cancel_grace)
+                    raise PromptFailed(
+                        f"the ACP agent did not finish the prompt within {timeout:g}s",
+                        details={"reason": "timeout"},
+                    )
+                response = task.result()
+            finally:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                elif not task.cancelled():
+                    task.exception()  # retrieved here so an abandoned failure is not reported twice
+                self._turn = None
+            stop = str(response.stop_reason)
+            self._emit({"type": "stop", "stop_reason": stop})
+            return PromptResult(
+                stop_reason=stop, text="".join(turn.text), events=turn.events, tool_calls=turn.tool_calls
+            )
+
+    async def cancel(self) -> None:
+        conn, session = self._conn, self._acp_session
+        if self._closed or conn is None or session is None:
+            return
+        self._cancelling = True
+        # A notification; if the agent is gone the write can fail or (acp's sender) never finish.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.cancel(session_id=session), 2.0)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        proc, conn = self._proc, self._conn
+        if proc is not None and proc.returncode is None:
+            kill_tree(proc)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2.0)
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 5.0)
+            if proc.stdin is not None:
+                # otherwise the pipe transport is closed by the GC, possibly after its loop is gone
+                proc.stdin.close()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _call(self, what: str, request: Any) -> Any:
+        """Await one ACP request, turning every way it can fail into PromptFailed (or SessionClosed)."""
+        try:
+            return await request
+        except acp.RequestError as exc:
+            if self._closed:
+                raise SessionClosed("the ACP session was closed") from None
+            raise PromptFailed(
+                f"ACP agent error on {what}: {exc}" + (f" ({_short(exc.data)})" if exc.data else ""),
+                details={"method": what, "code": exc.code, "data": exc.data},
+            ) from None
+        except (ConnectionError, OSError):
+            if self._closed:
+                raise SessionClosed("the ACP session was closed") from None
+            code = await self._exit_code()
+            state = f"exited with code {code}" if code is not None else "closed its connection"
+            raise PromptFailed(
+                f"ACP agent {self._command[0]!r} {state} during {what}{self._stderr_suffix()}",
+                details={"method": what, "exit_code": code},
+            ) from None
+        except pydantic.ValidationError as exc:
+            raise PromptFailed(
+                f"ACP agent sent an invalid {what} response: {exc.error_count()} error(s)",
+                details={"method": what, "errors": exc.errors(include_url=False, include_input=False)},
+            ) from None
+
+    def _on_update(self, update: Any) -> None:
+        event = _describe(update)
+        turn = self._turn
+        if turn is not None:
+            turn.events += 1
+            if isinstance(update, AgentMessageChunk):
+                text = _block_text(update.content)
+                if text:
+                    turn.text.append(text)
+            elif isinstance(update, ToolCallStart):
+                turn.tool_calls.append(update.title or update.kind or update.tool_call_id)
+        if self._replaying:
+            event["replay"] = True
+        self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self._opts.emit("session_event", {"session_id": self._opts.session_id, **event})
+
+    def _exited(self) -> bool:
+        return self._proc is None or self._proc.returncode is not None
+
+    async def _exit_code(self) -> int | None:
+        proc = self._proc
+        if proc is None:
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 2.0)
+        if self._stderr_task is not None and proc.returncode is not None:
+            # stderr reaches EOF just after the exit; its last lines usually say why
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        return proc.returncode
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+        # Always read stderr (a full pipe would block the agent); keep only a tail for errors.
+        while chunk := await stream.read(4096):
+            self._stderr.append(chunk)
+            self._stderr_size += len(chunk)
+            while self._stderr_size > _STDERR_TAIL and len(self._stderr) > 1:
+                self._stderr_size -= len(self._stderr.popleft())
+
+    def _stderr_suffix(self) -> str:
+        tail = b"".join(self._stderr).decode("utf-8", "replace").strip()
+        return f": {tail[-500:]}" if tail else ""
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = (value.get("details") or value.get("message")) if isinstance(value, dict) else None
+    return str(text if text is not None else value)[:limit]
+
+
+__all__ = ["AcpAgent", "AcpDriver", "TextFiles", "acp_agent"]
