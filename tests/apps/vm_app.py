@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from actorq import setup
-from actorq.agent_os import agent_os, software
+from actorq.agent_os import acp_agent, agent_os, software
 
 vm = agent_os(software=[software.common, software.pi], sleep_timeout=2.0, exec_timeout=20.0)
 offline = agent_os(software=[software.common], network=False, sleep_timeout=2.0)
-registry = setup(use={"vm": vm, "offline": offline})
+# an ACP agent (a stdlib-only stub, written into the VM by the test) as a second agent type
+acpvm = agent_os(
+    software=[software.common], agents={"stub": acp_agent(["python3", "/home/user/acp_stub_agent.py"])}
+)
+registry = setup(use={"vm": vm, "offline": offline, "acpvm": acpvm})

@@ -7,6 +7,7 @@ Uses the core like any actor (``agent_os()`` returns an ``actor(...)`` definitio
 """
 
 from actorq.agent_os import software
+from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.agents.base import PromptResult, Session
 from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.processes import ExecResult, ProcessInfo
@@ -15,6 +16,7 @@ from actorq.agent_os.vm import CronJob, FetchResult, FileResult, SpawnedProcess,
 from actorq.errors import PathOutsideVM, PromptFailed, SandboxUnavailable, SessionClosed
 
 __all__ = [
+    "AcpAgent",
     "CronJob",
     "DirEntry",
     "ExecResult",
@@ -30,6 +32,7 @@ __all__ = [
     "SessionClosed",
     "Software",
     "SpawnedProcess",
+    "acp_agent",
     "agent_os",
     "npm_package",
     "software",

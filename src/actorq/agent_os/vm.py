@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from actorq.agent_os import cron
+from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, PromptResult, Session
 from actorq.agent_os.fs import DirEntry, FileStat, VMFileSystem
 from actorq.agent_os.processes import ExecResult, ProcessInfo, ProcessTable
@@ -84,6 +85,13 @@ def _pi_factory(opts: DriverOptions, fs: VMFileSystem) -> AgentDriver:
     return PiDriver(opts)
 
 
+def _acp_factory(agent: AcpAgent) -> AgentFactory:
+    def factory(opts: DriverOptions, fs: VMFileSystem) -> AgentDriver:
+        return agent.driver(opts, fs=fs)  # the agent's fs/* requests go through the VM's resolver
+
+    return factory
+
+
 def _vm(c: ActorContext) -> _VM:
     v: _VM = c.vars
     if v.sandbox is None:
@@ -113,7 +121,7 @@ def agent_os(
     software: Sequence[Software] = (),
     *,
     network: bool = True,
-    agents: Mapping[str, AgentFactory] | None = None,
+    agents: Mapping[str, AgentFactory | AcpAgent] | None = None,
     exec_timeout: float = 300.0,
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
@@ -131,7 +139,8 @@ def agent_os(
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in names:
         agent_types["pi"] = _pi_factory
-    agent_types.update(agents or {})
+    for name, agent in (agents or {}).items():
+        agent_types[name] = _acp_factory(agent) if isinstance(agent, AcpAgent) else agent
     limits = Limits(timeout=exec_timeout, max_output=max_output)
 
     async def on_wake(c: ActorContext) -> None:
