@@ -385,15 +385,15 @@ def test_entry_point_prints_errors_in_red_on_stderr(url: str) -> None:
 
 
 def test_serve_takes_the_token_from_the_environment(tmp_path: Path) -> None:
-    server = ServerProcess("examples.reviewer:registry", tmp_path / "data", env={"ACTORQ_TOKEN": "t0k"})
+    server = ServerProcess("tests.apps.api_app:registry", tmp_path / "data", env={"ACTORQ_TOKEN": "t0k"})
     server.start()
     try:
-        body = '{"file": "x.py", "content": "# TODO\\n"}'
-        denied = cli("--url", server.url, "send", "reviewer", "main", "review", body)
+        body = '{"n": 21}'
+        denied = cli("--url", server.url, "send", "api", "main", "jobs", body)
         assert denied.code == 2 and "unauthorized" in denied.err
-        run = cli("--url", server.url, "--token", "t0k", "send", "reviewer", "main", "review", body, "--wait")
+        run = cli("--url", server.url, "--token", "t0k", "send", "api", "main", "jobs", body, "--wait")
         assert run.code == 0, run.err
-        assert run.json()["response"] == {"summary": "x.py: 1 lines; TODOs on lines [1]"}
+        assert run.json()["response"] == {"doubled": 42}
         assert server.terminate() == 0
     finally:
         server.stop()
