@@ -14,6 +14,7 @@ class ActorqError(Exception):
 
     code: ClassVar[str] = "actorq_error"
     status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False  # the clients retry these by themselves (same idempotency key)
 
     def __init__(self, message: str = "", *, details: Any = None, retry_after: float | None = None) -> None:
         super().__init__(message or self.__class__.__name__)
@@ -98,6 +99,15 @@ class Unavailable(ActorqError):
 
     code = "unavailable"
     status = 503
+    retryable = True
+
+
+class LeaseLost(Unavailable):
+    """This node no longer owns the actor (its lease expired or another node took it over): the
+    write was refused by the lease's fencing epoch and nothing was changed. Clients retry."""
+
+    code = "lease_lost"
+    status = 503
 
 
 class PathOutsideVM(BadRequest):
@@ -126,6 +136,7 @@ class SandboxUnavailable(Unavailable):
 
     code = "sandbox_unavailable"
     status = 503
+    retryable = False  # an installation problem: retrying cannot fix it
 
 
 ERRORS: dict[str, type[ActorqError]] = {
@@ -142,6 +153,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         QueueFull,
         ActorError,
         Unavailable,
+        LeaseLost,
         PathOutsideVM,
         SessionClosed,
         PromptFailed,
@@ -175,6 +187,7 @@ __all__ = [
     "ActorqError",
     "BadRequest",
     "CompletionError",
+    "LeaseLost",
     "MessageTooLarge",
     "NotFound",
     "PathOutsideVM",

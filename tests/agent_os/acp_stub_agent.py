@@ -87,7 +87,7 @@ def handle_prompt(params: dict) -> dict:
     cancel = _cancelled.setdefault(sid, threading.Event())
     cancel.clear()
     if "FAIL" in text:
-        raise RpcError(-32603, "Internal error", {"details": "stub failure requested"})
+        raise RpcError(-32603, "Internal error", {"details": f"stub failure requested: {text}"})
     if "EXIT" in text:
         chunk(sid, "exiting")
         sys.stdout.flush()

@@ -126,6 +126,17 @@ async def test_prompt_streams_text_and_events_and_writes_through_fs(h: Harness) 
     assert not any("hunter2" in str(e) for e in h.events)
 
 
+async def test_env_secrets_are_masked_in_events_and_errors(h: Harness) -> None:
+    d = await h.start()
+    result = await d.prompt("the secret is hunter2", timeout=30)
+    assert result.text.endswith("the secret is hunter2")  # the caller's own result is not rewritten
+    assert h.events and not any("hunter2" in str(e) for e in h.events)
+    assert any("the secret is ***" in str(e.get("text")) for e in h.events)
+    with pytest.raises(PromptFailed) as info:
+        await d.prompt("FAIL with hunter2", timeout=30)
+    assert "stub failure requested: FAIL with ***" in info.value.message
+
+
 async def test_read_text_file_goes_through_fs(h: Harness) -> None:
     (h.sb.home / "notes.txt").write_text("remember the milk")
     d = await h.start()

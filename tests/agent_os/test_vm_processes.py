@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actorq import BadRequest, NotFound, Unavailable, ValidationError
+from actorq import BadRequest, NotFound, ValidationError
 from actorq.client import AsyncClient
 from tests.apps.vm_app import registry
 
@@ -79,6 +79,9 @@ async def test_spawn_streams_output_and_can_be_waited_and_killed(client: AsyncCl
     assert ("process_exit", {"pid": p["pid"], "exit_code": 7}) in events
     with pytest.raises(NotFound):
         await vm.wait_process(999)
+    sleeper = await vm.spawn("sleep", ["30"])
+    assert await vm.wait_process(sleeper["pid"], timeout=0.2) is None  # still running
+    await vm.kill_process(sleeper["pid"])
 
 
 async def test_vm_fetch_reaches_a_server_inside(client: AsyncClient) -> None:
@@ -93,7 +96,7 @@ async def test_vm_fetch_reaches_a_server_inside(client: AsyncClient) -> None:
             try:
                 r = await vm.vm_fetch(port, "/index.html")
                 break
-            except Unavailable:
+            except NotFound:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
         assert r["status"] == 200 and r["body"] == f"<h1>{name}</h1>".encode()

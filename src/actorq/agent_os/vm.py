@@ -288,11 +288,12 @@ def agent_os(
         c.keep_awake(table.pump(entry))  # a running process keeps its VM awake
         return SpawnedProcess(entry.pid, entry.command, entry.args)
 
-    async def wait_process(c: ActorContext, pid: int, *, timeout: float | None = None) -> int:
+    async def wait_process(c: ActorContext, pid: int, *, timeout: float | None = None) -> int | None:
+        """The process's exit code; ``None`` if it is still running after ``timeout`` seconds."""
         try:
             return await _procs(c).wait(pid, timeout)
         except TimeoutError:
-            raise Unavailable(f"process {pid} is still running", retry_after=1.0) from None
+            return None
 
     async def list_processes(c: ActorContext) -> list[ProcessInfo]:
         return _procs(c).list()
@@ -409,7 +410,7 @@ async def _fetch_direct(
         ):
             return FetchResult(resp.status, dict(resp.headers), await resp.read())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise Unavailable(f"nothing answered on port {port} in the VM: {exc}") from None
+        raise NotFound(f"nothing answered on port {port} in the VM: {exc}") from None
 
 
 # runs inside the VM's sandbox (network=False): the VM's own loopback is only reachable from there
@@ -446,5 +447,5 @@ async def _fetch_inside(
     except ValueError:
         raise Unavailable(f"vm_fetch failed inside the VM: {err.decode(errors='replace')[-300:]}") from None
     if "error" in data:
-        raise Unavailable(f"nothing answered on port {port} in the VM: {data['error']}")
+        raise NotFound(f"nothing answered on port {port} in the VM: {data['error']}")
     return FetchResult(data["status"], data["headers"], base64.b64decode(data["body"]))

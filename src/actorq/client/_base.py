@@ -13,7 +13,7 @@ from urllib.parse import quote
 from pydantic_core import to_jsonable_python
 
 from actorq._typing import adapter, encode_bytes
-from actorq.errors import ActorqError, BadRequest, Unavailable, error_from_dict
+from actorq.errors import ActorqError, BadRequest, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 
 Mode = Literal["get", "create", "get_or_create", "id"]
@@ -64,10 +64,8 @@ def retry_delay(err: BaseException, attempt: int) -> float:
 
 
 def should_retry(req: Request, err: BaseException, *, connect_failed: bool) -> bool:
-    if isinstance(err, Unavailable):
-        return True
     if isinstance(err, ActorqError):
-        return False
+        return err.retryable
     return connect_failed or req.retry == "safe"
 
 

@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -63,9 +63,9 @@ T = TypeVar("T")
 class TextFiles(Protocol):
     """VM-path text file access (the VM's resolver); raises PathOutsideVM for paths out of the VM."""
 
-    def read_text(self, vm_path: str) -> str: ...
+    def read_text(self, vm_path: str, /) -> str: ...
 
-    def write_text(self, vm_path: str, text: str) -> None: ...
+    def write_text(self, vm_path: str, text: str, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -366,10 +366,16 @@ class AcpDriver:
         if proc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 5.0)
+            # Close every pipe while the loop is alive (else the GC closes them later, on a dead loop).
+            # bwrap's sandboxed child dies a moment after bwrap itself, so read stdout and stderr to EOF.
             if proc.stdin is not None:
-                # otherwise the pipe transport is closed by the GC, possibly after its loop is gone
                 proc.stdin.close()
-        if self._stderr_task is not None:
+            ends: list[Awaitable[Any]] = [proc.stdout.read()] if proc.stdout is not None else []
+            if self._stderr_task is not None:
+                ends.append(self._stderr_task)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*ends), 2.0)
+        if self._stderr_task is not None and not self._stderr_task.done():
             self._stderr_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._stderr_task
@@ -384,8 +390,10 @@ class AcpDriver:
             if self._closed:
                 raise SessionClosed("the ACP session was closed") from None
             raise PromptFailed(
-                f"ACP agent error on {what}: {exc}" + (f" ({_short(exc.data)})" if exc.data else ""),
-                details={"method": what, "code": exc.code, "data": exc.data},
+                self._mask(
+                    f"ACP agent error on {what}: {exc}" + (f" ({_short(exc.data)})" if exc.data else "")
+                ),
+                details={"method": what, "code": exc.code, "data": self._masked(exc.data)},
             ) from None
         except (ConnectionError, OSError):
             if self._closed:
@@ -418,7 +426,23 @@ class AcpDriver:
         self._emit(event)
 
     def _emit(self, event: dict[str, Any]) -> None:
-        self._opts.emit("session_event", {"session_id": self._opts.session_id, **event})
+        self._opts.emit("session_event", {"session_id": self._opts.session_id, **self._masked(event)})
+
+    def _mask(self, text: str) -> str:
+        """Hide any secret from the session's env that the agent echoes (events go to every client)."""
+        for value in self._opts.env.values():
+            if len(value) >= 6 and value in text:
+                text = text.replace(value, "***")
+        return text
+
+    def _masked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._mask(value)
+        if isinstance(value, dict):
+            return {k: self._masked(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._masked(v) for v in value]
+        return value
 
     def _exited(self) -> bool:
         return self._proc is None or self._proc.returncode is not None
@@ -445,7 +469,7 @@ class AcpDriver:
 
     def _stderr_suffix(self) -> str:
         tail = b"".join(self._stderr).decode("utf-8", "replace").strip()
-        return f": {tail[-500:]}" if tail else ""
+        return f": {self._mask(tail)[-500:]}" if tail else ""
 
 
 def _short(value: Any, limit: int = 300) -> str:

@@ -1,0 +1,53 @@
+"""What survives: cron jobs keep firing after a restart (agentOS loses them), software is a small
+declaration, and a machine without bubblewrap gets a clear typed error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from actorq.agent_os import SandboxUnavailable, npm_package, software
+from actorq.agent_os.sandbox import Sandbox
+from tests.apps.vm_app import registry
+
+
+async def test_cron_jobs_survive_a_restart(tmp_path: Path) -> None:
+    async with registry.test(storage=tmp_path / "data") as client:
+        vm = client.vm.get_or_create(["cron-restart"])
+        job = await vm.schedule_cron("* * * * * *", {"type": "exec", "command": "echo tick >> ticks"})
+        await asyncio.sleep(1.5)
+    # the server is gone: nothing fires; a new one on the same data directory fires the job again
+    await asyncio.sleep(1.0)
+    async with registry.test(storage=tmp_path / "data") as client:
+        vm = client.vm.get_or_create(["cron-restart"])
+        n_before = len((await vm.read_file("/home/user/ticks")).split())
+        (listed,) = await vm.list_cron_jobs()
+        assert listed["id"] == job["id"]
+        deadline = time.monotonic() + 8
+        while len((await vm.read_file("/home/user/ticks")).split()) < n_before + 2:
+            assert time.monotonic() < deadline, "the cron job did not fire after the restart"
+            await asyncio.sleep(0.2)
+        # once per due time: the ticks are at least ~1 s apart, never doubled by re-arming on wake
+        (listed,) = await vm.list_cron_jobs()
+        assert listed["runs"] >= 2 and listed["last_result"]["exit_code"] == 0
+
+
+def test_adding_software_is_one_declaration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    again = npm_package("@mariozechner/pi-coding-agent", software.PI_VERSION, name="pi")
+    assert again == software.pi
+    lint = npm_package("eslint", "9.0.0")
+    assert lint.mounts == (("$CACHE", "/opt/eslint"),) and lint.path == ("/opt/eslint/node_modules/.bin",)
+    monkeypatch.setenv("ACTORQ_SOFTWARE", str(tmp_path / "empty-cache"))
+    with pytest.raises(SandboxUnavailable, match="actorq software install eslint"):
+        Sandbox(tmp_path / "vm", [software.common, lint]).argv(["true"], cwd="/home/user")
+
+
+async def test_missing_bubblewrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
+    async with registry.test(storage=tmp_path / "data") as client:
+        vm = client.offline.get_or_create(["no-bwrap"])
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            await vm.exec("true")
