@@ -18,6 +18,7 @@ from actorq.agent_os import software
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.pi import PiDriver
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files, stand_in_reply, summarize
+from actorq.agent_os.fs import VMFileSystem
 from actorq.agent_os.sandbox import HOME, Sandbox, kill_tree
 from actorq.errors import PromptFailed, SessionClosed
 from actorq.server.serve import free_port
@@ -69,10 +70,9 @@ class Harness:
         self.drivers: list[PiDriver] = []
 
     def configure(self, *, retries: int = 0) -> None:
+        fs = VMFileSystem(self.sb.root, owner=self.sb.uid)  # owned by the VM's user, as the VM writes
         for rel, text in pi_agent_files(self.llm.url, retries=retries).items():
-            path = self.sb.home / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            fs.write_file(f"/home/user/{rel}", text)
 
     async def launch(
         self, argv: list[str], *, cwd: str, env: Mapping[str, str]

@@ -143,6 +143,8 @@ async def test_other_vms_and_data_dir_are_invisible(client: AsyncClient, tmp_pat
     data = tmp_path / "data"
     r = await b.exec(f"cat {data}/actorq.db; ls {data}")
     assert r["exit_code"] != 0 and "No such file" in r["stderr"]
+    r = await b.exec("cat /etc/shadow")
+    assert r["exit_code"] != 0 and "Permission denied" in r["stderr"]  # host root's files are "other"
     r = await b.exec("echo x > /usr/bin/pwned; echo y > /etc/pwned; touch /opt/pi/x")
     assert "Read-only file system" in r["stderr"] or "Permission denied" in r["stderr"]
     assert not Path("/usr/bin/pwned").exists() and not Path("/etc/pwned").exists()

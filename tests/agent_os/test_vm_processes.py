@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from actorq import BadRequest, NotFound, ValidationError
+from actorq.agent_os.sandbox import VM_UID, host_uid
 from actorq.client import AsyncClient
 from tests.apps.vm_app import registry
 
@@ -26,7 +27,8 @@ async def test_exec_runs_a_shell_line_in_the_sandbox(client: AsyncClient) -> Non
     vm = client.vm.get_or_create(["exec"])
     r = await vm.exec("echo out; echo err >&2; id -u; pwd; echo $HOME; exit 3")
     assert r["exit_code"] == 3
-    assert r["stdout"].split() == ["out", "1000", "/home/user", "/home/user"]
+    vm_uid = str(host_uid() or VM_UID)  # never root: nobody (65534) under a root server
+    assert r["stdout"].split() == ["out", vm_uid, "/home/user", "/home/user"]
     assert r["stderr"] == "err\n"
     await vm.mkdir("/home/user/proj")
     r = await vm.exec("pwd; echo $GREETING", cwd="/home/user/proj", env={"GREETING": "hi"})

@@ -48,9 +48,14 @@ def _split(path: str) -> list[str]:
 
 
 class VMFileSystem:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owner: int | None = None) -> None:
         self.root = root
         self._real_root = os.path.realpath(root)
+        self.owner = owner  # host uid VM processes run as: what this writes must be theirs too
+
+    def _own(self, path: Path | str) -> None:
+        if self.owner is not None:
+            os.lchown(path, self.owner, self.owner)
 
     # -- resolution ------------------------------------------------------------------------
     def vm_path(self, path: str) -> str:
@@ -147,6 +152,7 @@ class VMFileSystem:
         tmp = host.with_name(f".{host.name}.actorq-tmp")
         with open(tmp, "wb") as f:
             f.write(raw)
+        self._own(tmp)
         os.replace(tmp, host)
         return len(raw)
 
@@ -166,6 +172,7 @@ class VMFileSystem:
             if host.exists():
                 raise BadRequest(f"{sub} exists and is not a directory")
             host.mkdir()
+            self._own(host)
 
     def mkdir(self, path: str) -> None:
         self._mkdirs(self.vm_path(path))

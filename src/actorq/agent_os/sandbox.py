@@ -25,11 +25,39 @@ from pathlib import Path
 from actorq.agent_os.software import Software
 from actorq.errors import SandboxUnavailable
 
-VM_UID = 1000
+VM_UID = 1000  # the sandbox's uid when the server is not root (a user namespace maps it to the caller)
 HOME = "/home/user"
-_PASSWD = f"root:x:0:0:root:/root:/bin/sh\nuser:x:{VM_UID}:{VM_UID}:user:{HOME}:/bin/bash\n"
-_GROUP = f"root:x:0:\nuser:x:{VM_UID}:\n"
+
+
+def _passwd(uid: int) -> str:
+    return f"root:x:0:0:root:/root:/bin/sh\nuser:x:{uid}:{uid}:user:{HOME}:/bin/bash\n"
+
+
+def _group(uid: int) -> str:
+    return f"root:x:0:\nuser:x:{uid}:\n"
 _USR_LINKS = (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin"))
+
+
+def host_uid() -> int | None:
+    """The unprivileged host uid VM processes run as when the server runs as root, else None.
+
+    Unprivileged, bwrap maps the sandbox's uid 1000 onto the caller through a user namespace. Run
+    by root that mapping would make VM processes the owners of every root-owned host file they can
+    see (``/etc/shadow`` included). So a root server runs bwrap without a user namespace (it mounts
+    as root, reaching VM roots under any directory) and the sandbox's first process drops to
+    ``$ACTORQ_VM_UID`` (default 65534, nobody) with ``setpriv``, clearing every capability; VM
+    files are owned by that uid on the host.
+    """
+    if os.geteuid() != 0:
+        return None
+    return int(os.environ.get("ACTORQ_VM_UID", "65534"))
+
+
+def chown_tree(path: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.lchown(dirpath, uid, uid)
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
 
 
 def bwrap_path() -> str:
@@ -62,6 +90,7 @@ class Sandbox:
         self._netns_keeper: asyncio.subprocess.Process | None = None
         self._netns_lock = asyncio.Lock()
         self._mounts: list[tuple[str, str]] | None = None
+        self.uid = host_uid()
 
     def prepare(self) -> None:
         """Create the VM's directories (idempotent); ``/tmp`` starts empty on each wake."""
@@ -69,10 +98,15 @@ class Sandbox:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tmp, 0o1777)
+        if self.uid is not None:
+            if self.home.stat().st_uid != self.uid:  # made before VMs dropped root, or uid changed
+                chown_tree(self.home, self.uid)
+            os.chown(self.tmp, self.uid, self.uid)
         etc = self.root / "etc"
         etc.mkdir(exist_ok=True)
-        (etc / "passwd").write_text(_PASSWD)
-        (etc / "group").write_text(_GROUP)
+        uid = VM_UID if self.uid is None else self.uid
+        (etc / "passwd").write_text(_passwd(uid))
+        (etc / "group").write_text(_group(uid))
         (etc / "hostname").write_text("vm\n")
 
     def _software_mounts(self) -> list[tuple[str, str]]:
@@ -110,13 +144,13 @@ class Sandbox:
         holds secrets, so it is bwrap's own environment (``/proc/<pid>/environ``, owner-only),
         which bwrap hands to the sandboxed process unchanged.
         """
+        if self.uid is None:
+            ids = ["--unshare-user", "--uid", str(VM_UID), "--gid", str(VM_UID)]
+        else:  # root: no user namespace; the first process drops to self.uid (see host_uid)
+            ids = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         args = [
             bwrap_path(),
-            "--unshare-user",
-            "--uid",
-            str(VM_UID),
-            "--gid",
-            str(VM_UID),
+            *ids,
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
@@ -126,6 +160,9 @@ class Sandbox:
             "--die-with-parent",
             "--new-session",
         ]
+        # directories bwrap creates for mount points are 0700 root: a non-root VM user must pass them
+        for d in ("/home", "/opt"):
+            args += ["--perms", "0755", "--dir", d]
         for host, vm in self._software_mounts():
             args += ["--ro-bind", host, vm]
         for link, target in _USR_LINKS:
@@ -151,8 +188,24 @@ class Sandbox:
         if not self.network and self._netns_keeper is None:
             args.append("--unshare-net")
         args.append("--")
+        args.extend(self._drop())
         args.extend(command)
         return args
+
+    def _drop(self) -> list[str]:
+        """Inside the sandbox (root server only): become ``self.uid`` with no capabilities left."""
+        if self.uid is None:
+            return []
+        u = str(self.uid)
+        return [
+            "/usr/bin/setpriv",
+            f"--reuid={u}",
+            f"--regid={u}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
 
     async def _netns_prefix(self) -> list[str]:
         """For ``network=False``: the ``nsenter`` prefix joining the VM's one private network."""

@@ -148,7 +148,7 @@ def agent_os(
         root = c.files_dir / "vm"
         sandbox = Sandbox(root, sw, network=network)
         await asyncio.to_thread(sandbox.prepare)
-        fs = VMFileSystem(root)
+        fs = VMFileSystem(root, owner=sandbox.uid)
         v: _VM = c.vars
         v.sandbox, v.fs = sandbox, fs
         v.processes = ProcessTable(sandbox, c.broadcast, limits)
