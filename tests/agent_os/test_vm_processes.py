@@ -160,3 +160,12 @@ async def test_stopping_kills_processes_but_keeps_files(tmp_path: Path) -> None:
         assert await vm.read_file("/home/user/keep.txt") == b"kept"
         assert await vm.exists("/tmp/scratch") is False  # /tmp is emptied on wake
         assert await vm.list_processes() == []
+
+
+async def test_actions_are_not_cut_by_the_clients_request_timeout(client: AsyncClient) -> None:
+    from actorq.client import create_client
+
+    async with create_client(client.url, timeout=0.3) as short:  # plain requests: 0.3 s
+        vm = short.vm.get_or_create(["long-action"])
+        r = await vm.exec("sleep 1; echo done")  # an action may take as long as it takes
+        assert r["stdout"] == "done\n"

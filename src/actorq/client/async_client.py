@@ -27,6 +27,7 @@ class AsyncClient:
         token: str | None = None,
         *,
         timeout: float | None = 30.0,
+        action_timeout: float | None = None,
         retry_for: float = b.RETRY_FOR,
         coalesce: bool = True,
     ) -> None:
@@ -34,6 +35,9 @@ class AsyncClient:
         self._coalesce = coalesce
         self._token = token
         self._timeout = timeout
+        # actions are awaited like function calls (an agent prompt may take minutes): no HTTP
+        # timeout unless asked for; plain requests keep ``timeout``
+        self._action_timeout = action_timeout
         self._retry_for = retry_for
         self._session: aiohttp.ClientSession | None = None
 
@@ -253,7 +257,7 @@ class ActorHandle:
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         await self.resolve()
         data = await self._client.request(
-            self._core.action_request(name, args, kwargs, self._client._timeout)
+            self._core.action_request(name, args, kwargs, self._client._action_timeout)
         )
         return decode_bytes(data["result"])
 

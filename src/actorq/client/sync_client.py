@@ -25,10 +25,14 @@ class SyncClient:
         token: str | None = None,
         *,
         timeout: float | None = 30.0,
+        action_timeout: float | None = None,
         retry_for: float = b.RETRY_FOR,
     ) -> None:
         self._url = b.base_url(url)
         self._timeout = timeout
+        # actions are awaited like function calls (an agent prompt may take minutes): no HTTP
+        # timeout unless asked for; plain requests keep ``timeout``
+        self._action_timeout = action_timeout
         self._retry_for = retry_for
         self._http = httpx.Client(
             base_url=self._url,
@@ -178,7 +182,9 @@ class SyncActorHandle:
 
     def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.resolve()
-        data = self._client.request(self._core.action_request(name, args, kwargs, self._client._timeout))
+        data = self._client.request(
+            self._core.action_request(name, args, kwargs, self._client._action_timeout)
+        )
         return decode_bytes(data["result"])
 
     def queues(self) -> list[QueueInfo]:
