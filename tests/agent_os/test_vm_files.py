@@ -148,3 +148,18 @@ async def test_other_vms_and_data_dir_are_invisible(client: AsyncClient, tmp_pat
     r = await b.exec("echo x > /usr/bin/pwned; echo y > /etc/pwned; touch /opt/pi/x")
     assert "Read-only file system" in r["stderr"] or "Permission denied" in r["stderr"]
     assert not Path("/usr/bin/pwned").exists() and not Path("/etc/pwned").exists()
+
+
+async def test_two_vms_working_at_once_do_not_see_each_other(client: AsyncClient) -> None:
+    import asyncio
+
+    a, b = client.vm.get_or_create(["twin-a"]), client.vm.get_or_create(["twin-b"])
+    cmd = (
+        "for i in $(seq 20); do echo {name} >> same.txt; ps -e | wc -l >> procs; sleep 0.01; done; "
+        "sort -u same.txt"
+    )
+    ra, rb = await asyncio.gather(a.exec(cmd.format(name="a")), b.exec(cmd.format(name="b")))
+    assert ra["stdout"] == "a\n" and rb["stdout"] == "b\n"  # same path, separate files
+    for vm in (a, b):  # each sees only its own few processes (its own PID namespace)
+        counts = [int(x) for x in (await vm.read_file("/home/user/procs")).split()]
+        assert max(counts) <= 6, counts
