@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actorq.agent_os.sandbox import HOME, Limits, Sandbox, kill_tree
+from actorq.agent_os.sandbox import HOME, Limits, Sandbox, check_env, kill_tree
 from actorq.errors import BadRequest, NotFound
 
 Emit = Callable[[str, Any], None]
@@ -59,16 +59,6 @@ class _Proc:
     err: bytearray = field(default_factory=bytearray)
 
 
-def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    if env is None:
-        return {}
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-    ):
-        raise BadRequest("env is an object of string values")
-    return dict(env)
-
-
 async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[bytes, bool]:
     if stream is None:
         return b"", False
@@ -107,9 +97,7 @@ class ProcessTable:
         if limit <= 0:
             raise BadRequest("timeout must be positive")
         started = time.perf_counter()
-        proc = await self.sandbox.launch(
-            ["/bin/sh", "-c", command], cwd=cwd, env=_check_env(env), stdin=False
-        )
+        proc = await self.sandbox.launch(["/bin/sh", "-c", command], cwd=cwd, env=check_env(env), stdin=False)
         self._running_exec.add(proc)
         cap = self.limits.max_output
         readers = asyncio.gather(_read_capped(proc.stdout, cap), _read_capped(proc.stderr, cap))
@@ -149,7 +137,7 @@ class ProcessTable:
             raise BadRequest("command is a non-empty program name or path")
         if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
             raise BadRequest("args is a list of strings")
-        proc = await self.sandbox.launch([command, *args], cwd=cwd, env=_check_env(env), stdin=False)
+        proc = await self.sandbox.launch([command, *args], cwd=cwd, env=check_env(env), stdin=False)
         entry = _Proc(self._next, command, list(args), proc, time.time())
         self._next += 1
         self._procs[entry.pid] = entry

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actorq.agent_os.software import Software
-from actorq.errors import SandboxUnavailable
+from actorq.errors import BadRequest, SandboxUnavailable
 
 VM_UID = 1000  # the sandbox's uid when the server is not root (a user namespace maps it to the caller)
 HOME = "/home/user"
@@ -35,6 +35,8 @@ def _passwd(uid: int) -> str:
 
 def _group(uid: int) -> str:
     return f"root:x:0:\nuser:x:{uid}:\n"
+
+
 _USR_LINKS = (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin"))
 
 
@@ -58,6 +60,17 @@ def chown_tree(path: Path, uid: int) -> None:
         os.lchown(dirpath, uid, uid)
         for name in dirnames + filenames:
             os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
+def check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """An ``env`` argument as given over the wire: an object of strings, or a BadRequest."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise BadRequest("env is an object of string values")
+    return dict(env)
 
 
 def bwrap_path() -> str:

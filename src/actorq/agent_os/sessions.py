@@ -18,6 +18,7 @@ from typing import Any
 
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, PromptResult, Session
 from actorq.agent_os.fs import VMFileSystem
+from actorq.agent_os.sandbox import check_env
 from actorq.errors import BadRequest, NotFound, SessionClosed
 
 AgentFactory = Callable[[DriverOptions, VMFileSystem], AgentDriver]
@@ -41,16 +42,6 @@ def _session(sid: str, meta: Mapping[str, Any]) -> Session:
         status=meta["status"],
         transcript=meta.get("transcript"),
     )
-
-
-def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    if env is None:
-        return {}
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-    ):
-        raise BadRequest("env is an object of string values")
-    return dict(env)
 
 
 class SessionManager:
@@ -117,7 +108,7 @@ class SessionManager:
         if not host_cwd.is_dir():
             raise NotFound(f"cwd {cwd!r} is not a directory in the VM")
         sid = "ses_" + uuid.uuid4().hex[:16]
-        _ENV[(self.actor_id, sid)] = _check_env(env)
+        _ENV[(self.actor_id, sid)] = check_env(env)
         meta: dict[str, Any] = {
             "agent_type": agent_type,
             "cwd": vm_cwd,
@@ -193,7 +184,7 @@ class SessionManager:
         if meta["status"] == "closed":
             raise SessionClosed(f"session {sid} is closed")
         if env is not None:
-            _ENV[(self.actor_id, sid)] = _check_env(env)
+            _ENV[(self.actor_id, sid)] = check_env(env)
         if sid not in self.live:
             await self._start(sid, meta, resume=True)
         return _session(sid, meta)

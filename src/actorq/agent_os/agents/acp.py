@@ -51,7 +51,7 @@ from acp.schema import (
     WriteTextFileResponse,
 )
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
 from actorq.agent_os.sandbox import kill_tree
 from actorq.errors import ActorqError, PromptFailed, SessionClosed
 
@@ -429,20 +429,11 @@ class AcpDriver:
         self._opts.emit("session_event", {"session_id": self._opts.session_id, **self._masked(event)})
 
     def _mask(self, text: str) -> str:
-        """Hide any secret from the session's env that the agent echoes (events go to every client)."""
-        for value in self._opts.env.values():
-            if len(value) >= 6 and value in text:
-                text = text.replace(value, "***")
-        return text
+        masked: str = mask_secrets(text, self._opts.env)
+        return masked
 
     def _masked(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self._mask(value)
-        if isinstance(value, dict):
-            return {k: self._masked(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._masked(v) for v in value]
-        return value
+        return mask_secrets(value, self._opts.env)
 
     def _exited(self) -> bool:
         return self._proc is None or self._proc.returncode is not None

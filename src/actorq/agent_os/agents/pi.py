@@ -20,7 +20,7 @@ import json
 from collections import deque
 from typing import Any
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
 from actorq.errors import ActorqError, PromptFailed, SessionClosed
@@ -461,20 +461,11 @@ class PiDriver:
         return PromptFailed(msg, details={"reason": "agent_exited", "exit_code": code})
 
     def _mask(self, text: str) -> str:
-        """Hide any secret from the session's env that pi might echo back."""
-        for value in self._opts.env.values():
-            if len(value) >= 6 and value in text:
-                text = text.replace(value, "***")
-        return text
+        masked: str = mask_secrets(text, self._opts.env)
+        return masked
 
     def _masked(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self._mask(value)
-        if isinstance(value, dict):
-            return {k: self._masked(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._masked(v) for v in value]
-        return value
+        return mask_secrets(value, self._opts.env)
 
     def _emit(self, event: dict[str, Any]) -> None:
         self._opts.emit("session_event", {"session_id": self._opts.session_id, **self._masked(event)})
