@@ -17,11 +17,12 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from actorq.agent_os import cron
+from actorq.agent_os import cron, snapshot
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, PromptResult, Session
 from actorq.agent_os.fs import DirEntry, FileStat, VMFileSystem
@@ -77,6 +78,7 @@ class _VM:
     processes: ProcessTable | None = None
     sessions: SessionManager | None = None
     pumps: set[asyncio.Task[Any]] = field(default_factory=set)
+    snapshotter: asyncio.Task[None] | None = None
 
 
 def _pi_factory(opts: DriverOptions, fs: VMFileSystem) -> AgentDriver:
@@ -125,6 +127,7 @@ def agent_os(
     exec_timeout: float = 300.0,
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
+    snapshot_interval: float | None = 300.0,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -132,7 +135,9 @@ def agent_os(
     ``software``: what is mounted (``software.common``, ``software.pi``, ``npm_package(...)``);
     ``network=False`` gives the VM only its own loopback; ``agents`` adds agent types beside
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
-    ``exec``. Other options go to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
+    ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
+    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
     """
     sw = tuple(software)
     names = {s.name for s in sw}
@@ -148,6 +153,7 @@ def agent_os(
         root = c.files_dir / "vm"
         sandbox = Sandbox(root, sw, network=network)
         await asyncio.to_thread(sandbox.prepare)
+        await _restore(c, sandbox)
         fs = VMFileSystem(root, owner=sandbox.uid)
         v: _VM = c.vars
         v.sandbox, v.fs = sandbox, fs
@@ -157,6 +163,8 @@ def agent_os(
             await c.save_state()
 
         v.sessions = SessionManager(c.actor_id, c.state, agent_types, fs, sandbox.launch, c.broadcast, save)
+        if c.snapshots is not None and snapshot_interval:
+            v.snapshotter = asyncio.create_task(_snapshot_every(c, snapshot_interval))
         c.state.setdefault("cron", {})
         now = time.time()
         for job_id, job in c.state["cron"].items():
@@ -170,8 +178,11 @@ def agent_os(
             await v.sessions.stop_all()
         if v.processes is not None:
             await v.processes.close()
+        if v.snapshotter is not None:
+            v.snapshotter.cancel()
         if sandbox is not None:
             await sandbox.close()
+            await _snapshot(c, sandbox)  # after every process stopped: a quiet, whole home
 
     # -- sessions ------------------------------------------------------------------------------
     async def create_session(
@@ -397,6 +408,61 @@ def agent_os(
         sleep_timeout=sleep_timeout,
         **options,
     )
+
+
+# -- snapshots: /home/user follows the VM's actor across nodes (shared storage only) ------------
+_GEN_FILE = ".snapshot-generation"  # beside home/, in the VM root: which snapshot the disk holds
+
+
+def _local_generation(root: Path) -> int:
+    try:
+        return int((root / _GEN_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+async def _restore(c: ActorContext, sandbox: Sandbox) -> None:
+    """On wake: if shared storage holds a newer snapshot than this node's disk, unpack it."""
+    store = c.snapshots
+    wanted = int(c.state.get("snapshot_generation", 0)) if isinstance(c.state, dict) else 0
+    if store is None or wanted <= _local_generation(sandbox.root):
+        return
+    found = await store.load_snapshot(c.actor_id)
+    if found is None:
+        c.log.warning("VM snapshot %d is missing from storage; keeping the local files", wanted)
+        return
+    generation, chunks = found
+    await asyncio.to_thread(snapshot.unpack, chunks, sandbox.home, owner=sandbox.uid)
+    (sandbox.root / _GEN_FILE).write_text(str(generation))
+    c.log.info("restored VM files from snapshot %d (%d bytes)", generation, sum(map(len, chunks)))
+
+
+async def _snapshot(c: ActorContext, sandbox: Sandbox) -> None:
+    store = c.snapshots
+    if store is None:
+        return
+    try:
+        chunks = await asyncio.to_thread(snapshot.pack, sandbox.home)
+    except ActorqError as exc:
+        c.log.error("VM snapshot skipped: %s", exc.message)
+        return
+    generation = int(c.state.get("snapshot_generation", 0)) + 1
+    await store.save_snapshot(c.actor_id, generation, chunks)
+    c.state["snapshot_generation"] = generation
+    await c.save_state()
+    (sandbox.root / _GEN_FILE).write_text(str(generation))
+
+
+async def _snapshot_every(c: ActorContext, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        sandbox = c.vars.sandbox
+        if sandbox is None:
+            return
+        try:
+            await _snapshot(c, sandbox)
+        except Exception as exc:  # a failed periodic snapshot must not end the VM
+            c.log.warning("periodic VM snapshot failed: %s", exc)
 
 
 async def _fetch_direct(

@@ -13,6 +13,7 @@ from actorq import _typing as t
 from actorq.core.message import Message
 from actorq.errors import BadRequest, NotFound
 from actorq.results import SendReceipt, SendResult
+from actorq.storage.snapshots import SnapshotStorage
 
 if TYPE_CHECKING:
     from actorq.core.instance import ActorInstance
@@ -121,6 +122,14 @@ class ActorContext:
     def files_dir(self) -> Path:
         """A local directory for this actor's files on this node (e.g. an agent VM's root)."""
         return self._instance.runtime.storage.files_dir / "actors" / self.actor_id
+
+    @property
+    def snapshots(self) -> SnapshotStorage | None:
+        """Where this actor's node-local files can be saved for another node, if storage is shared.
+
+        ``None`` on embedded SQLite (one node: ``files_dir`` is durable as it is)."""
+        storage = self._instance.runtime.storage
+        return storage if isinstance(storage, SnapshotStorage) else None
 
     def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``work`` in the background; the actor does not go to sleep until it finishes.
