@@ -118,9 +118,14 @@ class Sandbox:
         etc = self.root / "etc"
         etc.mkdir(exist_ok=True)
         uid = VM_UID if self.uid is None else self.uid
-        (etc / "passwd").write_text(_passwd(uid))
-        (etc / "group").write_text(_group(uid))
-        (etc / "hostname").write_text("vm\n")
+        for name, text in (("passwd", _passwd(uid)), ("group", _group(uid)), ("hostname", "vm\n")):
+            path = etc / name
+            try:
+                if path.read_text() == text:
+                    continue
+            except OSError:
+                pass
+            path.write_text(text)
 
     def _software_mounts(self) -> list[tuple[str, str]]:
         if self._mounts is None:

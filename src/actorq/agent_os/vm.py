@@ -152,7 +152,7 @@ def agent_os(
         bwrap_path()  # a clear SandboxUnavailable when bubblewrap is missing
         root = c.files_dir / "vm"
         sandbox = Sandbox(root, sw, network=network)
-        await asyncio.to_thread(sandbox.prepare)
+        sandbox.prepare()  # a few small file operations: cheaper inline than a thread hop
         await _restore(c, sandbox)
         fs = VMFileSystem(root, owner=sandbox.uid)
         v: _VM = c.vars
