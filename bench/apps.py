@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -28,10 +29,14 @@ async def ping(c: ActorContext, x: Any) -> Any:
     return x
 
 
+async def where(c: ActorContext) -> int:
+    return os.getpid()  # which node runs the actor (bench_cluster.py)
+
+
 registry = setup(
     use={
         "sink": actor(queues={"q": queue(Any, max_size=10_000_000)}, run=sink),
-        "echo": actor(queues={"q": queue(Any)}, run=echo, actions={"ping": ping}),
+        "echo": actor(queues={"q": queue(Any)}, run=echo, actions={"ping": ping, "where": where}),
         "sleepy": actor(queues={"q": queue(Any)}, run=wake, sleep_timeout=0.3),
         "idle": actor(queues={"q": queue(Any)}, run=sink, sleep_timeout=1.0),
     }

@@ -29,8 +29,10 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        storage: str | None = None,
     ) -> None:
         self.target = target
+        self.storage = storage or str(data_dir)  # a data directory, or a postgresql:// URL
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = env or {}
@@ -59,7 +61,7 @@ class ServerProcess:
                 "--port",
                 str(self.port),
                 "--storage",
-                str(self.data_dir),
+                self.storage,
                 "--log-level",
                 "warning",
                 *self.args,

@@ -19,7 +19,7 @@ from actorq import _typing as t
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
-from actorq.errors import ActorError, ActorqError, CompletionError
+from actorq.errors import ActorError, ActorqError, CompletionError, LeaseLost, Unavailable
 from actorq.storage.protocol import ActorRecord, MessageRecord
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class ActorInstance:
         self.stopping = False
         self.repoke = False
         self.closed = asyncio.Event()
+        self.lease_epoch: int | None = None  # several nodes: the epoch this node owns the actor at
+        self.lost = False  # the lease is gone: write nothing more for this actor
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,13 +136,34 @@ class ActorInstance:
                     "could not release in-flight messages of %s; they are recovered on restart", self.actor_id
                 )
         else:
-            await self.persist_state()
+            with contextlib.suppress(LeaseLost):
+                await self.persist_state()
+        await self._finish()
+
+    async def abort(self) -> None:
+        """The lease is lost: stop the run loop at once and write nothing more. Whatever this node
+        held stays in flight in storage; the node that takes the actor over redelivers it."""
+        self.closing = True
+        self.lost = True
+        self._unacked.clear()
+        self._open.clear()
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if not self.closed.is_set():
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """``on_sleep`` (local resources), then background tasks; the instance is gone after this."""
         if self.definition.on_sleep is not None:
             try:
                 await self.definition.on_sleep(self.ctx)
             except Exception as exc:
                 log.warning("on_sleep of %s (%s) raised", self.name, self.actor_id, exc_info=exc)
-            await self.persist_state()
+            with contextlib.suppress(LeaseLost):
+                await self.persist_state()
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -154,6 +177,8 @@ class ActorInstance:
 
     async def persist_state(self) -> None:
         state = self._dirty_state()
+        if self.lost and state is not None:
+            raise LeaseLost(f"actor {self.actor_id} moved to another node; its state change is not kept")
         if state is not None:
             await self.storage.save_state(self.actor_id, state)
             self._saved_state = state
@@ -268,14 +293,38 @@ class ActorInstance:
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
+        try:
+            await self._supervise_loop()
+        except LeaseLost as exc:
+            log.warning("%s (%s): %s; its run loop stops on this node", self.name, self.actor_id, exc)
+            self._lose()
+        except ActorqError as exc:
+            if self.runtime.cluster is None:
+                raise
+            # storage failed while settling (database down): let the lease lapse; whichever node
+            # takes the actor over (maybe this one) redelivers what it held
+            log.warning("%s (%s) stops on this node after a storage error: %s", self.name, self.actor_id, exc)
+            self._lose()
+
+    def _lose(self) -> None:
+        self._unacked.clear()
+        self._open.clear()
+        self.runtime.lease_lost(self.actor_id)
+
+    async def _supervise_loop(self) -> None:
         run = self.definition.run
         assert run is not None
         while True:
             try:
                 await run(self.ctx)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except Exception as exc:
+                if self.runtime.cluster is not None and isinstance(exc, Unavailable):
+                    # storage failed mid-call: a receive may have committed without us learning
+                    # what it handed out; only taking the lease anew (which requeues everything in
+                    # flight) is sure to redeliver it. The claim scan does that within a second.
+                    raise
                 held = self._held_ids()
                 log.error(
                     "run of %s %s (%s) raised on message(s) %s; they will be redelivered",
@@ -366,7 +415,11 @@ class ActorInstance:
         finally:
             self.actions_running -= 1
             self.last_active = time.monotonic()
-            await self.persist_state()
+            try:
+                await self.persist_state()
+            except LeaseLost:
+                self.runtime.lease_lost(self.actor_id)
+                raise
 
 
 __all__ = ["ActorInstance"]

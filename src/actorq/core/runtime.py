@@ -12,19 +12,21 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from actorq.core.cluster import ClusterMember, Forwarder, NotOwner, release_quietly
 from actorq.core.definitions import QueueDefinition
 from actorq.core.instance import ActorInstance
 from actorq.core.tracing import tracer
 from actorq.errors import ActorExists, ActorqError, BadRequest, NotFound, QueueFull, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
-from actorq.storage.protocol import MessageRecord, MessageStatus, SendRequest, Storage
+from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, SendRequest, Storage
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -34,6 +36,11 @@ log = logging.getLogger("actorq.runtime")
 _RECENT_RESULTS = 4096
 _ACTOR_CACHE = 10_000
 _POLL = 2.0  # how often a waiting sender re-reads storage in case a notification was missed
+_POLL_REMOTE = 1.0  # the same, when the actor runs on another node
+
+
+def _lease_ttl() -> float:
+    return float(os.environ.get("ACTORQ_LEASE_TTL") or 10.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,10 @@ class RuntimeConfig:
     grace: float = 10.0  # graceful shutdown: how long the current handler may take
     sweep_interval: float = 0.5  # how often idle actors are checked for sleep
     event_buffer: int = 1000  # events buffered per connected client before it is dropped
+    # several nodes on one PostgreSQL database (ignored on SQLite)
+    lease_ttl: float = field(default_factory=_lease_ttl)  # $ACTORQ_LEASE_TTL, default 10 s
+    claim_interval: float = 1.0  # how often a node looks for actors with work and no live owner
+    advertise: str | None = None  # host:port other nodes forward requests to ($ACTORQ_ADVERTISE)
 
 
 class Subscriber:
@@ -117,9 +128,12 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._schedule_changed = asyncio.Event()
         self._running_schedules: set[int] = set()
+        self._deferred: dict[int, float] = {}  # schedule id -> not before (monotonic)
         self.started = False
         self.accepting = False
         self._start_lock = asyncio.Lock()
+        self.cluster: ClusterMember | None = None  # set when the storage is shared by several nodes
+        self.forwarder: Forwarder | None = None  # plugged in by the server
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,8 +143,21 @@ class Runtime:
             await self.storage.open()
             self.started = True
             self.accepting = True
-            for actor_id in await self.storage.recover(time.time()):
-                self._spawn(self._wake_quietly(actor_id))
+            if isinstance(self.storage, LeasedStorage):
+                # a node among several: no blanket recovery; the claim scan takes over actors whose
+                # lease is free or expired (a previous life's leases expire like anyone's)
+                self.cluster = ClusterMember(
+                    self,
+                    self.storage,
+                    ttl=self.config.lease_ttl,
+                    claim_interval=self.config.claim_interval,
+                    address=self.config.advertise,
+                )
+                await self.cluster.start()
+                self._spawn(self._claim_now())
+            else:
+                for actor_id in await self.storage.recover(time.time()):
+                    self._spawn(self._wake_quietly(actor_id))
             self._spawn(self._sweeper())
             self._spawn(self._scheduler())
             self._spawn(self._janitor())
@@ -164,6 +191,11 @@ class Runtime:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self.cluster is not None:
+            await self.cluster.stop()  # release every lease at once: others take over now
+            self.cluster = None
+        if self.forwarder is not None:
+            await self.forwarder.close()
         await self.storage.close()
         self.started = False
 
@@ -234,6 +266,9 @@ class Runtime:
         inst = self._instances.get(actor_id)
         return inst is not None and not inst.closing
 
+    def awake_ids(self) -> list[str]:
+        return list(self._instances)
+
     @property
     def awake_count(self) -> int:
         return len(self._instances)
@@ -257,11 +292,15 @@ class Runtime:
         self._check_accepting()
         fut: asyncio.Future[ActorInstance] = asyncio.get_running_loop().create_future()
         self._waking[actor_id] = fut
+        epoch: int | None = None
         try:
+            if self.cluster is not None:
+                epoch = await self.cluster.acquire(actor_id)  # NotOwner if another node has it
             rec = await self.storage.load_actor(actor_id)
             if rec is None:
                 raise NotFound(f"no actor with id {actor_id!r}")
             inst = ActorInstance(self, rec, self.registry.definition(rec.name))
+            inst.lease_epoch = epoch
             timer = self._timers.pop(actor_id, None)
             if timer is not None:
                 timer.cancel()
@@ -273,6 +312,7 @@ class Runtime:
             fut.set_result(inst)
             return inst
         except BaseException as exc:
+            await release_quietly(self.cluster, actor_id, epoch)
             fut.set_exception(exc)
             fut.exception()  # mark retrieved: concurrent wakers got it, or nobody needs it
             raise
@@ -282,8 +322,11 @@ class Runtime:
     async def _wake_quietly(self, actor_id: str) -> None:
         try:
             await self.ensure_awake(actor_id)
+        except NotOwner:
+            pass  # another node runs it; the send's NOTIFY told that node
         except Exception as exc:
-            log.error("could not wake actor %s: %s", actor_id, exc)
+            if self.accepting:
+                log.error("could not wake actor %s: %s", actor_id, exc)
 
     def poke(self, actor_id: str, available_at: float = 0.0) -> None:
         """A message for ``actor_id`` was committed: tell its instance, or wake it."""
@@ -294,6 +337,8 @@ class Runtime:
             else:
                 inst.poke()
             return
+        if self.cluster is not None and self.cluster.owner_elsewhere(actor_id) is not None:
+            return  # owned by a live node elsewhere: the send's NOTIFY wakes it there
         delay = available_at - time.time()
         if delay > 0.001:
             self._wake_at(actor_id, delay)
@@ -320,6 +365,47 @@ class Runtime:
         self._timers.pop(actor_id, None)
         self.poke(actor_id)
 
+    # -- several nodes ---------------------------------------------------------------------------
+    async def _claim_now(self) -> None:
+        """At start: take over actors with work and no live owner (the claim loop repeats this)."""
+        assert self.cluster is not None and isinstance(self.storage, LeasedStorage)
+        try:
+            for actor_id, _mine in await self.storage.claimable(time.time(), 1000):
+                self.poke(actor_id)
+        except Exception as exc:
+            log.warning("initial claim scan failed: %r", exc)
+
+    def lease_lost(self, actor_id: str) -> None:
+        """This node lost (or can no longer renew) ``actor_id``'s lease: stop its run loop without
+        writing anything more for it; the node that takes it over redelivers what it held."""
+        if self.cluster is not None:
+            self.cluster.lost(actor_id)
+        inst = self._instances.get(actor_id)
+        if inst is None or inst.lost:
+            return
+        log.warning("this node lost the lease of actor %s; its run loop stops here", actor_id)
+        inst.lost = True
+        inst.closing = True
+        self._spawn(self._drop(inst))
+
+    async def _drop(self, inst: ActorInstance) -> None:
+        await inst.abort()
+        if self._instances.get(inst.actor_id) is inst:
+            del self._instances[inst.actor_id]
+
+    def on_remote_done(self, actor_id: str, msg_id: int) -> None:
+        """Another node finished a message a sender here waits for (NOTIFY): look it up."""
+        if (actor_id, msg_id) in self._waiters:
+            self._spawn(self._resolve_from_storage(actor_id, msg_id))
+
+    async def _resolve_from_storage(self, actor_id: str, msg_id: int) -> None:
+        rec = await self.storage.get_message(actor_id, msg_id)
+        if rec is None or rec.status not in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+            return
+        for f in self._waiters.pop((actor_id, msg_id), []):
+            if not f.done():
+                f.set_result(_status(rec))
+
     async def _sweeper(self) -> None:
         while True:
             await asyncio.sleep(self.config.sweep_interval)
@@ -338,6 +424,7 @@ class Runtime:
         await inst.close(grace=None)
         if self._instances.get(actor_id) is inst:
             del self._instances[actor_id]
+        await release_quietly(self.cluster, actor_id, inst.lease_epoch)  # others may take it at once
         if not self.accepting:
             return
         ready, nxt = await self.storage.next_available_at(actor_id, time.time())
@@ -527,18 +614,24 @@ class Runtime:
             if recent is not None:
                 return recent
             rec: MessageRecord | None = None
-            if not fresh:
+            poll = _POLL
+            remote = self.cluster is not None and not self.is_awake(actor_id)
+            if remote and isinstance(self.storage, LeasedStorage):
+                # the actor runs on another node: ask its completion to NOTIFY us
+                poll = _POLL_REMOTE
+                rec = await self.storage.watch(actor_id, msg_id)
+            elif not fresh:
                 rec = await self.storage.get_message(actor_id, msg_id)
-                if rec is None:
-                    raise NotFound(f"no message {msg_id} on actor {actor_id}")
-                if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
-                    return _status(rec)
+            if rec is None and (remote or not fresh):
+                raise NotFound(f"no message {msg_id} on actor {actor_id}")
+            if rec is not None and rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+                return _status(rec)
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     attempt = rec.attempt if rec is not None else 0
                     return SendResult(id=msg_id, status="timed_out", attempt=attempt, actor_id=actor_id)
-                done, _ = await asyncio.wait((fut,), timeout=min(remaining, _POLL))
+                done, _ = await asyncio.wait((fut,), timeout=min(remaining, poll))
                 if done:
                     return fut.result()
                 rec = await self.storage.get_message(actor_id, msg_id)  # a notification may be lost
@@ -619,8 +712,16 @@ class Runtime:
 
     # -- actions -------------------------------------------------------------------------------
     async def call_action(
-        self, actor_id: str, name: str, args: list[Any], kwargs: dict[str, Any] | None = None
+        self,
+        actor_id: str,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None = None,
+        *,
+        forward: bool = True,
     ) -> Any:
+        """Run an action on the actor; on a node that does not own it, forward it to the owner
+        (``forward=False``: a request already forwarded once, or the scheduler: refuse instead)."""
         self._check_accepting()
         info = await self.actor_info(actor_id)
         self.registry.definition(info.name).get_action(name)
@@ -628,8 +729,62 @@ class Runtime:
             "actorq.action",
             attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},
         ):
-            inst = await self.ensure_awake(actor_id)
-            return await inst.call_action(name, args, kwargs)
+            for attempt in (1, 2):
+                try:
+                    inst = self._instances.get(actor_id)
+                    elsewhere = self.cluster.owner_elsewhere(actor_id) if self.cluster is not None else None
+                    if elsewhere is not None and inst is None:
+                        raise elsewhere
+                    inst = await self.ensure_awake(actor_id)
+                except NotOwner as exc:
+                    if not forward or self.forwarder is None or exc.address is None:
+                        raise Unavailable(str(exc), retry_after=exc.retry_after) from None
+                    try:
+                        return await self._forward_action(exc, exc.address, actor_id, name, args, kwargs)
+                    except Unavailable:
+                        if self.cluster is not None:
+                            self.cluster.forget_owner(actor_id)  # ask the database again next time
+                        if attempt == 1 and await self._owner_changed(actor_id, exc.owner):
+                            continue  # it let the actor go meanwhile (shut down): take it here
+                        raise
+                return await inst.call_action(name, args, kwargs)
+            raise AssertionError("unreachable")
+
+    async def _owner_changed(self, actor_id: str, owner: str | None) -> bool:
+        if not isinstance(self.storage, LeasedStorage):
+            return False
+        try:
+            return (await self.storage.owner(actor_id)).owner != owner
+        except ActorqError:
+            return False
+
+    async def _forward_action(
+        self,
+        owner: NotOwner,
+        address: str,
+        actor_id: str,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None,
+    ) -> Any:
+        """Forward to the owner; give up (503, the client retries) if the owner stops answering and
+        loses its lease meanwhile (paused, partitioned): another node may then take the actor."""
+        assert self.forwarder is not None and isinstance(self.storage, LeasedStorage)
+        task = asyncio.ensure_future(self.forwarder.call_action(address, actor_id, name, args, kwargs))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=max(0.2, self.config.lease_ttl / 2))
+                if done:
+                    return task.result()
+                lease = await self.storage.owner(actor_id)
+                if lease.owner != owner.owner:
+                    raise Unavailable(
+                        f"the node owning actor {actor_id} ({address}) did not answer and lost its lease",
+                        retry_after=0.5,
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, actor_id: str) -> Subscriber:
@@ -667,8 +822,11 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._schedule_changed.wait(), wait)
                 continue
+            mono = time.monotonic()
             due = [
-                s for s in await self.storage.due_schedules(now, 100) if s.id not in self._running_schedules
+                s
+                for s in await self.storage.due_schedules(now, 100)
+                if s.id not in self._running_schedules and self._deferred.get(s.id, 0.0) <= mono
             ]
             for s in due:
                 self._running_schedules.add(s.id)
@@ -680,10 +838,16 @@ class Runtime:
     async def _fire(self, sid: int, actor_id: str, action: str, args: str, attempt: int) -> None:
         retry_at: float | None = None
         try:
-            await self.call_action(actor_id, action, json.loads(args))
+            # never forwarded: the owner's own scheduler fires it (one node per firing)
+            await self.call_action(actor_id, action, json.loads(args), forward=False)
         except Unavailable:
+            # shutting down, or another node owns the actor: it stays due and fires there (or later)
+            self._deferred[sid] = time.monotonic() + 1.0
+            if len(self._deferred) > 10_000:
+                self._deferred.clear()
             self._running_schedules.discard(sid)
-            return  # shutting down: it stays due and fires after the restart
+            self._schedule_changed.set()
+            return
         except Exception as exc:
             info = self._infos.get(actor_id)
             max_attempts = self.registry.definition(info.name).options.max_attempts if info else 5

@@ -21,6 +21,7 @@ from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
 from actorq.results import SendResult
 from actorq.server import metrics
+from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
 from actorq.server.openapi import openapi_document
 from actorq.server.responses import (
     error_response,
@@ -196,6 +197,7 @@ async def call_action(request: Request) -> Response:
         request.path_params["action"],
         decode_bytes(env.args),
         decode_bytes(env.kwargs) or None,
+        forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
     metrics.ACTIONS.inc()
     return json_response({"result": encode_bytes(result)})
@@ -343,6 +345,8 @@ def create_app(
     """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
     rt = runtime or Runtime(registry, open_storage(storage), RuntimeConfig(**config))
     token = token if token is not None else (os.environ.get("ACTORQ_TOKEN") or None)
+    if rt.forwarder is None:  # used only when several nodes share a PostgreSQL database
+        rt.forwarder = HttpForwarder(token)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

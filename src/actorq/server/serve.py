@@ -83,6 +83,8 @@ def build(
     rt_opts, rest = _split(options)
     if rest:
         raise TypeError(f"unknown server option(s): {', '.join(sorted(rest))}")
+    # the address other nodes forward requests to (several nodes on one PostgreSQL database)
+    rt_opts.setdefault("advertise", os.environ.get("ACTORQ_ADVERTISE") or f"{host}:{port}")
     runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
     app = create_app(registry, runtime=runtime, token=token, max_request_bytes=max_request_bytes)
     config = uvicorn.Config(

@@ -7,6 +7,7 @@ more than one row does so in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -89,6 +90,75 @@ class ScheduleRecord:
     action: str
     args: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The outcome of trying to own an actor (see :class:`LeasedStorage`)."""
+
+    acquired: bool  # this node owns the actor now, at ``epoch``
+    epoch: int
+    owner: str | None  # the owning node's id (None: free, or being claimed right now)
+    address: str | None  # the owning node's advertised host:port
+    ttl_left: float  # seconds until the owner's lease expires
+
+
+@runtime_checkable
+class LeasedStorage(Protocol):
+    """What a storage shared by several server nodes adds (PostgreSQL): node registration,
+    per-actor leases with fencing epochs, claims, and wake-ups across nodes.
+
+    After :meth:`join`, every owner write for an actor (receive, complete, release, save_state)
+    is conditional on this node holding the actor's lease at the epoch it acquired; otherwise it
+    raises :class:`~actorq.errors.LeaseLost` and changes nothing. Sends stay open to any node.
+    """
+
+    node_id: str | None
+
+    async def join(
+        self,
+        address: str | None,
+        on_message: Callable[[str], None],
+        on_done: Callable[[str, int], None],
+        on_reconnect: Callable[[], None],
+    ) -> str:
+        """Register this process as a node (fresh id) and listen for other nodes' wake-ups:
+        ``on_message(actor_id)`` for a new message, ``on_done(actor_id, msg_id)`` for a watched one."""
+        ...
+
+    async def leave(self) -> None:
+        """Release every lease of this node and deregister it (graceful shutdown)."""
+        ...
+
+    async def acquire(self, actor_id: str, ttl: float) -> Lease:
+        """Own the actor if its lease is free, expired or ours: bump the epoch, and put the
+        previous owner's in-flight messages back to pending (they keep their ids and attempts)."""
+        ...
+
+    async def renew(self, ttl: float) -> set[str]:
+        """Extend every lease this node holds; return the actors whose lease it lost."""
+        ...
+
+    async def release_lease(self, actor_id: str, epoch: int) -> None: ...
+
+    async def owner(self, actor_id: str) -> Lease:
+        """Who owns the actor now (a plain read: ``owner`` is None unless the lease is live)."""
+        ...
+
+    def forget(self, actor_id: str) -> None:
+        """Stop writing for ``actor_id`` at once (its lease is lost or about to expire)."""
+        ...
+
+    def holds(self, actor_id: str) -> bool: ...
+
+    async def claimable(self, now: float, limit: int) -> list[tuple[str, bool]]:
+        """Actors with ready or in-flight messages whose lease is free, expired or this node's:
+        ``(actor_id, mine)``."""
+        ...
+
+    async def watch(self, actor_id: str, msg_id: int) -> MessageRecord | None:
+        """Ask to be told (``on_done``) when the message finishes; returns it as it is now."""
+        ...
 
 
 @runtime_checkable

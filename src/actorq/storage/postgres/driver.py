@@ -1,27 +1,41 @@
-"""The PostgreSQL storage driver (asyncpg).
+"""The PostgreSQL storage driver (asyncpg), shared by several server nodes.
 
 Every protocol call is one transaction on a pooled connection. Sends to one actor are serialised
 by a row lock on the actor (``SELECT ... FOR UPDATE``), so ids stay per-actor, gap-free and FIFO
-however many connections (or, later, nodes) send at once. The schema lives in its own PostgreSQL
-schema (``actorq`` unless told otherwise), migrated under an advisory lock.
+however many connections or nodes send at once. The schema lives in its own PostgreSQL schema
+(``actorq`` unless told otherwise), migrated under an advisory lock.
+
+Several nodes: once a runtime :meth:`~PostgresStorage.join` s, this driver is a node. It owns
+actors through lease rows (``leases.py``) and fences every owner write (receive, complete, release,
+save_state) on the lease's epoch, inside the write's own transaction (``FOR KEY SHARE`` on the
+lease row, so a concurrent claim waits for the write to commit, then bumps the epoch). Sends by a
+node that does not own the actor NOTIFY the owner; completions of watched messages NOTIFY the
+waiting node. Connection failures surface as :class:`~actorq.errors.Unavailable` (clients retry).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 
-from actorq.errors import QueueFull, Unavailable
+from actorq.errors import LeaseLost, QueueFull, Unavailable
 from actorq.storage._rows import actor as _actor
 from actorq.storage._rows import key_json as _key_json
 from actorq.storage._rows import message as _message
 from actorq.storage._rows import with_ as _with
 from actorq.storage._sql import load_migrations, load_queries
+from actorq.storage.postgres import snapshots as _snapshots
+from actorq.storage.postgres.leases import Leases
 from actorq.storage.protocol import (
     ActorRecord,
+    Lease,
     MessageRecord,
     MessageStatus,
     QueueStats,
@@ -34,6 +48,21 @@ from actorq.storage.protocol import (
 Q = load_queries("actorq.storage.postgres")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x6163746F7271  # "actorq"
+log = logging.getLogger("actorq.storage.postgres")
+
+# the database went away (restart, network): the caller may retry the whole operation
+DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a ROLLBACK on a connection that broke mid-query
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    return Unavailable(f"PostgreSQL is unavailable: {exc!r}", retry_after=1.0)
 
 
 class PostgresStorage:
@@ -46,6 +75,7 @@ class PostgresStorage:
         self.files_dir = Path(os.environ.get("ACTORQ_FILES", ".actorq-files")) / schema
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
+        self._leases = Leases(self, ("aq_" + schema)[:63])
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
@@ -68,6 +98,7 @@ class PostgresStorage:
         )
 
     async def close(self) -> None:
+        await self._leases.stop_listening()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -77,12 +108,114 @@ class PostgresStorage:
             raise Unavailable("storage is closed")
         return self._pool
 
+    @asynccontextmanager
+    async def conn(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection (autocommit); a lost database becomes ``Unavailable``."""
+        try:
+            async with self._p().acquire() as c:
+                yield c
+        except DOWN as exc:
+            raise unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in one transaction; a lost database becomes ``Unavailable``."""
+        try:
+            async with self._p().acquire() as c, c.transaction():
+                yield c
+        except DOWN as exc:
+            raise unavailable(exc) from exc
+
+    # -- nodes and leases (see leases.py) ---------------------------------------------------
+    @property
+    def node_id(self) -> str | None:
+        return self._leases.node_id
+
+    async def join(
+        self,
+        address: str | None,
+        on_message: Callable[[str], None],
+        on_done: Callable[[str, int], None],
+        on_reconnect: Callable[[], None],
+    ) -> str:
+        return await self._leases.join(address, on_message, on_done, on_reconnect)
+
+    async def leave(self) -> None:
+        await self._leases.leave()
+
+    async def acquire(self, actor_id: str, ttl: float) -> Lease:
+        return await self._leases.acquire(actor_id, ttl)
+
+    async def renew(self, ttl: float) -> set[str]:
+        return await self._leases.renew(ttl)
+
+    async def release_lease(self, actor_id: str, epoch: int) -> None:
+        await self._leases.release(actor_id, epoch)
+
+    async def owner(self, actor_id: str) -> Lease:
+        return await self._leases.owner(actor_id)
+
+    def forget(self, actor_id: str) -> None:
+        self._leases.held.pop(actor_id, None)
+
+    def holds(self, actor_id: str) -> bool:
+        return actor_id in self._leases.held
+
+    async def claimable(self, now: float, limit: int) -> list[tuple[str, bool]]:
+        return await self._leases.claimable(now, limit)
+
+    async def watch(self, actor_id: str, msg_id: int) -> MessageRecord | None:
+        async with self.conn() as c:
+            row = await c.fetchrow(Q["watch"], actor_id, msg_id)
+        return _message(row) if row else None
+
+    def _owner_epoch(self, actor_id: str) -> tuple[str | None, int | None]:
+        """(node id, epoch) an owner write is fenced on; (None, None) outside a cluster."""
+        node = self._leases.node_id
+        if node is None:
+            return None, None
+        epoch = self._leases.held.get(actor_id)
+        if epoch is None:
+            raise LeaseLost(f"this node does not own actor {actor_id}", retry_after=0.5)
+        return node, epoch
+
+    def _lost(self, actor_id: str, epoch: int | None) -> NoReturn:
+        if self._leases.held.get(actor_id) == epoch:
+            del self._leases.held[actor_id]
+        raise LeaseLost(
+            f"actor {actor_id} was taken over (lease epoch {epoch} is stale); write refused", retry_after=0.5
+        )
+
+    async def _fence(self, c: asyncpg.Connection, actor_id: str) -> None:
+        """Inside a write's transaction: refuse it unless this node holds the lease at its epoch."""
+        node = self._leases.node_id
+        if node is None:
+            return  # not part of a cluster (conformance tests, tools): single-writer semantics
+        epoch = self._leases.held.get(actor_id)
+        if epoch is None:
+            raise LeaseLost(f"this node does not own actor {actor_id}", retry_after=0.5)
+        current = await c.fetchval(Q["fence"], actor_id, node)
+        if current != epoch:
+            self._leases.held.pop(actor_id, None)
+            raise LeaseLost(
+                f"actor {actor_id} was taken over (lease epoch {epoch} is stale); write refused",
+                retry_after=0.5,
+            )
+
+    async def _notify_done(self, c: asyncpg.Connection, actor_id: str, msg_id: int) -> None:
+        await c.execute(Q["notify"], self._leases.channel, f"d:{actor_id}:{msg_id}")
+
+    async def _notify_new(self, c: asyncpg.Connection, actor_id: str) -> None:
+        """Tell the owner about a new message, unless this node is the owner (it pokes itself)."""
+        if self._leases.node_id is not None and actor_id not in self._leases.held:
+            await c.execute(Q["notify"], self._leases.channel, f"m:{actor_id}")
+
     # -- actors ------------------------------------------------------------------------------
     async def resolve_actor(
         self, name: str, key: tuple[str, ...], *, create: bool, must_create: bool, new_id: str, now: float
     ) -> tuple[ActorRecord | None, bool]:
         kj = _key_json(key)
-        async with self._p().acquire() as c:
+        async with self.conn() as c:
             row = await c.fetchrow(Q["find_actor"], name, kj)
             if row is not None:
                 return (None, False) if must_create else (_actor(row), False)
@@ -97,26 +230,61 @@ class PostgresStorage:
             return _actor(row), True
 
     async def load_actor(self, actor_id: str) -> ActorRecord | None:
-        row = await self._p().fetchrow(Q["load_actor"], actor_id)
+        async with self.conn() as c:
+            row = await c.fetchrow(Q["load_actor"], actor_id)
         return _actor(row) if row else None
 
     async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]:
-        return [_actor(r) for r in await self._p().fetch(Q["list_actors"], name, after, limit)]
+        async with self.conn() as c:
+            return [_actor(r) for r in await c.fetch(Q["list_actors"], name, after, limit)]
 
     async def save_state(self, actor_id: str, state: str) -> None:
-        await self._p().execute(Q["save_state"], actor_id, state)
+        async with self.tx() as c:
+            await self._fence(c, actor_id)
+            await c.execute(Q["save_state"], actor_id, state)
 
     # -- messages ----------------------------------------------------------------------------
+    def _new_channel(self, actor_id: str) -> str | None:
+        """Where a new message is announced: the owner is told, unless it is this node."""
+        if self._leases.node_id is None or actor_id in self._leases.held:
+            return None
+        return self._leases.channel
+
+    async def _send_one(self, c: asyncpg.Connection, req: SendRequest, now: float) -> SendOutcome:
+        """Append one message under the actor's row lock (idempotency, size check, next id) in one
+        round trip (``send_one`` in the schema); raise QueueFull before anything is written."""
+        row = await c.fetchrow(
+            Q["send_one"],
+            req.actor_id,
+            req.queue,
+            req.body,
+            now,
+            req.available_at,
+            req.idempotency_key,
+            req.max_size,
+            self._new_channel(req.actor_id),
+        )
+        status, msg_id, created, pending = row
+        if status == 3:
+            raise LookupError(f"actor {req.actor_id} does not exist")
+        if status == 2:
+            raise QueueFull(
+                f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
+                details={"queue": req.queue, "pending": pending, "max_size": req.max_size},
+                retry_after=1.0,
+            )
+        return SendOutcome(id=msg_id, created_at=created, duplicate=status == 1)
+
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
-        async with self._p().acquire() as c, c.transaction():
-            return await _send_one(c, req, now)
+        async with self.conn() as c:  # one statement: its own transaction
+            return await self._send_one(c, req, now)
 
     async def send_many(self, reqs: list[SendRequest], now: float) -> list[SendOutcome | QueueFull]:
         out: list[SendOutcome | QueueFull] = []
-        async with self._p().acquire() as c, c.transaction():
+        async with self.tx() as c:
             for req in reqs:
                 try:
-                    out.append(await _send_one(c, req, now))
+                    out.append(await self._send_one(c, req, now))
                 except QueueFull as exc:  # raised before anything was written
                     out.append(exc)
         return out
@@ -132,58 +300,77 @@ class PostgresStorage:
         now: float,
         max_attempts: int,
     ) -> ReceiveOutcome:
-        async with self._p().acquire() as c, c.transaction():
-            acked = [i for i in ack_ids if (await c.execute(Q["ack"], actor_id, i, now)) != "UPDATE 0"]
-            if state is not None:
-                await c.execute(Q["save_state"], actor_id, state)
-            delivered: list[MessageRecord] = []
-            dead: list[MessageRecord] = []
-            if count > 0:
-                async for row in c.cursor(Q["ready"], actor_id, now, prefetch=max(count * 2, 8)):
-                    msg = _message(row)
-                    if queues is not None and msg.queue not in queues:
-                        continue
-                    if msg.attempt >= max_attempts:
-                        dead.append(msg)
-                        continue
-                    delivered.append(msg)
-                    if len(delivered) >= count:
-                        break
-                for msg in dead:
-                    await c.execute(Q["kill"], actor_id, msg.id, now)
-                    await c.execute(Q["add_depth"], actor_id, msg.queue, -1)
-                for msg in delivered:
-                    await c.execute(Q["deliver"], actor_id, msg.id)
-                    await c.execute(Q["add_depth"], actor_id, msg.queue, -1)
-            nxt = None if delivered else await c.fetchval(Q["next_delayed"], actor_id, now)
-        return ReceiveOutcome(
-            messages=[_with(m, status=MessageStatus.INFLIGHT, attempt=m.attempt + 1) for m in delivered],
-            dead=[_with(m, status=MessageStatus.DEAD, completed_at=now) for m in dead],
-            acked=acked,
-            next_available_at=nxt,
-        )
+        node, epoch = self._owner_epoch(actor_id)
+        async with self.conn() as c:  # one statement: its own transaction
+            rows = await c.fetch(
+                Q["receive_msgs"],
+                actor_id,
+                node,
+                epoch,
+                list(ack_ids) or None,
+                state,
+                count,
+                list(queues) if queues is not None else None,
+                now,
+                max_attempts,
+                self._leases.channel if node is not None else None,
+            )
+        acked: list[int] = []
+        delivered: list[MessageRecord] = []
+        dead: list[MessageRecord] = []
+        nxt: float | None = None
+        for kind, msg_id, queue, body, attempt, created, available, error in rows:
+            if kind == 9:
+                self._lost(actor_id, epoch)
+            elif kind == 0:
+                acked.append(msg_id)
+            elif kind == 3:
+                nxt = available
+            else:
+                status = MessageStatus.INFLIGHT if kind == 1 else MessageStatus.DEAD
+                rec = MessageRecord(
+                    actor_id, msg_id, queue, body, status, attempt, created, available, None, None, error
+                )
+                if kind == 1:
+                    delivered.append(rec)
+                else:
+                    dead.append(_with(rec, completed_at=now))
+        return ReceiveOutcome(messages=delivered, dead=dead, acked=acked, next_available_at=nxt)
 
     async def complete(
         self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
     ) -> bool:
-        async with self._p().acquire() as c, c.transaction():
-            done: bool = await c.execute(Q["complete"], actor_id, msg_id, now, response) != "UPDATE 0"
-            if done and state is not None:
-                await c.execute(Q["save_state"], actor_id, state)
-            return done
+        node, epoch = self._owner_epoch(actor_id)
+        async with self.conn() as c:
+            done = await c.fetchval(
+                Q["complete_msg"],
+                actor_id,
+                node,
+                epoch,
+                msg_id,
+                now,
+                response,
+                state,
+                self._leases.channel if node is not None else None,
+            )
+        if done == 9:
+            self._lost(actor_id, epoch)
+        return bool(done == 1)
 
     async def release(
         self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
     ) -> list[MessageRecord]:
         dead: list[MessageRecord] = []
-        async with self._p().acquire() as c, c.transaction():
+        async with self.tx() as c:
+            await self._fence(c, actor_id)
             for i in ids:
                 row = await c.fetchrow(Q["get_message"], actor_id, i)
                 if row is None or row[4] != MessageStatus.INFLIGHT:
                     continue
                 await c.execute(Q["release"], actor_id, i, error)
                 if row[5] >= max_attempts:
-                    await c.execute(Q["kill"], actor_id, i, now)
+                    if await c.fetchval(Q["kill"], actor_id, i, now):
+                        await self._notify_done(c, actor_id, i)
                     dead.append(
                         _with(_message(row), status=MessageStatus.DEAD, error=error, completed_at=now)
                     )
@@ -192,96 +379,88 @@ class PostgresStorage:
         return dead
 
     async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None:
-        row = await self._p().fetchrow(Q["get_message"], actor_id, msg_id)
+        async with self.conn() as c:
+            row = await c.fetchrow(Q["get_message"], actor_id, msg_id)
         return _message(row) if row else None
 
     async def list_messages(
         self, actor_id: str, status: MessageStatus, limit: int, queue: str | None = None
     ) -> list[MessageRecord]:
-        rows = await self._p().fetch(Q["list_messages"], actor_id, int(status), limit, queue)
+        async with self.conn() as c:
+            rows = await c.fetch(Q["list_messages"], actor_id, int(status), limit, queue)
         return [_message(r) for r in rows]
 
     async def next_available_at(self, actor_id: str, now: float) -> tuple[bool, float | None]:
-        async with self._p().acquire() as c:
+        async with self.conn() as c:
             ready = bool(await c.fetchval(Q["has_ready"], actor_id, now))
             nxt = await c.fetchval(Q["next_delayed"], actor_id, now)
         return ready, nxt
 
     async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]:
-        rows = await self._p().fetch(Q["queue_stats"], actor_id, now)
+        async with self.conn() as c:
+            rows = await c.fetch(Q["queue_stats"], actor_id, now)
         return [QueueStats(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
-        async with self._p().acquire() as c, c.transaction():
+        async with self.tx() as c:
             queue = await c.fetchval(Q["retry_dead"], actor_id, msg_id, now)
             if queue is None:
                 return False
             await c.execute(Q["add_depth"], actor_id, queue, 1)
+            await self._notify_new(c, actor_id)
             return True
 
     async def delete_dead(self, actor_id: str, msg_id: int) -> bool:
-        deleted: bool = await self._p().execute(Q["delete_dead"], actor_id, msg_id) != "DELETE 0"
+        async with self.conn() as c:
+            deleted: bool = await c.execute(Q["delete_dead"], actor_id, msg_id) != "DELETE 0"
         return deleted
 
     async def recover(self, now: float) -> list[str]:
-        async with self._p().acquire() as c, c.transaction():
+        """Single-node recovery (every in-flight message is this node's). A runtime that joined
+        as a node does not call this: taking a lease over requeues that actor's in-flight messages."""
+        async with self.tx() as c:
             await c.execute(Q["recover"])
             await c.execute(Q["clear_depths"])
             await c.execute(Q["recount_depths"])
             return [r[0] for r in await c.fetch(Q["actors_with_work"])]
 
     async def purge_completed(self, before: float) -> int:
-        status = await self._p().execute(Q["purge_completed"], before)
+        async with self.conn() as c:
+            status = await c.execute(Q["purge_completed"], before)
         return int(status.split()[-1])
+
+    # -- agent VM snapshots (storage/snapshots.py) ----------------------------------------------
+    async def save_snapshot(self, actor_id: str, generation: int, chunks: Sequence[bytes]) -> None:
+        """Fenced like every owner write: a node that lost the actor cannot overwrite the snapshot."""
+        async with self.tx() as c:
+            await self._fence(c, actor_id)
+            await _snapshots.save(c, actor_id, generation, chunks)
+
+    async def load_snapshot(self, actor_id: str) -> tuple[int, list[bytes]] | None:
+        async with self.conn() as c:
+            return await _snapshots.load(c, actor_id)
 
     # -- schedules ---------------------------------------------------------------------------
     async def add_schedule(self, actor_id: str, run_at: float, action: str, args: str) -> int:
-        return int(await self._p().fetchval(Q["add_schedule"], actor_id, run_at, action, args))
+        async with self.conn() as c:
+            return int(await c.fetchval(Q["add_schedule"], actor_id, run_at, action, args))
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
-        rows = await self._p().fetch(Q["due_schedules"], now, limit)
+        async with self.conn() as c:
+            rows = await c.fetch(Q["due_schedules"], now, limit)
         return [ScheduleRecord(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def next_schedule_at(self) -> float | None:
-        value = await self._p().fetchval(Q["next_schedule_at"])
+        async with self.conn() as c:
+            value = await c.fetchval(Q["next_schedule_at"])
         return float(value) if value is not None else None
 
     async def finish_schedule(self, schedule_id: int, *, retry_at: float | None) -> None:
-        if retry_at is None:
-            await self._p().execute(Q["delete_schedule"], schedule_id)
-        else:
-            await self._p().execute(Q["retry_schedule"], schedule_id, retry_at)
-
-
-async def _send_one(c: asyncpg.Connection, req: SendRequest, now: float) -> SendOutcome:
-    """Append one message under the actor's row lock: idempotency, size check, next id, insert."""
-    seq = await c.fetchval(Q["lock_actor"], req.actor_id)
-    if seq is None:
-        raise LookupError(f"actor {req.actor_id} does not exist")
-    if req.idempotency_key is not None:
-        row = await c.fetchrow(Q["find_idempotent"], req.actor_id, req.idempotency_key)
-        if row is not None:
-            return SendOutcome(id=row[0], created_at=row[1], duplicate=True)
-    pending = await c.fetchval(Q["count_pending"], req.actor_id, req.queue) or 0
-    if pending >= req.max_size:
-        raise QueueFull(
-            f"queue {req.queue!r} is full ({pending} pending, max_size {req.max_size})",
-            details={"queue": req.queue, "pending": pending, "max_size": req.max_size},
-            retry_after=1.0,
-        )
-    await c.execute(Q["bump_seq"], req.actor_id)
-    await c.execute(
-        Q["insert_message"],
-        req.actor_id,
-        seq,
-        req.queue,
-        req.body,
-        now,
-        req.available_at,
-        req.idempotency_key,
-    )
-    await c.execute(Q["add_depth"], req.actor_id, req.queue, 1)
-    return SendOutcome(id=seq, created_at=now)
+        async with self.conn() as c:
+            if retry_at is None:
+                await c.execute(Q["delete_schedule"], schedule_id)
+            else:
+                await c.execute(Q["retry_schedule"], schedule_id, retry_at)
 
 
 async def _migrate(conn: asyncpg.Connection, schema: str) -> None:

@@ -19,46 +19,17 @@ ORDER BY actor_id LIMIT $3;
 -- name: save_state
 UPDATE actors SET state = $2 WHERE actor_id = $1;
 
--- name: lock_actor
-SELECT next_seq FROM actors WHERE actor_id = $1 FOR UPDATE;
-
--- name: find_idempotent
-SELECT id, created_at FROM messages WHERE actor_id = $1 AND idempotency_key = $2;
-
--- name: count_pending
-SELECT pending FROM queue_depths WHERE actor_id = $1 AND queue = $2;
-
--- name: bump_seq
-UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = $1;
-
--- name: insert_message
-INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key)
-VALUES ($1, $2, $3, $4, 0, 0, $5, $6, $7);
-
 -- name: add_depth
 INSERT INTO queue_depths (actor_id, queue, pending) VALUES ($1, $2, $3)
 ON CONFLICT (actor_id, queue) DO UPDATE SET pending = queue_depths.pending + excluded.pending;
 
--- name: ack
-UPDATE messages SET status = 2, completed_at = $3 WHERE actor_id = $1 AND id = $2 AND status = 1;
-
--- name: ready
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
-FROM messages WHERE actor_id = $1 AND status = 0 AND available_at <= $2
-ORDER BY id;
-
--- name: deliver
-UPDATE messages SET status = 1, attempt = attempt + 1 WHERE actor_id = $1 AND id = $2;
-
 -- name: kill
 UPDATE messages SET status = 3, completed_at = $3, error = coalesce(error, 'exceeded max_attempts')
-WHERE actor_id = $1 AND id = $2;
+WHERE actor_id = $1 AND id = $2
+RETURNING watched;
 
 -- name: next_delayed
 SELECT min(available_at) FROM messages WHERE actor_id = $1 AND status = 0 AND available_at > $2;
-
--- name: complete
-UPDATE messages SET status = 2, completed_at = $3, response = $4 WHERE actor_id = $1 AND id = $2 AND status = 1;
 
 -- name: release
 UPDATE messages SET status = 0, error = $3 WHERE actor_id = $1 AND id = $2 AND status = 1;
@@ -119,3 +90,77 @@ DELETE FROM schedules WHERE id = $1;
 
 -- name: retry_schedule
 UPDATE schedules SET run_at = $2, attempt = attempt + 1 WHERE id = $1;
+
+-- Nodes and leases (several nodes sharing one database). Lease times use the database clock.
+
+-- name: register_node
+INSERT INTO nodes (node_id, address, started_at, heartbeat_at)
+VALUES ($1, $2, extract(epoch from clock_timestamp()), extract(epoch from clock_timestamp()));
+
+-- name: forget_old_nodes
+DELETE FROM nodes WHERE heartbeat_at < extract(epoch from clock_timestamp()) - $1;
+
+-- name: heartbeat
+UPDATE nodes SET heartbeat_at = extract(epoch from clock_timestamp()) WHERE node_id = $1;
+
+-- name: deregister_node
+DELETE FROM nodes WHERE node_id = $1;
+
+-- name: ensure_lease
+INSERT INTO leases (actor_id) VALUES ($1) ON CONFLICT (actor_id) DO NOTHING;
+
+-- name: lock_lease
+SELECT l.node_id, l.epoch, l.expires_at - extract(epoch from clock_timestamp()), n.address
+FROM leases l LEFT JOIN nodes n ON n.node_id = l.node_id
+WHERE l.actor_id = $1 FOR UPDATE OF l SKIP LOCKED;
+
+-- name: peek_lease
+SELECT l.node_id, l.epoch, l.expires_at - extract(epoch from clock_timestamp()), n.address
+FROM leases l LEFT JOIN nodes n ON n.node_id = l.node_id
+WHERE l.actor_id = $1;
+
+-- name: take_lease
+UPDATE leases SET node_id = $2, epoch = epoch + 1, expires_at = extract(epoch from clock_timestamp()) + $3
+WHERE actor_id = $1 RETURNING epoch;
+
+-- name: requeue_inflight
+UPDATE messages SET status = 0 WHERE actor_id = $1 AND status = 1 RETURNING queue;
+
+-- name: renew_leases
+UPDATE leases SET expires_at = extract(epoch from clock_timestamp()) + $2
+WHERE node_id = $1 RETURNING actor_id, epoch;
+
+-- name: release_lease
+UPDATE leases SET node_id = NULL, expires_at = 0 WHERE actor_id = $1 AND node_id = $2 AND epoch = $3;
+
+-- name: release_node_leases
+UPDATE leases SET node_id = NULL, expires_at = 0 WHERE node_id = $1;
+
+-- name: fence
+SELECT epoch FROM leases WHERE actor_id = $1 AND node_id = $2 FOR KEY SHARE;
+
+-- name: claimable
+SELECT m.actor_id, l.node_id = $1 AS mine
+FROM (SELECT DISTINCT actor_id FROM messages
+      WHERE status IN (0, 1) AND (status = 1 OR available_at <= $2)) m
+LEFT JOIN leases l ON l.actor_id = m.actor_id
+WHERE l.actor_id IS NULL OR l.node_id IS NULL OR l.node_id = $1
+   OR l.expires_at < extract(epoch from clock_timestamp())
+LIMIT $3;
+
+-- name: watch
+UPDATE messages SET watched = true WHERE actor_id = $1 AND id = $2
+RETURNING actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error;
+
+-- name: notify
+SELECT pg_notify($1, $2);
+
+-- name: send_one
+SELECT o_status, o_id, o_created, o_pending FROM send_one($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: receive_msgs
+SELECT kind, id, queue, body, attempt, created_at, available_at, error
+FROM receive_msgs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
+
+-- name: complete_msg
+SELECT complete_msg($1, $2, $3, $4, $5, $6, $7, $8);

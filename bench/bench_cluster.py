@@ -1,0 +1,284 @@
+"""Scale-out benchmarks (issue 5): three server nodes sharing one PostgreSQL database, against
+one SQLite node, in the same run, on the same machine.
+
+  python bench/bench_cluster.py            # full run, prints a table, writes bench/results/cluster.json
+  python bench/bench_cluster.py --quick    # small counts
+
+Metrics: durable sends/s with 32 senders (4 client processes x 8) spread over 100 actors —
+on 3 PostgreSQL nodes with each actor's sends going to any node (round robin: 2 of 3 land on a
+node that does not own the actor, which stores them and NOTIFYs the owner), on 3 nodes with
+clients sending to the owner, and on one SQLite node; the ratio cluster / SQLite; and takeover
+time: ``kill -9`` of the node owning an actor, then a ``wait=True`` send through a survivor,
+timed from the kill to its completion (default lease TTL, 10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actorq.client import create_client  # noqa: E402
+from bench.bench_core import free_port  # noqa: E402
+
+console = Console()
+PG_DSN = os.environ.get("ACTORQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+ACTORS = 100
+SENDERS = 32
+PROCS = 4
+
+
+class Node:
+    def __init__(self, storage: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            **(env or {}),
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "actorq",
+                "serve",
+                "bench.apps:registry",
+                "--port",
+                str(self.port),
+                "--storage",
+                storage,
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=full_env,
+        )
+
+    def wait_healthy(self) -> Node:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("node did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_nodes(storage: str, n: int, env: dict[str, str] | None = None) -> list[Node]:
+    nodes = [Node(storage, env) for _ in range(n)]
+    return [node.wait_healthy() for node in nodes]
+
+
+# -- throughput ---------------------------------------------------------------------------------
+async def _send_many(urls: list[str], proc_no: int, total: int, concurrency: int, affine: bool) -> float:
+    clients = [create_client(u) for u in urls]
+    try:
+        # actor i is reached through node i % n (affine: its owner, which woke it first), or
+        # through every node in turn (round robin, as behind a load balancer)
+        handles = [[c.sink.get_or_create([f"a{i}"]) for c in clients] for i in range(ACTORS)]
+        await asyncio.gather(*(handles[i][i % len(urls)].send("q", {"warm": True}) for i in range(ACTORS)))
+        if not affine:
+            await asyncio.gather(*(h.send("q", {"warm": True}) for row in handles for h in row))
+        left = total
+        n = 0
+
+        async def sender() -> None:
+            nonlocal left, n
+            while left > 0:
+                left -= 1
+                n += 1
+                actor = (n * 7 + proc_no * 13) % ACTORS
+                node = actor % len(urls) if affine else n % len(urls)
+                await handles[actor][node].send("q", {"payload": "x" * 64})
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return time.perf_counter() - t0
+    finally:
+        for c in clients:
+            await c.close()
+
+
+def _proc_sender(
+    urls: list[str], proc_no: int, total: int, conc: int, affine: bool, start: Any, out: Any
+) -> None:
+    start.wait()
+    out.put(uvloop.run(_send_many(urls, proc_no, total, conc, affine)))
+
+
+def throughput(urls: list[str], total: int, affine: bool = True) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    per = total // PROCS
+    workers = [
+        ctx.Process(target=_proc_sender, args=(urls, p, per, SENDERS // PROCS, affine, start, out))
+        for p in range(PROCS)
+    ]
+    for w in workers:
+        w.start()
+    time.sleep(1.5)  # let them import
+    start.set()
+    durations = [out.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return {
+        "sends_per_s": per * PROCS / max(durations),
+        "sends": per * PROCS,
+        "senders": SENDERS,
+        "actors": ACTORS,
+        "client_processes": PROCS,
+        "nodes": len(urls),
+        "routing": "owner" if affine else "round robin",
+    }
+
+
+def drain(url: str) -> None:
+    async def pending() -> int:
+        async with create_client(url) as client:
+            total = 0
+            for i in range(ACTORS):
+                total += sum(
+                    q.pending + q.in_flight for q in await client.sink.get_or_create([f"a{i}"]).queues()
+                )
+            return total
+
+    deadline = time.monotonic() + 300
+    while uvloop.run(pending()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+# -- takeover -----------------------------------------------------------------------------------
+async def takeover(nodes: list[Node]) -> dict[str, float]:
+    async with create_client(nodes[0].url) as client:
+        h = client.echo.get_or_create(["takeover"])
+        assert (await h.send("q", 0, wait=True, timeout=10)).status == "completed"
+        owner_pid = await h.where()
+    owner = next(n for n in nodes if n.proc.pid == owner_pid)
+    survivor = next(n for n in nodes if n is not owner)
+    owner.proc.send_signal(signal.SIGKILL)
+    t0 = time.perf_counter()
+    owner.proc.wait()
+    async with create_client(survivor.url) as client:
+        r = await client.echo.get_or_create(["takeover"]).send("q", 1, wait=True, timeout=60)
+        elapsed = time.perf_counter() - t0
+        new_pid = await client.echo.get_or_create(["takeover"]).where()
+    assert r.status == "completed" and new_pid != owner_pid
+    return {"seconds": elapsed, "lease_ttl_s": float(os.environ.get("ACTORQ_LEASE_TTL") or 10.0)}
+
+
+async def _drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+# -- driver -------------------------------------------------------------------------------------
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-takeover", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "cluster.json"))
+    args = ap.parse_args()
+    total = 4_000 if args.quick else 40_000
+    results: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="actorq-bench-"))
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    try:
+        sqlite = start_nodes(str(tmp / "data"), 1)
+        try:
+            results["sqlite_one_node"] = throughput([sqlite[0].url], total)
+            drain(sqlite[0].url)
+        finally:
+            sqlite[0].stop()
+        nodes = start_nodes(PG_DSN, 3, {"ACTORQ_PG_SCHEMA": schema})
+        try:
+            urls = [n.url for n in nodes]
+            results["postgres_three_nodes_owner"] = throughput(urls, total, affine=True)
+            drain(urls[0])
+            results["postgres_three_nodes_any"] = throughput(urls, total, affine=False)
+            drain(urls[0])
+            if not args.no_takeover:
+                results["takeover_after_kill9"] = uvloop.run(takeover(nodes))
+        finally:
+            for n in nodes:
+                n.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        asyncio.run(_drop_schema(schema))
+
+    base = results["sqlite_one_node"]["sends_per_s"]
+    table = Table(
+        "metric", "measured", "goal", title="actorq scale-out benchmarks" + (" (quick)" if args.quick else "")
+    )
+    for key, label in (
+        ("postgres_three_nodes_any", "3 PostgreSQL nodes, sends to any node"),
+        ("postgres_three_nodes_owner", "3 PostgreSQL nodes, sends to the owner"),
+        ("sqlite_one_node", "1 SQLite node"),
+    ):
+        v = results[key]["sends_per_s"]
+        results[key]["ratio_to_sqlite"] = v / base
+        goal = ">= 10,000" if key.startswith("postgres") else "-"
+        table.add_row(
+            f"durable sends/s, 32 senders, 100 actors ({label})", f"{v:,.0f} ({v / base:.2f}x)", goal
+        )
+    if "takeover_after_kill9" in results:
+        t = results["takeover_after_kill9"]
+        table.add_row(
+            f"takeover after kill -9 (lease TTL {t['lease_ttl_s']:.0f} s)",
+            f"{t['seconds']:.2f} s",
+            "<= TTL + 2 s",
+        )
+    console.print(table)
+    doc = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

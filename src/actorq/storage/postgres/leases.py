@@ -1,0 +1,199 @@
+"""Nodes, actor leases and cross-node wake-ups for the PostgreSQL driver.
+
+A node is one server process (a fresh id per process). A lease row says which node owns an
+actor, until when (database clock, so nodes' clocks need not agree) and at which fencing epoch.
+Taking a lease over (free, expired, or a previous life of this node) bumps the epoch and puts
+the previous owner's in-flight messages back to pending under the same row lock, so the old
+owner's late writes, fenced on the old epoch, are refused. ``LISTEN``/``NOTIFY`` on one channel
+per schema carries ``m:<actor>`` (new message for a non-local owner) and ``d:<actor>:<id>``
+(a watched message finished); a dropped listener reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from actorq.storage._sql import load_queries
+from actorq.storage.protocol import Lease
+
+if TYPE_CHECKING:
+    from actorq.storage.postgres.driver import PostgresStorage
+
+Q = load_queries("actorq.storage.postgres")
+log = logging.getLogger("actorq.storage.postgres")
+
+_FORGET_NODES_AFTER = 3600.0  # node rows whose heartbeat is older than this are deleted
+
+
+class Leases:
+    def __init__(self, storage: PostgresStorage, channel: str) -> None:
+        self.storage = storage
+        self.channel = channel
+        self.node_id: str | None = None
+        self.address: str | None = None
+        self.held: dict[str, int] = {}  # actor id -> epoch this node owns it at
+        self._on_message: Callable[[str], None] = lambda actor_id: None
+        self._on_done: Callable[[str, int], None] = lambda actor_id, msg_id: None
+        self._on_reconnect: Callable[[], None] = lambda: None
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def join(
+        self,
+        address: str | None,
+        on_message: Callable[[str], None],
+        on_done: Callable[[str, int], None],
+        on_reconnect: Callable[[], None],
+    ) -> str:
+        self.node_id = uuid.uuid4().hex[:16]
+        self.address = address
+        self._on_message, self._on_done, self._on_reconnect = on_message, on_done, on_reconnect
+        async with self.storage.tx() as c:
+            await c.execute(Q["forget_old_nodes"], _FORGET_NODES_AFTER)
+            await c.execute(Q["register_node"], self.node_id, address)
+        self._listener = asyncio.create_task(self._listen(), name=f"actorq-listen:{self.node_id}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.listening.wait(), 5.0)
+        return self.node_id
+
+    async def leave(self) -> None:
+        node = self.node_id
+        if node is None:
+            return
+        await self.stop_listening()
+        self.held.clear()
+        try:
+            async with self.storage.tx() as c:
+                await c.execute(Q["release_node_leases"], node)
+                await c.execute(Q["deregister_node"], node)
+        finally:
+            self.node_id = None
+
+    async def acquire(self, actor_id: str, ttl: float) -> Lease:
+        me = self.node_id
+        assert me is not None, "join() first"
+        async with self.storage.tx() as c:
+            await c.execute(Q["ensure_lease"], actor_id)
+            row = await c.fetchrow(Q["lock_lease"], actor_id)
+            if row is None:  # locked: being claimed, or the owner is writing under it right now
+                row = await c.fetchrow(Q["peek_lease"], actor_id)
+                if row is None:
+                    return Lease(False, 0, None, None, 0.0)
+                live = row[2] > 0
+                return Lease(False, row[1], row[0] if live else None, row[3] if live else None, row[2])
+            owner, epoch, left, address = row
+            if owner is not None and owner != me and left > 0:
+                return Lease(False, epoch, owner, address, left)
+            epoch = await c.fetchval(Q["take_lease"], actor_id, me, ttl)
+            requeued = Counter(r[0] for r in await c.fetch(Q["requeue_inflight"], actor_id))
+            for queue, n in requeued.items():
+                await c.execute(Q["add_depth"], actor_id, queue, n)
+        self.held[actor_id] = epoch
+        if requeued:
+            log.info(
+                "node %s took actor %s over (epoch %d): %d in-flight message(s) redelivered",
+                me,
+                actor_id,
+                epoch,
+                sum(requeued.values()),
+            )
+        return Lease(True, epoch, me, self.address, ttl)
+
+    async def owner(self, actor_id: str) -> Lease:
+        async with self.storage.conn() as c:
+            row = await c.fetchrow(Q["peek_lease"], actor_id)
+        if row is None:
+            return Lease(False, 0, None, None, 0.0)
+        live = row[2] > 0
+        return Lease(row[0] == self.node_id and live, row[1], row[0] if live else None, row[3], row[2])
+
+    async def renew(self, ttl: float) -> set[str]:
+        me = self.node_id
+        assert me is not None, "join() first"
+        snapshot = dict(self.held)
+        async with self.storage.tx() as c:
+            await c.execute(Q["heartbeat"], me)
+            rows = await c.fetch(Q["renew_leases"], me, ttl) if snapshot else []
+        live = {r[0]: r[1] for r in rows}
+        lost = {a for a, e in snapshot.items() if live.get(a) != e and self.held.get(a) == e}
+        for a in lost:
+            self.held.pop(a, None)
+        return lost
+
+    async def release(self, actor_id: str, epoch: int) -> None:
+        if self.held.get(actor_id) == epoch:
+            del self.held[actor_id]
+        if self.node_id is None:
+            return
+        async with self.storage.conn() as c:
+            await c.execute(Q["release_lease"], actor_id, self.node_id, epoch)
+
+    async def claimable(self, now: float, limit: int) -> list[tuple[str, bool]]:
+        async with self.storage.conn() as c:
+            rows = await c.fetch(Q["claimable"], self.node_id, now, limit)
+        return [(r[0], bool(r[1])) for r in rows]
+
+    # -- LISTEN / NOTIFY -----------------------------------------------------------------------
+    async def stop_listening(self) -> None:
+        task, self._listener = self._listener, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        try:
+            if kind == "m":
+                self._on_message(rest)
+            elif kind == "d":
+                actor_id, _, msg_id = rest.rpartition(":")
+                self._on_done(actor_id, int(msg_id))
+        except Exception:  # a callback bug must not kill the listener
+            log.exception("handling notification %r failed", payload)
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.storage.dsn, timeout=5.0)
+                lost = asyncio.Event()
+                conn.add_termination_listener(_setter(lost))
+                await conn.add_listener(self.channel, self._notified)
+                self.listening.set()
+                delay = 0.1
+                if not first:  # notifications may have been lost while disconnected
+                    log.warning("LISTEN connection re-established")
+                    self._on_reconnect()
+                first = False
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5.0)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1", timeout=5.0)  # notice a half-open socket
+            except asyncio.CancelledError:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2.0)
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+            self.listening.clear()
+            if conn is not None:
+                conn.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _setter(event: asyncio.Event) -> Callable[[Any], None]:
+    return lambda _conn: event.set()
