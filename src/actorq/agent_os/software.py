@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from actorq.errors import SandboxUnavailable
@@ -40,7 +40,6 @@ class Software:
     mounts: tuple[tuple[str, str], ...] = ()
     path: tuple[str, ...] = ()  # VM directories put in front of PATH
     npm: tuple[str, str] | None = None  # (package, version) installed into cache_dir()/<name>-<version>
-    optional_mounts: tuple[tuple[str, str], ...] = field(default=())  # mounted only where they exist
 
     @property
     def install_dir(self) -> Path | None:
@@ -65,7 +64,6 @@ class Software:
                     details={"software": self.name, "missing": host},
                 )
             out.append((host, vm))
-        out.extend((h, v) for h, v in self.optional_mounts if os.path.exists(h))
         return out
 
     def installed(self) -> bool:

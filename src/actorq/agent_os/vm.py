@@ -16,7 +16,7 @@ import base64
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class _VM:
     fs: VMFileSystem | None = None
     processes: ProcessTable | None = None
     sessions: SessionManager | None = None
-    pumps: set[asyncio.Task[Any]] = field(default_factory=set)
     snapshotter: asyncio.Task[None] | None = None
 
 
