@@ -30,42 +30,16 @@ from actorq.client import create_client, create_sync_client
 from actorq.errors import LeaseLost
 from actorq.storage.postgres import PostgresStorage
 from actorq.storage.protocol import SendRequest
-from tests.conftest import ServerProcess
-from tests.storage.conftest import PG_DSN
+from tests.apps.journal import read_journal
+from tests.conftest import ServerProcess, wait_for
+from tests.storage.conftest import PG_DSN, drop_schema, pg_up
 
 TARGET = "tests.apps.cluster_app:registry"
 TTL = 2.0
 CLAIM = 1.0  # the claim scan's period (RuntimeConfig.claim_interval)
 
 
-def _pg_up() -> bool:
-    async def probe() -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=3)
-        await conn.close()
-
-    try:
-        asyncio.run(probe())
-    except Exception:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
-
-
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+pytestmark = pytest.mark.skipif(not pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
 
 
 def assert_no_overlap(events: list[dict[str, Any]], excuses: list[tuple[int, int]]) -> None:
@@ -145,14 +119,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                 s.proc.send_signal(signal.SIGCONT)
             s.stop()
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_schema(schema))
 
 
 def done_list(node: ServerProcess, key: str) -> list[list[int]]:
@@ -349,11 +316,7 @@ async def test_stale_epoch_writes_are_refused() -> None:
     finally:
         await a.close()
         await b.close()
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        finally:
-            await conn.close()
+        await drop_schema(schema)
 
 
 # -- requests for an actor whose owner cannot be reached; sleep releases the lease ---------------
@@ -414,7 +377,7 @@ def _restart_postgres() -> None:
         capture_output=True,
         timeout=60,
     )
-    wait_for(_pg_up, timeout=30, what="PostgreSQL to come back")
+    wait_for(pg_up, timeout=30, what="PostgreSQL to come back")
 
 
 @pytest.mark.skipif(

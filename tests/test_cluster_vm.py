@@ -7,35 +7,22 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from actorq.client import create_client
 from tests.conftest import ServerProcess
-from tests.storage.conftest import PG_DSN
-from tests.test_cluster import _pg_up
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_up
 
 TARGET = "tests.apps.cluster_vm_app:registry"
-pytestmark = pytest.mark.skipif(not _pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
+pytestmark = pytest.mark.skipif(not pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
 
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = "vmcl_" + uuid.uuid4().hex[:12]
-    yield name
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    yield from fresh_schema("vmcl_")
 
 
 def node(tmp: Path, schema: str, name: str, started: list[ServerProcess]) -> ServerProcess:

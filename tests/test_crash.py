@@ -6,7 +6,6 @@ messages of one actor ever overlapped in time."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import Counter, defaultdict
@@ -16,24 +15,10 @@ from typing import Any
 import pytest
 
 from actorq.client import create_client, create_sync_client
-from tests.conftest import ServerProcess
+from tests.apps.journal import read_journal
+from tests.conftest import ServerProcess, wait_for
 
 TARGET = "tests.apps.journal:registry"
-
-
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ends(events: list[dict[str, Any]], actor: str) -> Counter[int]:

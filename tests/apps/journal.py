@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from actorq import ActorContext, actor, queue, setup
@@ -21,6 +22,13 @@ def journal(event: dict[str, Any]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every event written so far (by every process), in file order."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 async def _work(c: ActorContext, msg_id: int, attempt: int, body: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,37 @@ async def sqlite_factory(tmp_path: Path) -> Storage:
 
 
 PG_DSN = os.environ.get("ACTORQ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_up() -> bool:
+    """Whether PostgreSQL answers at PG_DSN (tests that need it skip otherwise)."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception:
+        return False
+    return True
+
+
+async def drop_schema(name: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    finally:
+        await conn.close()
+
+
+def fresh_schema(prefix: str) -> Iterator[str]:
+    """A new schema name for one test, dropped afterwards (use with ``yield from``)."""
+    name = prefix + uuid.uuid4().hex[:12]
+    try:
+        yield name
+    finally:
+        asyncio.run(drop_schema(name))
 
 
 async def postgres_factory(tmp_path: Path) -> Storage:
@@ -48,12 +80,8 @@ def _drop_test_schemas() -> Iterator[None]:
         return
 
     async def drop() -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            for schema in _SCHEMAS:
-                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        finally:
-            await conn.close()
+        for schema in _SCHEMAS:
+            await drop_schema(schema)
 
     asyncio.run(drop())
 

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
 from actorq.storage.postgres import PostgresStorage
 from tests.apps.semantics import probe, registry
-from tests.storage.conftest import PG_DSN
+from tests.storage.conftest import PG_DSN, fresh_schema
 
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = "e2e_" + uuid.uuid4().hex[:12]
-    yield name
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    yield from fresh_schema("e2e_")
 
 
 async def test_round_trips_dead_letters_and_state_across_restart(schema: str) -> None:
