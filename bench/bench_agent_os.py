@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ from actorq import setup  # noqa: E402
 from actorq.agent_os import agent_os, software  # noqa: E402
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files  # noqa: E402
 from actorq.agent_os.sandbox import Sandbox  # noqa: E402
+from bench.report import write_results  # noqa: E402
 
 registry = setup(use={"vm": agent_os(software=[software.common, software.pi])})
 
@@ -211,18 +209,7 @@ def main() -> int:
         "",
     )
     Console().print(table)
-    doc = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "results": res,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.out, res, quick=args.quick)
     return 0
 
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -27,7 +25,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from actorq.client import create_client  # noqa: E402
 from bench.bench_core import free_port  # noqa: E402
+from bench.report import write_results  # noqa: E402
 
 console = Console()
 PG_DSN = os.environ.get("ACTORQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -264,18 +262,7 @@ def main() -> int:
             "<= TTL + 2 s",
         )
     console.print(table)
-    doc = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "results": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.out, results, quick=args.quick)
     console.print(f"wrote {args.out}")
     return 0
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -27,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actorq.client import create_client  # noqa: E402
+from bench.report import write_results  # noqa: E402
 
 console = Console()
 
@@ -348,18 +346,7 @@ def main() -> int:
     for name, value, goal, ok in rows:
         table.add_row(name, value, goal, "[green]yes[/]" if ok else "[red]no[/]")
     console.print(table)
-    doc = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": q,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "results": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.out, results, quick=q)
     console.print(f"wrote {args.out}")
     return 0
 
