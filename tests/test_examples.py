@@ -5,6 +5,7 @@ LLM received and what landed in the VMs: queue → actor → VM → pi → tool 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -147,8 +148,6 @@ async def llm_env(llm: FakeLLM) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", ["task_runner", "reviewer", "issue_worker"])
 async def test_each_example_runs_as_a_script(name: str, llm_env: dict[str, str]) -> None:
-    import asyncio
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         f"examples/{name}.py",

@@ -123,6 +123,13 @@ class VMFileSystem:
             raise PathOutsideVM(f"{path!r} resolves outside the VM", details={"path": path})
         return resolved_vm, host_path
 
+    def cwd(self, path: str) -> str:
+        """A working directory for a VM process, as a resolved VM path (it must exist)."""
+        vm, host = self.resolve(path)
+        if not host.is_dir():
+            raise NotFound(f"cwd {path!r} is not a directory in the VM")
+        return vm
+
     def host(self, path: str, *, follow_last: bool = True) -> Path:
         return self.resolve(path, follow_last=follow_last)[1]
 

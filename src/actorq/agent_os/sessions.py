@@ -104,9 +104,7 @@ class SessionManager:
             raise NotFound(f"unknown agent type {agent_type!r}", details={"agent_types": sorted(self.agents)})
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise BadRequest("additional_instructions is a string")
-        vm_cwd, host_cwd = self.fs.resolve(cwd)
-        if not host_cwd.is_dir():
-            raise NotFound(f"cwd {cwd!r} is not a directory in the VM")
+        vm_cwd = self.fs.cwd(cwd)
         sid = "ses_" + uuid.uuid4().hex[:16]
         _ENV[(self.actor_id, sid)] = check_env(env)
         meta: dict[str, Any] = {

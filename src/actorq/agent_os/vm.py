@@ -269,12 +269,6 @@ def agent_os(
         await asyncio.to_thread(_fs(c).delete_file, path, recursive=recursive)
 
     # -- processes -----------------------------------------------------------------------------
-    def _cwd(c: ActorContext, cwd: str) -> str:
-        vm_cwd, host = _fs(c).resolve(cwd)
-        if not host.is_dir():
-            raise NotFound(f"cwd {cwd!r} is not a directory in the VM")
-        return vm_cwd
-
     async def exec_(
         c: ActorContext,
         command: str,
@@ -283,7 +277,7 @@ def agent_os(
         env: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        return await _procs(c).exec(command, cwd=_cwd(c, cwd), env=env, timeout=timeout)
+        return await _procs(c).exec(command, cwd=_fs(c).cwd(cwd), env=env, timeout=timeout)
 
     async def spawn(
         c: ActorContext,
@@ -294,7 +288,7 @@ def agent_os(
         env: dict[str, str] | None = None,
     ) -> SpawnedProcess:
         table = _procs(c)
-        entry = await table.spawn(command, args or [], cwd=_cwd(c, cwd), env=env)
+        entry = await table.spawn(command, args or [], cwd=_fs(c).cwd(cwd), env=env)
         c.keep_awake(table.pump(entry))  # a running process keeps its VM awake
         return SpawnedProcess(entry.pid, entry.command, entry.args)
 
