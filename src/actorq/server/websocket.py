@@ -4,6 +4,13 @@ Frames are JSON objects. Client → server: ``{"type": "action", "id", "name", "
 ``{"type": "send", "id", "queue", "body", "wait", "timeout"}``. Server → client:
 ``{"type": "init", "actor_id"}``, ``{"type": "result", "id", "result"}``,
 ``{"type": "error", "id", "error": {...}}`` and ``{"type": "event", "name", "data"}``.
+
+Several nodes on one database: events happen only on the node that owns the actor, so a
+connection reaching another node is relayed to the owner (``server/forward.py``), as a gateway
+would; a connection served here claims the actor (it then stays here while someone listens) and is
+closed with 1012 if the actor leaves this node (lease lost). An owner that cannot be reached at
+connect time gets the handshake denied with 503 (``Retry-After``); a connect already forwarded once
+is never relayed again.
 """
 
 from __future__ import annotations
@@ -11,16 +18,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from actorq._typing import decode_bytes, encode_bytes
-from actorq.core.runtime import Runtime
-from actorq.errors import ActorqError, BadRequest
+from actorq.core.cluster import NotOwner
+from actorq.core.instance import ActorInstance
+from actorq.core.runtime import Runtime, Subscriber
+from actorq.errors import ActorqError, BadRequest, NotFound, Unavailable
 from actorq.server import metrics
+from actorq.server.forward import (
+    FORWARDED_HEADER,
+    WS_SERVICE_RESTART,
+    WS_TRY_AGAIN_LATER,
+    HttpForwarder,
+    relay_websocket,
+)
 from actorq.server.responses import error_response
+
+log = logging.getLogger("actorq.server")
+
+_LOCATE_FOR = 1.5  # seconds a connect waits for an actor that is being claimed right now
 
 
 def _dumps(obj: Any) -> str:
@@ -68,19 +90,106 @@ async def _handle(rt: Runtime, actor_id: str, frame: Any) -> Any:
     raise BadRequest(f"unknown frame type {kind!r}")
 
 
+async def _deny(ws: WebSocket, exc: ActorqError) -> None:
+    """Refuse the handshake: a real HTTP answer (404, 503 with Retry-After) where the server
+    supports it, else a close before accepting (4404 unknown actor, 1013 try again later)."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(error_response(exc))
+    else:
+        code = 4404 if isinstance(exc, NotFound) else WS_TRY_AGAIN_LATER
+        await ws.close(code=code, reason=exc.message[:120])
+
+
 async def connect_endpoint(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
     actor_id = ws.path_params["actor_id"]
     try:
         await rt.actor_info(actor_id)
     except ActorqError as exc:
-        if "websocket.http.response" in ws.scope.get("extensions", {}):
-            await ws.send_denial_response(error_response(exc))  # a real 404 at the handshake
-        else:
-            await ws.close(code=4404, reason=exc.message[:120])
+        await _deny(ws, exc)  # a real 404 at the handshake
         return
-    await ws.accept()
-    sub = rt.subscribe(actor_id)
+    if rt.cluster is None:
+        await _serve(ws, rt, actor_id, rt.subscribe(actor_id), None)
+        return
+    await _connect_in_cluster(ws, rt, actor_id, forwarded=FORWARDED_HEADER in ws.headers)
+
+
+async def _connect_in_cluster(ws: WebSocket, rt: Runtime, actor_id: str, *, forwarded: bool) -> None:
+    """Serve the connection where the actor runs: claim the actor here (as an action would) or,
+    if another live node owns it, relay to that node. A forwarded connect is never relayed."""
+    cluster = rt.cluster
+    assert cluster is not None
+    forwarder = rt.forwarder if isinstance(rt.forwarder, HttpForwarder) else None
+    deadline = time.monotonic() + _LOCATE_FOR
+    retried = False
+    while True:
+        # subscribed before waking: an actor with a listener does not go to sleep
+        sub = rt.subscribe(actor_id)
+        try:
+            elsewhere = None if rt.is_awake(actor_id) else cluster.owner_elsewhere(actor_id)
+            if elsewhere is not None:
+                raise elsewhere
+            inst = await rt.ensure_awake(actor_id)
+        except NotOwner as exc:
+            rt.unsubscribe(actor_id, sub)
+            if forwarded or forwarder is None:
+                await _deny(
+                    ws, Unavailable(f"this node does not own actor {actor_id}: {exc}", retry_after=0.5)
+                )
+                return
+            if exc.address is None:  # being claimed right now (or an owner without an address)
+                if time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    continue
+                await _deny(ws, Unavailable(str(exc), retry_after=0.5))
+                return
+            heartbeat = min(15.0, max(0.5, cluster.ttl / 4))
+            try:
+                upstream, init = await forwarder.open_websocket(
+                    exc.address, actor_id, heartbeat=heartbeat, open_timeout=max(2.0, cluster.ttl / 2)
+                )
+            except Unavailable as err:
+                cluster.forget_owner(actor_id)  # ask the database again next time
+                if not retried and await _owner_changed(rt, actor_id, exc.owner):
+                    retried = True  # it let the actor go meanwhile (shut down): take it here
+                    continue
+                await _deny(ws, err)
+                return
+            try:
+                await relay_websocket(ws, upstream, init, address=exc.address)
+            finally:
+                cluster.forget_owner(actor_id)  # a dropped owner: look it up afresh on reconnect
+            return
+        except ActorqError as exc:
+            rt.unsubscribe(actor_id, sub)
+            await _deny(ws, exc)
+            return
+        except BaseException:
+            rt.unsubscribe(actor_id, sub)
+            raise
+        await _serve(ws, rt, actor_id, sub, inst)
+        return
+
+
+async def _owner_changed(rt: Runtime, actor_id: str, owner: str | None) -> bool:
+    if rt.cluster is None:
+        return False
+    try:
+        return (await rt.cluster.storage.owner(actor_id)).owner != owner
+    except ActorqError:
+        return False
+
+
+async def _serve(
+    ws: WebSocket, rt: Runtime, actor_id: str, sub: Subscriber, inst: ActorInstance | None
+) -> None:
+    """Serve the connection on this node. ``inst``: the actor's instance here when this node is one
+    of several; if it stops (the lease moved to another node) the client is closed with 1012."""
+    try:
+        await ws.accept()
+    except BaseException:
+        rt.unsubscribe(actor_id, sub)
+        raise
     send_lock = asyncio.Lock()
 
     async def send_text(text: str) -> None:
@@ -96,6 +205,18 @@ async def connect_endpoint(ws: WebSocket) -> None:
                 return
             await send_text(_dumps({"type": "event", "name": item[0], "data": item[1]}))
 
+    async def watch_owner(inst: ActorInstance) -> None:
+        # not for idle sleep (a listener keeps the actor awake): its lease was lost or taken over
+        # (it runs on another node now), or this node is shutting down
+        await inst.closed.wait()
+        pump.cancel()
+        log.info("actor %s stopped on this node; closing its connection with 1012", actor_id)
+        async with send_lock:
+            with contextlib.suppress(Exception):
+                await ws.close(
+                    code=WS_SERVICE_RESTART, reason="the actor moved off this node (lease lost); reconnect"
+                )
+
     async def answer(frame: Any) -> None:
         fid = frame.get("id") if isinstance(frame, dict) else None
         try:
@@ -108,6 +229,7 @@ async def connect_endpoint(ws: WebSocket) -> None:
 
     tasks: set[asyncio.Task[None]] = set()
     pump = asyncio.create_task(pump_events())
+    watcher = asyncio.create_task(watch_owner(inst)) if inst is not None else None
     try:
         await send_text(_dumps({"type": "init", "actor_id": actor_id}))
         while True:
@@ -134,6 +256,8 @@ async def connect_endpoint(ws: WebSocket) -> None:
         pass
     finally:
         pump.cancel()
+        if watcher is not None:
+            watcher.cancel()
         for t in tasks:
             t.cancel()
         rt.unsubscribe(actor_id, sub)
