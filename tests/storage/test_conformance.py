@@ -303,3 +303,51 @@ async def test_sqlite_refuses_a_second_open(tmp_path: Path) -> None:
 
 def test_now_is_a_fixed_epoch() -> None:
     assert NOW < time.time()
+
+
+async def test_send_many_across_actors_keeps_each_actors_order(storage: Storage) -> None:
+    actors = [await new_actor(storage, key=(f"m{i}",), actor_id=f"m{i}") for i in range(5)]
+    items = [req(actors[(i * 3) % 5], body=f'{{"n":{i}}}') for i in range(40)]
+    out = await storage.send_many(items, NOW)
+    for a in actors:
+        mine = [(o.id, it.body) for o, it in zip(out, items, strict=True) if it.actor_id == a]  # type: ignore[union-attr]
+        assert [i for i, _ in mine] == list(range(1, len(mine) + 1)), "ids per actor, in submission order"
+        got = await receive(storage, a, 100)
+        assert [m.body for m in got.messages] == [b for _, b in mine]
+
+
+async def test_concurrent_multi_actor_batches_do_not_deadlock(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches naming the same actors in opposite orders, with receives and acks running at once:
+    all finish without a deadlock (PostgreSQL would detect it and the driver would fall back to
+    one call at a time, with a warning), every message stored once, ids gap-free per actor."""
+    actors = [await new_actor(storage, key=(f"d{i}",), actor_id=f"d{i}") for i in range(12)]
+
+    async def batch(k: int) -> None:
+        order = actors if k % 2 else list(reversed(actors))
+        for _ in range(5):
+            await storage.send_many([req(a, max_size=10_000) for a in order for _ in range(2)], NOW)
+
+    async def consume(a: str) -> int:
+        got, ack = 0, ()
+        for _ in range(30):
+            out = await receive(storage, a, 4, ack=ack)
+            ack = tuple(m.id for m in out.messages)
+            got += len(out.messages)
+            await asyncio.sleep(0)
+        return got
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(batch(k) for k in range(8)), *(consume(a) for a in actors)), 60
+    )
+    assert all(r is None for r in results[:8])
+    assert not [r for r in caplog.records if "running them one by one" in r.getMessage()]
+    for a in actors:
+        stats = await storage.queue_stats(a, NOW)
+        total = sum(s.pending + s.inflight + s.completed for s in stats)
+        assert total == 8 * 5 * 2
+        rows = await storage.list_messages(a, MessageStatus.PENDING, 1000)
+        inflight = await storage.list_messages(a, MessageStatus.INFLIGHT, 1000)
+        done = sum(s.completed for s in stats)
+        assert len(rows) + len(inflight) + done == 80
