@@ -386,6 +386,12 @@ async def test_malformed_action_and_batch_bodies_are_400(client: AsyncClient) ->
         (f"/v1/actors/{aid}/batch", b'{"messages": []}'),
         (f"/v1/actors/{aid}/batch", b'{"messages": [{"body": 1}]}'),
         (f"/v1/actors/{aid}/batch", b""),
+        ("/v1/batch", b'{"messages": []}'),
+        ("/v1/batch", b'{"messages": [{"queue": "free", "body": 1}]}'),  # no actor_id
+        ("/v1/batch", f'{{"messages": [{{"actor_id": "{aid}", "queue": "free", "x": 1}}]}}'.encode()),
+        ("/v1/batch", f'{{"messages": [{{"actor_id": "{aid}", "queue": "free", "delay": -1}}]}}'.encode()),
+        ("/v1/batch", b'{"messages": "all"}'),
+        ("/v1/batch", b"{not json"),
         ("/v1/actors", b'{"name": "inbox", "key": ["main"], "mode": "maybe"}'),
     ]:
         error_of(await raw(client, "POST", path, content), 400, "bad_request")

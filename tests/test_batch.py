@@ -121,3 +121,80 @@ async def test_coalescing_can_be_turned_off_and_errors_match() -> None:
         h2 = client.b.get_or_create(["on"])
         with pytest.raises(MessageTooLarge):
             await h2.send("tiny", "y" * 40)
+
+
+async def test_batch_to_any_actors_per_item_results_in_order() -> None:
+    seen.clear()
+    async with registry.test() as client, httpx.AsyncClient(base_url=client.url) as http:
+        a, b = client.b.get_or_create(["any-a"]), client.b.get_or_create(["any-b"])
+        await a.resolve()
+        await b.resolve()
+        messages = [
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": b.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": "0" * 20, "queue": "q", "body": {}},
+            {"actor_id": b.actor_id, "queue": "q", "body": "not a dict"},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+            {"actor_id": b.actor_id, "queue": "small", "body": 1},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+        ]
+        r = await http.post("/v1/batch", json={"messages": messages})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x.get("id") for x in results] == [1, 1, None, None, 2, 2, 2]
+        assert [x.get("error", {}).get("code") for x in results] == [
+            None,
+            None,
+            "not_found",
+            "validation_error",
+            None,
+            None,
+            None,
+        ]
+        assert results[2]["status"] == 404 and results[6]["duplicate"] is True
+        for _ in range(300):
+            if len(seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(seen, key=str) == sorted([(1, {"n": 1}), (2, {"n": 2}), (1, {"n": 1}), (2, 1)], key=str)
+
+
+async def test_client_coalesces_sends_to_many_actors_into_one_request_each_keeps_its_order() -> None:
+    """Sends to different actors issued together leave in one POST /v1/batch; each handle's
+    sends keep their order; an unknown actor fails only its own sends."""
+    seen.clear()
+    paths: list[str] = []
+    async with registry.test() as client:
+        async with create_client(client.url) as c:
+            session = c._get_session()
+            original = session._request
+
+            async def spy(method: str, url: Any, **kw: Any) -> Any:
+                paths.append(str(url).split("/", 3)[-1])
+                return await original(method, url, **kw)
+
+            session._request = spy  # type: ignore[method-assign]
+            handles = [c.b.get_or_create([f"many-{i}"]) for i in range(10)]
+            for h in handles:
+                await h.resolve()
+            ghost = c.b.get_for_id("0" * 20)
+            ghost._core.resolved({"actor_id": "0" * 20, "name": "b", "key": ["ghost"]})
+            paths.clear()
+            out = await asyncio.gather(
+                *(h.send("q", {"i": i}) for i in range(5) for h in handles),
+                ghost.send("q", {"i": 0}),
+                return_exceptions=True,
+            )
+            assert isinstance(out[-1], NotFound)
+            receipts = out[:-1]
+            assert all(not isinstance(r, BaseException) for r in receipts)
+            assert len(paths) <= 3 and "v1/batch" in paths, paths
+            for k, h in enumerate(handles):
+                ids = [r.id for r in receipts[k::10]]  # type: ignore[union-attr]
+                assert ids == [1, 2, 3, 4, 5], "one handle's sends, in the order issued"
+                assert all(r.actor_id == h.actor_id for r in receipts[k::10])  # type: ignore[union-attr]
+        for _ in range(300):
+            if len(seen) == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert len(seen) == 50

@@ -183,8 +183,10 @@ class HandleCore:
             item["delay"] = delay
         return item
 
-    def batch_request(self, items: list[dict[str, Any]], http_timeout: float | None) -> Request:
-        return Request("POST", self.path("batch"), {"messages": items}, timeout=http_timeout)
+    def single_send_request(self, item: dict[str, Any], http_timeout: float | None) -> Request:
+        """A coalesced plain send that found nobody to share a batch with."""
+        payload = {k: v for k, v in item.items() if k != "queue"}
+        return Request("POST", self.path("queues", item["queue"], "messages"), payload, timeout=http_timeout)
 
     def result_request(
         self, msg_id: int, wait: bool, timeout: float | None, http_timeout: float | None
@@ -234,13 +236,23 @@ def parse_send(
     return parse_result(data, actor_id=actor_id, queue=queue, response_type=response_type)
 
 
-def parse_batch(data: Any, *, actor_id: str, items: list[dict[str, Any]]) -> list[SendReceipt | ActorqError]:
+def batch_request(items: Sequence[tuple[HandleCore, dict[str, Any]]], http_timeout: float | None) -> Request:
+    """Plain sends to any actors in one request (``POST /v1/batch``); handles are resolved."""
+    messages = [{"actor_id": core.actor_id, **item} for core, item in items]
+    return Request("POST", "/v1/batch", {"messages": messages}, timeout=http_timeout)
+
+
+def parse_batch(
+    data: Any, *, items: Sequence[tuple[HandleCore, dict[str, Any]]]
+) -> list[SendReceipt | ActorqError]:
     out: list[SendReceipt | ActorqError] = []
-    for item, r in zip(items, data["results"], strict=True):
+    for (core, item), r in zip(items, data["results"], strict=True):
         if "error" in r:
             out.append(error_from_dict(int(r.get("status", 500)), {"error": r["error"]}))
         else:
-            out.append(SendReceipt(int(r["id"]), actor_id, item["queue"], bool(r.get("duplicate"))))
+            out.append(
+                SendReceipt(int(r["id"]), core.actor_id or "", item["queue"], bool(r.get("duplicate")))
+            )
     return out
 
 

@@ -40,6 +40,10 @@ class AsyncClient:
         self._action_timeout = action_timeout
         self._retry_for = retry_for
         self._session: aiohttp.ClientSession | None = None
+        # plain sends waiting to go out together (any actors; one batch request on the wire at a time)
+        self._queued: list[tuple[b.HandleCore, dict[str, Any], asyncio.Future[SendReceipt]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Future[None] | None = None
 
     @property
     def url(self) -> str:
@@ -113,6 +117,50 @@ class AsyncClient:
         data: dict[str, Any] = await self.request(b.Request("GET", "/healthz"))
         return data
 
+    async def _coalesced(self, core: b.HandleCore, item: dict[str, Any]) -> SendReceipt:
+        """Plain sends issued while an earlier batch is on the wire go out together as one batch
+        request, whichever actors they are for (each item still durable before its own receipt,
+        one handle's sends in the order issued). A lone send goes alone."""
+        fut: asyncio.Future[SendReceipt] = asyncio.get_running_loop().create_future()
+        self._queued.append((core, item, fut))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued[: b.MAX_BATCH], self._queued[b.MAX_BATCH :]
+                try:
+                    results = await self._send_items([(core, item) for core, item, _ in batch])
+                except Exception as exc:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, _, fut), res in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(res, ActorqError):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
+        finally:
+            self._flushing = False
+
+    async def _send_items(
+        self, items: list[tuple[b.HandleCore, dict[str, Any]]]
+    ) -> list[SendReceipt | ActorqError]:
+        if len(items) == 1:
+            core, item = items[0]
+            data = await self.request(core.single_send_request(item, self._timeout))
+            return [
+                SendReceipt(int(data["id"]), core.actor_id or "", item["queue"], bool(data.get("duplicate")))
+            ]
+        data = await self.request(b.batch_request(items, self._timeout))
+        return b.parse_batch(data, items=items)
+
 
 class ActorHandle:
     """A lazy handle to one actor: resolved on first use, then every call is one request."""
@@ -121,9 +169,6 @@ class ActorHandle:
         self._client = client
         self._core = core
         self._lock = asyncio.Lock()
-        self._queued: list[tuple[dict[str, Any], asyncio.Future[SendReceipt]]] = []
-        self._flushing = False
-        self._flusher: asyncio.Future[None] | None = None
 
     @property
     def actor_id(self) -> str | None:
@@ -180,7 +225,9 @@ class ActorHandle:
         """Send to ``queue``. With ``wait=True`` wait up to ``timeout`` s for the response."""
         actor_id = await self.resolve()
         if self._client._coalesce and not wait and not block:
-            return await self._coalesced(self._core.send_item(queue, body, delay, idempotency_key))
+            return await self._client._coalesced(
+                self._core, self._core.send_item(queue, body, delay, idempotency_key)
+            )
         req = self._core.send_request(
             queue,
             body,
@@ -195,54 +242,6 @@ class ActorHandle:
         return b.parse_send(data, wait=wait, actor_id=actor_id, queue=queue, response_type=response_type)
 
     push = send
-
-    async def _coalesced(self, item: dict[str, Any]) -> SendReceipt:
-        """Plain sends issued while an earlier one is on the wire go out together as one batch
-        request (each item still durable before its own receipt). A lone send goes alone."""
-        fut: asyncio.Future[SendReceipt] = asyncio.get_running_loop().create_future()
-        self._queued.append((item, fut))
-        if not self._flushing:
-            self._flushing = True
-            self._flusher = asyncio.ensure_future(self._flush())
-        return await fut
-
-    async def _flush(self) -> None:
-        try:
-            while self._queued:
-                batch, self._queued = self._queued[: b.MAX_BATCH], self._queued[b.MAX_BATCH :]
-                items = [item for item, _ in batch]
-                try:
-                    results = await self._send_items(items)
-                except Exception as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, fut), res in zip(batch, results, strict=True):
-                    if fut.done():
-                        continue
-                    if isinstance(res, ActorqError):
-                        fut.set_exception(res)
-                    else:
-                        fut.set_result(res)
-        finally:
-            self._flushing = False
-
-    async def _send_items(self, items: list[dict[str, Any]]) -> list[SendReceipt | ActorqError]:
-        actor_id = self._core.actor_id or ""
-        if len(items) == 1:
-            item = items[0]
-            payload = {k: v for k, v in item.items() if k != "queue"}
-            req = b.Request(
-                "POST",
-                self._core.path("queues", item["queue"], "messages"),
-                payload,
-                timeout=self._client._timeout,
-            )
-            data = await self._client.request(req)
-            return [SendReceipt(int(data["id"]), actor_id, item["queue"], bool(data.get("duplicate")))]
-        data = await self._client.request(self._core.batch_request(items, self._client._timeout))
-        return b.parse_batch(data, actor_id=actor_id, items=items)
 
     async def result(
         self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None

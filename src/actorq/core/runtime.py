@@ -494,38 +494,60 @@ class Runtime:
         return SendReceipt(id=out.id, actor_id=actor_id, queue=queue, duplicate=out.duplicate)
 
     async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
-        """Several plain sends to one actor in one transaction; each item succeeds or fails alone
-        (validation, size, full queue), in order. The clients coalesce concurrent sends into these."""
+        """Several plain sends to one actor in one transaction (see :meth:`send_items`)."""
         self._check_accepting()
-        info = await self.actor_info(actor_id)
-        definition = self.registry.definition(info.name)
+        await self.actor_info(actor_id)  # an unknown actor is the request's error, not each item's
+        return await self.send_items([(actor_id, item) for item in items])
+
+    async def send_items(self, items: list[tuple[str, Outgoing]]) -> list[SendReceipt | ActorqError]:
+        """Plain sends to any actors in one transaction; each item succeeds or fails alone (unknown
+        actor, validation, size, full queue), in order; one actor's items keep their order. The
+        clients coalesce concurrent sends into these."""
+        self._check_accepting()
+        infos: dict[str, ActorInfo | ActorqError] = {}
+        for actor_id, _ in items:
+            if actor_id not in infos:
+                try:
+                    infos[actor_id] = await self.actor_info(actor_id)
+                except ActorqError as exc:
+                    infos[actor_id] = exc
         results: list[SendReceipt | ActorqError | None] = [None] * len(items)
         reqs: list[tuple[int, SendRequest]] = []
-        for i, item in enumerate(items):
+        for i, (actor_id, item) in enumerate(items):
+            info = infos[actor_id]
+            if isinstance(info, ActorqError):
+                results[i] = info
+                continue
             try:
-                qdef = definition.get_queue(item.queue)
+                qdef = self.registry.definition(info.name).get_queue(item.queue)
                 reqs.append(
                     (i, _request(actor_id, item.queue, qdef, item.body, item.delay, item.idempotency_key))
                 )
             except ActorqError as exc:
                 results[i] = exc
         if reqs:
+            actors = {r.actor_id for _, r in reqs}
+            names = sorted({info.name for info in infos.values() if isinstance(info, ActorInfo)})
             with tracer.start_as_current_span(
-                "actorq.send_batch", attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id}
+                "actorq.send_batch",
+                attributes={"actorq.actor": ",".join(names), "actorq.actors": len(actors)},
             ) as span:
+                if len(actors) == 1:
+                    span.set_attribute("actorq.actor_id", next(iter(actors)))
                 span.set_attribute("actorq.batch_size", len(reqs))
                 sent = asyncio.ensure_future(self.storage.send_many([r for _, r in reqs], time.time()))  # noqa: RUF006 - awaited below
-                self._prepoke(actor_id)
+                for actor_id in actors:
+                    self._prepoke(actor_id)
                 outs = await sent
             for (i, req), out in zip(reqs, outs, strict=True):
                 if isinstance(out, ActorqError):
                     results[i] = out
                     continue
                 results[i] = SendReceipt(
-                    id=out.id, actor_id=actor_id, queue=req.queue, duplicate=out.duplicate
+                    id=out.id, actor_id=req.actor_id, queue=req.queue, duplicate=out.duplicate
                 )
                 if not out.duplicate:
-                    self.poke(actor_id, req.available_at)
+                    self.poke(req.actor_id, req.available_at)
         return [r for r in results if r is not None]
 
     async def send_and_wait(

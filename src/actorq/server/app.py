@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
-from actorq.results import SendResult
+from actorq.results import SendReceipt, SendResult
 from actorq.server import metrics
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
 from actorq.server.openapi import openapi_document
@@ -31,7 +31,7 @@ from actorq.server.responses import (
     on_unexpected,
 )
 from actorq.server.websocket import connect_endpoint
-from actorq.server.wire import CallAction, ResolveActor, SendBatch, SendMessage, read_envelope
+from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, read_envelope
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -132,7 +132,16 @@ async def send_message(request: Request) -> Response:
 async def send_batch(request: Request) -> Response:
     env: SendBatch = await read_envelope(request, SendBatch)
     items = [Outgoing(m.queue, m.body, m.delay, m.idempotency_key) for m in env.messages]
-    results = await _runtime(request).send_batch(request.path_params["actor_id"], items)
+    return _batch_response(await _runtime(request).send_batch(request.path_params["actor_id"], items))
+
+
+async def send_any(request: Request) -> Response:
+    env: SendAny = await read_envelope(request, SendAny)
+    items = [(m.actor_id, Outgoing(m.queue, m.body, m.delay, m.idempotency_key)) for m in env.messages]
+    return _batch_response(await _runtime(request).send_items(items))
+
+
+def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
     out: list[dict[str, Any]] = []
     for r in results:
         if isinstance(r, ActorqError):
@@ -239,6 +248,7 @@ ROUTES = [
     Route("/v1/actors/{actor_id}/queues", list_queues, methods=["GET"]),
     Route("/v1/actors/{actor_id}/queues/{queue}/messages", send_message, methods=["POST"]),
     Route("/v1/actors/{actor_id}/batch", send_batch, methods=["POST"]),
+    Route("/v1/batch", send_any, methods=["POST"]),
     Route("/v1/actors/{actor_id}/messages", list_pending, methods=["GET"]),
     Route("/v1/actors/{actor_id}/messages/{msg_id}", get_message, methods=["GET"]),
     Route("/v1/actors/{actor_id}/actions/{action}", call_action, methods=["POST"]),

@@ -7,7 +7,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from actorq import __version__
-from actorq.server.wire import CallAction, ResolveActor, SendBatch, SendMessage
+from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -59,7 +59,7 @@ def _schema(adapter: Any) -> Any:
 @functools.cache
 def _base() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (ResolveActor, SendMessage, SendBatch, CallAction):
+    for model in (ResolveActor, SendMessage, SendBatch, SendAny, CallAction):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))  # nested models (BatchItem) are what the $refs point at
         schemas[model.__name__] = schema
@@ -127,6 +127,13 @@ def _base() -> dict[str, Any]:
                 body="SendBatch",
                 params=[_ID],
                 errors=(400, 401, 404, 503),
+            ),
+        },
+        "/v1/batch": {
+            "post": _op(
+                "Send plain messages to any actors in one transaction; per-item results, in order",
+                body="SendAny",
+                errors=(400, 401, 503),
             ),
         },
         "/v1/actors/{actor_id}/messages": {

@@ -45,6 +45,16 @@ class SendBatch(_Envelope):
     messages: list[BatchItem] = Field(min_length=1, max_length=1000, description="plain sends, in order")
 
 
+class AddressedItem(BatchItem):
+    actor_id: str = Field(min_length=1, max_length=200, description="the actor this message is for")
+
+
+class SendAny(_Envelope):
+    messages: list[AddressedItem] = Field(
+        min_length=1, max_length=1000, description="plain sends to any actors, in order"
+    )
+
+
 class CallAction(_Envelope):
     args: list[Any] = Field(default_factory=list, description="positional arguments after the context")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
