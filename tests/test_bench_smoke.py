@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+from tests.storage.conftest import pg_up
 
 
 def test_bench_quick_writes_all_metrics(tmp_path: Path) -> None:
@@ -35,3 +39,31 @@ def test_bench_quick_writes_all_metrics(tmp_path: Path) -> None:
     assert all(results[k]["sends_per_s"] > 0 for k in results if k.startswith("sends_"))
     assert results["sleeping_actors"]["still_awake"] == 0
     assert "actorq core benchmarks" in proc.stdout
+
+
+def test_cluster_bench_quick_writes_all_metrics(tmp_path: Path) -> None:
+    if not pg_up():
+        pytest.skip("PostgreSQL is not running")
+    out = tmp_path / "cluster.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/bench_cluster.py", "--total", "400", "--many", "64", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "ACTORQ_LEASE_TTL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    sends = {
+        "sqlite_one_node",
+        "sqlite_one_node_many",
+        "postgres_three_nodes_owner",
+        "postgres_three_nodes_any",
+        "postgres_three_nodes_any_many",
+    }
+    assert set(results) == sends | {"takeover_after_kill9"}
+    assert all(results[k]["sends_per_s"] > 0 and results[k]["ratio_to_sqlite"] > 0 for k in sends)
+    assert results["postgres_three_nodes_any_many"]["senders"] == 64
+    assert results["takeover_after_kill9"]["lease_ttl_s"] == 2.0
+    assert "actorq scale-out benchmarks" in proc.stdout
