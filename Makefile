@@ -35,6 +35,7 @@ test: lint
 bench: setup
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_agent_os.py
+	$(BIN)/python bench/bench_cluster.py  # needs PostgreSQL ($$ACTORQ_BENCH_PG)
 
 clean:
 	rm -rf $(VENV) .actorq .pytest_cache .mypy_cache .ruff_cache
