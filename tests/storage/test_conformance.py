@@ -208,6 +208,30 @@ async def test_max_size_counts_pending_only(storage: Storage) -> None:
     assert (stats["q"].pending, stats["q"].inflight, stats["other"].pending) == (3, 0, 1)
 
 
+async def test_max_size_after_acks_dead_letters_and_recovery(storage: Storage) -> None:
+    """The pending count follows every way a message leaves or re-enters pending."""
+    a = await new_actor(storage)
+    for _ in range(3):
+        await storage.send(req(a, max_size=3), NOW)
+    out = await receive(storage, a, 2)  # 1, 2 in flight: room for two more
+    await receive(storage, a, 0, ack=tuple(m.id for m in out.messages))  # acknowledged: still room
+    await storage.send(req(a, max_size=3), NOW)
+    assert [m.id for m in (await receive(storage, a, 1)).messages] == [3]
+    dead = await storage.release(a, (3,), error="boom", max_attempts=1, now=NOW)  # to the dead letters
+    assert [d.id for d in dead] == [3]
+    for _ in range(2):
+        await storage.send(req(a, max_size=3), NOW)
+    with pytest.raises(QueueFull):
+        await storage.send(req(a, max_size=3), NOW)
+    await receive(storage, a, 2)  # two in flight, one pending
+    await storage.recover(NOW)  # single-node restart: in flight back to pending
+    with pytest.raises(QueueFull):
+        await storage.send(req(a, max_size=3), NOW)
+    assert (await storage.send(req(a, max_size=4), NOW)).id == 7
+    stats = {s.queue: s for s in await storage.queue_stats(a, NOW)}
+    assert (stats["q"].pending, stats["q"].completed, stats["q"].dead) == (4, 2, 1)
+
+
 async def test_idempotency(storage: Storage) -> None:
     a = await new_actor(storage)
     one = await storage.send(req(a, key="k1"), NOW)

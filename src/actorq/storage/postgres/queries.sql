@@ -65,6 +65,7 @@ UPDATE messages SET status = 0 WHERE status = 1;
 
 -- name: clear_depths
 DELETE FROM queue_depths;
+DELETE FROM queue_taken;
 
 -- name: recount_depths
 INSERT INTO queue_depths (actor_id, queue, pending)
