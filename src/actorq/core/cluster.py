@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("actorq.cluster")
 
 _CLAIM_BATCH = 200
-_REMOTE_CACHE = 2.0  # seconds an "owned by node X" answer is trusted before asking again
+_EXPIRY_MARGIN = 0.25  # an "owned by node X" answer is trusted until this long before that lease could expire
 
 
 class NotOwner(Unavailable):
@@ -74,7 +74,7 @@ class ClusterMember:
     async def start(self) -> None:
         rt = self.runtime
         self.node_id = await self.storage.join(
-            self.address, self._on_message, self._on_done, self._on_reconnect
+            self.address, self._on_message, self._on_done, self._on_reconnect, self._on_released
         )
         self._last_renewed = time.monotonic()
         rt._spawn(self._keep_leases())
@@ -109,7 +109,9 @@ class ClusterMember:
         if not lease.acquired:
             err = NotOwner(actor_id, lease.owner, lease.address, lease.ttl_left)
             if lease.owner is not None:
-                trust = min(_REMOTE_CACHE, max(0.0, lease.ttl_left))
+                # trusted until the lease could expire; a release elsewhere (sleep, shutdown)
+                # is announced (``_on_released``) and drops the answer sooner
+                trust = min(self.ttl, max(0.0, lease.ttl_left - _EXPIRY_MARGIN))
                 if len(self._remote) >= 50_000:  # bounded: a cache, not a directory
                     self._remote.clear()
                 self._remote[actor_id] = (time.monotonic() + trust, err)
@@ -174,7 +176,16 @@ class ClusterMember:
     def _on_done(self, actor_id: str, msg_id: int) -> None:
         self.runtime.on_remote_done(actor_id, msg_id)
 
+    def _on_released(self, actor_id: str | None, node: str | None) -> None:
+        if actor_id is not None:
+            self._remote.pop(actor_id, None)
+        if node is not None:
+            for key, (_, answer) in list(self._remote.items()):
+                if answer.owner == node:
+                    del self._remote[key]
+
     def _on_reconnect(self) -> None:
+        self._remote.clear()  # release notices may have been missed while disconnected
         for actor_id in list(self.runtime.awake_ids()):
             self.runtime.poke(actor_id)
 

@@ -121,9 +121,12 @@ class LeasedStorage(Protocol):
         on_message: Callable[[str], None],
         on_done: Callable[[str, int], None],
         on_reconnect: Callable[[], None],
+        on_released: Callable[[str | None, str | None], None] | None = None,
     ) -> str:
         """Register this process as a node (fresh id) and listen for other nodes' wake-ups:
-        ``on_message(actor_id)`` for a new message, ``on_done(actor_id, msg_id)`` for a watched one."""
+        ``on_message(actor_id)`` for a new message, ``on_done(actor_id, msg_id)`` for a watched one,
+        ``on_released(actor_id, None)`` when another node released an actor's lease and
+        ``on_released(None, node_id)`` when a node left, releasing all of its leases."""
         ...
 
     async def leave(self) -> None:

@@ -187,8 +187,9 @@ class PostgresStorage:
         on_message: Callable[[str], None],
         on_done: Callable[[str, int], None],
         on_reconnect: Callable[[], None],
+        on_released: Callable[[str | None, str | None], None] | None = None,
     ) -> str:
-        return await self._leases.join(address, on_message, on_done, on_reconnect)
+        return await self._leases.join(address, on_message, on_done, on_reconnect, on_released)
 
     async def leave(self) -> None:
         await self._leases.leave()

@@ -5,8 +5,9 @@ actor, until when (database clock, so nodes' clocks need not agree) and at which
 Taking a lease over (free, expired, or a previous life of this node) bumps the epoch and puts
 the previous owner's in-flight messages back to pending under the same row lock, so the old
 owner's late writes, fenced on the old epoch, are refused. ``LISTEN``/``NOTIFY`` on one channel
-per schema carries ``m:<actor>`` (new message for a non-local owner) and ``d:<actor>:<id>``
-(a watched message finished); a dropped listener reconnects by itself.
+per schema carries ``m:<actor>`` (new message for a non-local owner), ``d:<actor>:<id>`` (a
+watched message finished), ``r:<actor>`` (a lease was released) and ``n:<node>`` (a node left,
+releasing all its leases); a dropped listener reconnects by itself.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Leases:
         self._on_message: Callable[[str], None] = lambda actor_id: None
         self._on_done: Callable[[str, int], None] = lambda actor_id, msg_id: None
         self._on_reconnect: Callable[[], None] = lambda: None
+        self._on_released: Callable[[str | None, str | None], None] = lambda actor_id, node: None
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
@@ -52,10 +54,13 @@ class Leases:
         on_message: Callable[[str], None],
         on_done: Callable[[str, int], None],
         on_reconnect: Callable[[], None],
+        on_released: Callable[[str | None, str | None], None] | None = None,
     ) -> str:
         self.node_id = uuid.uuid4().hex[:16]
         self.address = address
         self._on_message, self._on_done, self._on_reconnect = on_message, on_done, on_reconnect
+        if on_released is not None:
+            self._on_released = on_released
         async with self.storage.tx() as c:
             await c.execute(Q["forget_old_nodes"], _FORGET_NODES_AFTER)
             await c.execute(Q["register_node"], self.node_id, address)
@@ -74,12 +79,19 @@ class Leases:
             async with self.storage.tx() as c:
                 await c.execute(Q["release_node_leases"], node)
                 await c.execute(Q["deregister_node"], node)
+                await c.execute(Q["notify"], self.channel, f"n:{node}")
         finally:
             self.node_id = None
 
     async def acquire(self, actor_id: str, ttl: float) -> Lease:
         me = self.node_id
         assert me is not None, "join() first"
+        # most attempts find another live owner (a send reaching a node that does not run the
+        # actor): answer those with one plain read instead of a locking transaction
+        async with self.storage.conn() as c:
+            row = await c.fetchrow(Q["peek_lease"], actor_id)
+        if row is not None and row[0] is not None and row[0] != me and row[2] > 0:
+            return Lease(False, row[1], row[0], row[3], row[2])
         async with self.storage.tx() as c:
             await c.execute(Q["ensure_lease"], actor_id)
             row = await c.fetchrow(Q["lock_lease"], actor_id)
@@ -133,8 +145,10 @@ class Leases:
             del self.held[actor_id]
         if self.node_id is None:
             return
-        async with self.storage.conn() as c:
-            await c.execute(Q["release_lease"], actor_id, self.node_id, epoch)
+        async with self.storage.tx() as c:
+            if await c.execute(Q["release_lease"], actor_id, self.node_id, epoch) != "UPDATE 0":
+                # other nodes cached "owned by this node": tell them it is free now
+                await c.execute(Q["notify"], self.channel, f"r:{actor_id}")
 
     async def claimable(self, now: float, limit: int) -> list[tuple[str, bool]]:
         async with self.storage.conn() as c:
@@ -157,6 +171,10 @@ class Leases:
             elif kind == "d":
                 actor_id, _, msg_id = rest.rpartition(":")
                 self._on_done(actor_id, int(msg_id))
+            elif kind == "r":
+                self._on_released(rest, None)
+            elif kind == "n":
+                self._on_released(None, rest)
         except Exception:  # a callback bug must not kill the listener
             log.exception("handling notification %r failed", payload)
 
