@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,34 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def start_all(servers: list[ServerProcess]) -> list[ServerProcess]:
+    """Start several servers at once (each start waits for its /healthz)."""
+    errors: list[BaseException] = []
+
+    def boot(s: ServerProcess) -> None:
+        try:
+            s.start()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return servers
+
+
+def stop_all(servers: list[ServerProcess]) -> None:
+    """Kill what is still running, resuming first any server a test left stopped (SIGSTOP)."""
+    for s in servers:
+        if s.proc is not None:
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGCONT)
+            s.stop()
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:

@@ -31,7 +31,7 @@ from actorq.errors import LeaseLost
 from actorq.storage.postgres import PostgresStorage
 from actorq.storage.protocol import SendRequest
 from tests.apps.journal import read_journal
-from tests.conftest import ServerProcess, wait_for
+from tests.conftest import ServerProcess, start_all, stop_all, wait_for
 from tests.storage.conftest import PG_DSN, drop_schema, pg_up
 
 TARGET = "tests.apps.cluster_app:registry"
@@ -83,20 +83,7 @@ class Cluster:
         data.mkdir(exist_ok=True)
         fresh = [ServerProcess(TARGET, data, env=env, storage=PG_DSN) for _ in range(n)]
         self._started.extend(fresh)
-        errors: list[BaseException] = []
-
-        def boot(s: ServerProcess) -> None:
-            try:
-                s.start()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=boot, args=(s,)) for s in fresh]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors
+        start_all(fresh)
         self.nodes.extend(fresh)
         return fresh
 
@@ -113,12 +100,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     started: list[ServerProcess] = []
     c = Cluster(tmp_path, schema, tmp_path / "journal.jsonl", started)
     yield c
-    for s in started:
-        if s.proc is not None:
-            if s.proc.poll() is None:
-                s.proc.send_signal(signal.SIGCONT)
-            s.stop()
-
+    stop_all(started)
     asyncio.run(drop_schema(schema))
 
 

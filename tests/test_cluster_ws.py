@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from actorq.client.async_client import ActorConnection, AsyncClient
 from actorq.errors import NotFound, Unavailable
 from actorq.results import Event
 from actorq.server.forward import FORWARDED_HEADER
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, start_all, stop_all
 from tests.storage.conftest import PG_DSN, drop_schema, pg_up
 
 TARGET = "tests.apps.cluster_ws_app:registry"
@@ -51,20 +50,7 @@ class Nodes:
         data.mkdir(exist_ok=True)
         fresh = [ServerProcess(TARGET, data, env=env, storage=PG_DSN) for _ in range(n)]
         self.nodes.extend(fresh)
-        errors: list[BaseException] = []
-
-        def boot(s: ServerProcess) -> None:
-            try:
-                s.start()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=boot, args=(s,)) for s in fresh]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors
+        start_all(fresh)
         return fresh
 
 
@@ -73,11 +59,7 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
     schema = "cw_" + uuid.uuid4().hex[:12]
     c = Nodes(tmp_path, schema)
     yield c
-    for s in c.nodes:
-        if s.proc is not None:
-            if s.proc.poll() is None:
-                s.proc.send_signal(signal.SIGCONT)
-            s.stop()
+    stop_all(c.nodes)
     asyncio.run(drop_schema(schema))
 
 
