@@ -201,6 +201,11 @@ class PiDriver:
                 kill_tree(proc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 3.0)
+        # pi's tree has exited (or was killed): let the pipe readers reach EOF, so the pipes are
+        # closed while the loop is alive, then cancel whatever still reads (a grandchild holding them)
+        readers = [t for t in self._tasks if not t.done()]
+        if readers and (proc is None or proc.returncode is not None):
+            await asyncio.wait(readers, timeout=2.0)
         for task in self._tasks:
             if not task.done():
                 task.cancel()
