@@ -375,3 +375,26 @@ async def test_concurrent_multi_actor_batches_do_not_deadlock(
         inflight = await storage.list_messages(a, MessageStatus.INFLIGHT, 1000)
         done = sum(s.completed for s in stats)
         assert len(rows) + len(inflight) + done == 80
+
+
+async def test_concurrent_completions_of_many_actors_each_answered_alone(storage: Storage) -> None:
+    actors = [await new_actor(storage, key=(f"c{i}",), actor_id=f"c{i}") for i in range(6)]
+    for a in actors:
+        for _ in range(2):
+            await storage.send(req(a), NOW)
+        assert [m.id for m in (await receive(storage, a, 2)).messages] == [1, 2]
+    outs = await asyncio.gather(
+        *(
+            storage.complete(a, i, f'"{a}.{i}"', state=f'{{"last":{i}}}', now=NOW)
+            for a in actors
+            for i in (1, 2)
+        ),
+        storage.complete(actors[1], 99, '"nosuch"', state=None, now=NOW),
+    )
+    assert outs == [True] * 12 + [False]
+    assert not await storage.complete(actors[0], 1, '"again"', state=None, now=NOW), "no longer in flight"
+    for a in actors:
+        for i in (1, 2):
+            m = await storage.get_message(a, i)
+            assert m is not None and m.status == MessageStatus.COMPLETED and m.response == f'"{a}.{i}"'
+        assert (await storage.load_actor(a)).state in ('{"last":1}', '{"last":2}')  # type: ignore[union-attr]

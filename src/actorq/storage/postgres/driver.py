@@ -1,9 +1,9 @@
 """The PostgreSQL storage driver (asyncpg), shared by several server nodes.
 
-Every protocol call is one transaction on a pooled connection, except that concurrent sends and
-receives share one (group commit, ``batching.py``: one statement for many calls, whichever actors
-they are for; each call still succeeds or fails alone). Sends to one actor are serialised
-by a row lock on the actor (``SELECT ... FOR UPDATE``), so ids stay per-actor, gap-free and FIFO
+Every protocol call is one transaction on a pooled connection, except that concurrent sends,
+receives and completions share one (group commit, ``batching.py``: one statement for many calls,
+whichever actors they are for; each call still succeeds or fails alone). Sends to one actor are
+serialised by a row lock on the actor (``SELECT ... FOR UPDATE``), so ids stay per-actor, gap-free and FIFO
 however many connections or nodes send at once. The schema lives in its own PostgreSQL schema
 (``actorq`` unless told otherwise), migrated under an advisory lock.
 
@@ -77,6 +77,18 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg sh
 
 
 @dataclass(frozen=True, slots=True)
+class _Complete:
+    """One ``complete`` call waiting for its batch."""
+
+    actor_id: str
+    epoch: int | None
+    msg_id: int
+    now: float
+    response: str | None
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Receive:
     """One ``receive`` call waiting for its batch."""
 
@@ -127,6 +139,7 @@ class PostgresStorage:
         self._sends = GroupCommit(self._run_sends, size=len, max_inflight=2)
         self._receives: GroupCommit[_Receive, list[tuple[Any, ...]]]
         self._receives = GroupCommit(self._run_receives, max_inflight=2)
+        self._completes: GroupCommit[_Complete, int] = GroupCommit(self._run_completes, max_inflight=2)
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
@@ -303,8 +316,9 @@ class PostgresStorage:
             return None
         return self._leases.channel
 
-    # Sends and receives go through group commit (batching.py): whatever arrives while earlier
-    # calls are on the wire is one ``send_many`` / ``receive_many`` statement, one commit.
+    # Sends, receives and completions go through group commit (batching.py): whatever arrives while
+    # earlier calls are on the wire is one ``send_many`` / ``receive_many`` / ``complete_many``
+    # statement, one commit.
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
         out = (await self._sends([(req, now)]))[0]
         if isinstance(out, Exception):
@@ -430,22 +444,38 @@ class PostgresStorage:
     async def complete(
         self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
     ) -> bool:
-        node, epoch = self._owner_epoch(actor_id)
-        async with self.conn() as c:
-            done = await c.fetchval(
-                Q["complete_msg"],
-                actor_id,
-                node,
-                epoch,
-                msg_id,
-                now,
-                response,
-                state,
-                self._leases.channel if node is not None else None,
-            )
+        _node, epoch = self._owner_epoch(actor_id)
+        done = await self._completes(_Complete(actor_id, epoch, msg_id, now, response, state))
         if done == 9:
             self._lost(actor_id, epoch)
-        return bool(done == 1)
+        return done == 1
+
+    async def _run_completes(self, calls: list[_Complete]) -> list[int | BaseException]:
+        order = sorted(range(len(calls)), key=lambda i: calls[i].actor_id)  # one lock order
+        batch = [calls[i] for i in order]
+        node = self._leases.node_id
+        try:
+            async with self.conn() as c:
+                rows = await c.fetch(
+                    Q["complete_many"],
+                    [r.actor_id for r in batch],
+                    node,
+                    [r.epoch for r in batch],
+                    [r.msg_id for r in batch],
+                    [r.now for r in batch],
+                    [r.response for r in batch],
+                    [r.state for r in batch],
+                    self._leases.channel if node is not None else None,
+                )
+        except asyncpg.PostgresError as exc:
+            if len(calls) == 1:
+                raise
+            _log_split(exc, len(calls))
+            return [await self._run_alone(self._run_completes, call) for call in calls]
+        out: list[int | BaseException] = [0] * len(calls)
+        for ord_, outcome in rows:
+            out[order[ord_ - 1]] = int(outcome)
+        return out
 
     async def release(
         self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float

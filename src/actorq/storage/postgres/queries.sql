@@ -163,12 +163,12 @@ SELECT o_status, o_id, o_created, o_pending FROM send_one($1, $2, $3, $4, $5, $6
 SELECT kind, id, queue, body, attempt, created_at, available_at, error
 FROM receive_msgs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
--- name: complete_msg
-SELECT complete_msg($1, $2, $3, $4, $5, $6, $7, $8);
-
 -- name: send_many
 SELECT o_status, o_id, o_created, o_pending FROM send_many($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: receive_many
 SELECT ord, kind, id, queue, body, attempt, created_at, available_at, error
 FROM receive_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
+
+-- name: complete_many
+SELECT ord, outcome FROM complete_many($1, $2, $3, $4, $5, $6, $7, $8);
