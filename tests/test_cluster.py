@@ -104,6 +104,18 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     asyncio.run(drop_schema(schema))
 
 
+def metric_values(text: str) -> dict[str, Any]:
+    """``name{labels}`` -> value for each sample line; info metrics keyed by name and first label."""
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+            if "_info{" in name:
+                out[name.split("=", 1)[0]] = name
+    return out
+
+
 def done_list(node: ServerProcess, key: str) -> list[list[int]]:
     with create_sync_client(node.url, retry_for=30) as client:
         out: list[list[int]] = client.worker.get_or_create([key]).done()
@@ -142,6 +154,15 @@ def test_three_nodes_serve_one_actor_space(cluster: Cluster) -> None:
 
     asyncio.run(scenario())
     assert_no_overlap(read_journal(cluster.journal), [])
+    # /metrics on each node: its leases, forwarded actions and the driver's batching
+    scraped = [metric_values(httpx.get(n.url + "/metrics", timeout=5).text) for n in nodes]
+    assert len({m["actorq_cluster_node_info{address"] for m in scraped}) == 3, "one node id each"
+    assert sum(m["actorq_cluster_leases_held"] for m in scraped) >= 3, "worker, counter, replier"
+    assert sum(m["actorq_cluster_actions_forwarded_total"] for m in scraped) >= 4, "4 of 6 adds"
+    for op in ("send", "receive", "complete"):
+        batches = sum(m[f'actorq_storage_batches_total{{op="{op}"}}'] for m in scraped)
+        calls = sum(m[f'actorq_storage_batched_calls_total{{op="{op}"}}'] for m in scraped)
+        assert 0 < batches <= calls, op
     # graceful shutdown releases leases at once: another node takes the actor without waiting TTL
     owner_pid = done_list(nodes[0], "w")[0][2]
     owner = cluster.by_pid(owner_pid)

@@ -70,6 +70,14 @@ class ClusterMember:
         self._acquired_at: dict[str, float] = {}  # actor id -> monotonic time its lease was taken
         self._remote: dict[str, tuple[float, NotOwner]] = {}  # actor id -> (trusted until, answer)
         self._last_renewed = time.monotonic()
+        # counted for /metrics
+        self.leases_acquired = 0  # leases this node took (waking an actor here, or taking it over)
+        self.leases_lost = 0  # leases this node lost, or stopped using before they could expire
+        self.actions_forwarded = 0  # actions sent on to the owning node
+
+    @property
+    def leases_held(self) -> int:
+        return len(self._acquired_at)
 
     async def start(self) -> None:
         rt = self.runtime
@@ -118,6 +126,7 @@ class ClusterMember:
             raise err
         self._remote.pop(actor_id, None)
         self._acquired_at[actor_id] = time.monotonic()
+        self.leases_acquired += 1
         return lease.epoch
 
     async def release(self, actor_id: str, epoch: int) -> None:
@@ -128,7 +137,8 @@ class ClusterMember:
             log.warning("could not release the lease of %s (it expires by itself): %s", actor_id, exc)
 
     def lost(self, actor_id: str) -> None:
-        self._acquired_at.pop(actor_id, None)
+        if self._acquired_at.pop(actor_id, None) is not None:
+            self.leases_lost += 1
         self.storage.forget(actor_id)
 
     async def _keep_leases(self) -> None:

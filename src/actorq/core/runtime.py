@@ -792,6 +792,8 @@ class Runtime:
         """Forward to the owner; give up (503, the client retries) if the owner stops answering and
         loses its lease meanwhile (paused, partitioned): another node may then take the actor."""
         assert self.forwarder is not None and isinstance(self.storage, LeasedStorage)
+        if self.cluster is not None:
+            self.cluster.actions_forwarded += 1
         task = asyncio.ensure_future(self.forwarder.call_action(address, actor_id, name, args, kwargs))
         try:
             while True:

@@ -233,8 +233,7 @@ async def delete_dead(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    metrics.AWAKE.set(_runtime(request).awake_count)
-    body, content_type = metrics.render()
+    body, content_type = metrics.render(_runtime(request))
     return Response(body, media_type=content_type)
 
 

@@ -38,6 +38,8 @@ class GroupCommit(Generic[T, R]):
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # statements sent (for /metrics: calls / batches is the batching achieved)
+        self.calls = 0
 
     async def __call__(self, call: T) -> R:
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -70,6 +72,8 @@ class GroupCommit(Generic[T, R]):
                 batch = self._take()
                 if not batch:
                     continue
+                self.batches += 1
+                self.calls += len(batch)
                 try:
                     results = await self._run([call for call, _ in batch])
                 except BaseException as exc:

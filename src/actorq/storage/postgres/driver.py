@@ -144,6 +144,13 @@ class PostgresStorage:
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
 
+    def batch_stats(self) -> dict[str, tuple[int, int]]:
+        """Group commit so far, per operation: (statements, calls they carried)."""
+        return {
+            op: (gc.batches, gc.calls)
+            for op, gc in (("send", self._sends), ("receive", self._receives), ("complete", self._completes))
+        }
+
     async def open(self) -> None:
         try:
             conn = await asyncpg.connect(self.dsn)
