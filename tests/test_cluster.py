@@ -159,6 +159,13 @@ def test_three_nodes_serve_one_actor_space(cluster: Cluster) -> None:
     assert len({m["actorq_cluster_node_info{address"] for m in scraped}) == 3, "one node id each"
     assert sum(m["actorq_cluster_leases_held"] for m in scraped) >= 3, "worker, counter, replier"
     assert sum(m["actorq_cluster_actions_forwarded_total"] for m in scraped) >= 4, "4 of 6 adds"
+    # any node says which node owns an actor
+    found = httpx.post(nodes[0].url + "/v1/actors", json={"name": "worker", "key": ["w"]}, timeout=5)
+    worker_id = found.json()["actor_id"]
+    owners = [httpx.get(f"{n.url}/v1/actors/{worker_id}", timeout=5).json() for n in nodes]
+    assert len({o["owner"]["node"] for o in owners}) == 1 and [o["awake"] for o in owners].count(True) == 1
+    awake_on = next(n for n, o in zip(nodes, owners, strict=True) if o["awake"])
+    assert owners[0]["owner"]["address"] == awake_on.url.removeprefix("http://")
     for op in ("send", "receive", "complete"):
         batches = sum(m[f'actorq_storage_batches_total{{op="{op}"}}'] for m in scraped)
         calls = sum(m[f'actorq_storage_batched_calls_total{{op="{op}"}}'] for m in scraped)

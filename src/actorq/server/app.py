@@ -98,7 +98,11 @@ async def get_actor(request: Request) -> Response:
     rt = _runtime(request)
     actor_id = request.path_params["actor_id"]
     info = await rt.actor_info(actor_id)
-    return json_response({**asdict(info), "awake": rt.is_awake(actor_id)})
+    out: dict[str, Any] = {**asdict(info), "awake": rt.is_awake(actor_id)}
+    if rt.cluster is not None:  # several nodes: which one runs it now (None: asleep, unowned)
+        lease = await rt.cluster.storage.owner(actor_id)
+        out["owner"] = {"node": lease.owner, "address": lease.address} if lease.owner else None
+    return json_response(out)
 
 
 async def send_message(request: Request) -> Response:
