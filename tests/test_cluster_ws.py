@@ -167,7 +167,8 @@ def test_owner_killed_closes_relayed_socket_1012_and_reconnect_works(nodes: Node
             assert actor_id is not None
             assert await pin.where() == pid(owner)
             ws = await raw_ws(session, ws_url(relay, actor_id))
-            conn = await c_relay.emitter.get_or_create(["b"]).connect()  # the client's view as well
+            # the client's view as well (not re-opening by itself: see the next test for that)
+            conn = await c_relay.emitter.get_or_create(["b"]).connect(reconnect=False)
             await c_third.emitter.get_or_create(["b"]).send("tasks", {"n": 1})
             msg = await ws.receive(timeout=10)
             assert msg.json()["data"] == {"n": 1, "pid": pid(owner)}
@@ -208,6 +209,39 @@ def test_owner_killed_closes_relayed_socket_1012_and_reconnect_works(nodes: Node
             await ws.close()
         finally:
             await session.close()
+            for c in (c_owner, c_relay, c_third):
+                await c.close()
+
+    asyncio.run(scenario())
+
+
+# -- the Python client re-opens a connection the server side ended --------------------------------
+def test_connection_reopens_by_itself_after_the_owner_is_killed(nodes: Nodes) -> None:
+    owner, relay, third = nodes.start(3)
+
+    async def scenario() -> None:
+        c_owner, c_relay, c_third = (create_client(n.url) for n in (owner, relay, third))
+        try:
+            pin = await c_owner.emitter.get_or_create(["r"]).connect(reconnect=False)
+            assert await pin.where() == pid(owner)
+            conn = await c_relay.emitter.get_or_create(["r"]).connect()  # relayed to `owner`
+            await c_third.emitter.get_or_create(["r"]).send("tasks", {"n": 1})
+            assert processed(await events(conn, 1)) == [("processed", 1, pid(owner))]
+            await asyncio.to_thread(owner.kill9)
+            # the relay closes it with 1012; the client re-opens through the same node, which is
+            # refused (503) until the lease lapses, then claims the actor or relays to its new owner
+            deadline = time.monotonic() + TTL + 15
+            while conn.reconnects == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert conn.reconnects == 1 and conn.close_code == 1012 and not conn.closed
+            await c_third.emitter.get_or_create(["r"]).send("tasks", {"n": 2})
+            (event,) = await events(conn, 1)
+            assert (event.data["n"], event.data["pid"] in (pid(relay), pid(third))) == (2, True)
+            assert await conn.where() == event.data["pid"], "actions on the re-opened socket work"
+            await conn.close()
+            assert conn.closed
+            await pin.close()
+        finally:
             for c in (c_owner, c_relay, c_third):
                 await c.close()
 

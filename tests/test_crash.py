@@ -260,3 +260,30 @@ def test_second_server_on_same_data_dir_refuses(
     with create_sync_client(server.url) as client:
         assert client.health()["status"] == "ok"
     server.terminate()
+
+
+def test_websocket_reopens_after_the_server_is_killed_and_restarted(tmp_path: Path) -> None:
+    """One SQLite server: kill -9 it under a connected client, start it again on the same port:
+    the client's connection re-opens by itself and events and actions flow again."""
+    server = ServerProcess("tests.apps.cluster_ws_app:registry", tmp_path / "data").start()
+
+    async def scenario() -> None:
+        async with create_client(server.url) as client:
+            conn = await client.emitter.get_or_create(["k"]).connect()
+            await client.emitter.get_or_create(["k"]).send("tasks", {"n": 1})
+            assert (await conn.next_event(10)).data["n"] == 1
+            await asyncio.to_thread(server.kill9)
+            await asyncio.to_thread(server.start)
+            deadline = time.monotonic() + 20
+            while conn.reconnects == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert conn.reconnects == 1 and conn.close_code == 1006, (conn.reconnects, conn.close_code)
+            await client.emitter.get_or_create(["k"]).send("tasks", {"n": 2})
+            assert (await conn.next_event(10)).data == {"n": 2, "pid": server.proc.pid}  # type: ignore[union-attr]
+            assert await conn.where() == server.proc.pid  # type: ignore[union-attr]
+            await conn.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()

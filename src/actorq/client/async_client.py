@@ -283,10 +283,13 @@ class ActorHandle:
         await self.resolve()
         await self._client.request(b.Request("DELETE", self._core.path("dead-letters", message_id)))
 
-    async def connect(self) -> ActorConnection:
-        """Open a WebSocket to this actor: low-latency actions and its event stream."""
+    async def connect(self, *, reconnect: bool = True) -> ActorConnection:
+        """Open a WebSocket to this actor: low-latency actions and its event stream. If the server
+        side ends it (node restarted or gone, actor moved: 1012), it is re-opened by itself (for up
+        to the client's ``retry_for``) unless ``reconnect=False``; events broadcast meanwhile are
+        missed, and calls in flight at that moment raise ``Unavailable``."""
         await self.resolve()
-        conn = ActorConnection(self._client, self._core.path("connect"))
+        conn = ActorConnection(self._client, self._core.path("connect"), reconnect=reconnect)
         await conn._open()
         return conn
 
@@ -301,73 +304,118 @@ class ActorHandle:
         return call
 
 
+# close codes after which a connection is re-opened: going away, abnormal closure (no close frame:
+# the server died), internal error, service restart (node gone, actor moved), try again later
+_RECONNECT_ON = {1001, 1006, 1011, 1012, 1013}
+
+
 class ActorConnection:
     """A WebSocket to one actor. ``async for event in conn`` yields broadcasts; actions are
     attributes (``await conn.increment(1)``) or ``await conn.action(name, *args)``."""
 
-    def __init__(self, client: AsyncClient, path: str) -> None:
+    def __init__(self, client: AsyncClient, path: str, *, reconnect: bool = True) -> None:
         self._client = client
         self._path = path
+        self._reconnect = reconnect
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._handlers: dict[str, list[Callable[[Any], Any]]] = {}
         self._next_id = 0
+        self._user_closed = False
         self.actor_id: str | None = None
         self.closed = False
+        self.close_code: int | None = None  # of the last socket that ended (1012: the actor's node went away)
+        self.reconnects = 0  # times the socket was re-opened after the server side ended it
 
-    async def _open(self) -> None:
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         session = self._client._get_session()
         url = self._client.url.replace("http", "ws", 1) + self._path
         try:
-            self._ws = await session.ws_connect(url, heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
-        except aiohttp.WSServerHandshakeError as exc:  # refused at the handshake (401, 404)
+            ws = await session.ws_connect(url, heartbeat=30.0, max_msg_size=16 * 1024 * 1024)
+        except aiohttp.WSServerHandshakeError as exc:  # refused at the handshake (401, 404, 503)
             raise error_from_dict(exc.status, f"connection refused: {exc.message}") from None
-        first = await self._ws.receive()
+        first = await ws.receive()
         if first.type != aiohttp.WSMsgType.TEXT:
-            code = self._ws.close_code
-            await self._ws.close()
-            raise error_from_dict(401 if code == 4401 else 404, f"connection refused (close code {code})")
+            code = ws.close_code
+            await ws.close()
+            status = {4401: 401, 1013: 503}.get(code or 0, 404)
+            raise error_from_dict(status, f"connection refused (close code {code})")
         init = json.loads(first.data)
         self.actor_id = init.get("actor_id")
+        return ws
+
+    async def _open(self) -> None:
+        self._ws = await self._connect()
         self._reader = asyncio.create_task(self._read())
 
+    async def _reopen(self) -> aiohttp.ClientWebSocketResponse | None:
+        """After the server side ended the socket: connect again (any node reaches the actor's
+        owner), retrying refusals that may pass (503) for up to the client's ``retry_for``."""
+        deadline = time.monotonic() + self._client._retry_for
+        delay = 0.1
+        while not self._user_closed and time.monotonic() < deadline:
+            try:
+                return await self._connect()
+            except ActorqError as exc:
+                if not exc.retryable:
+                    return None
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return None
+
+    def _fail_pending(self) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(Unavailable("connection closed"))
+        self._pending.clear()
+
     async def _read(self) -> None:
-        assert self._ws is not None
         try:
-            async for msg in self._ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                kind = frame.get("type")
-                if kind == "event":
-                    ev = Event(frame.get("name", ""), frame.get("data"))
-                    self._events.put_nowait(ev)
-                    for cb in self._handlers.get(ev.name, ()):
-                        res = cb(ev.data)
-                        if asyncio.iscoroutine(res):
-                            await res
-                    continue
-                fut = self._pending.pop(frame.get("id"), None)
-                if fut is None or fut.done():
-                    continue
-                if kind == "result":
-                    fut.set_result(decode_bytes(frame.get("result")))
-                else:
-                    err = frame.get("error") or {}
-                    fut.set_exception(error_from_dict(0, {"error": err}))
+            while self._ws is not None:
+                ws = self._ws
+                await self._pump(ws)
+                self.close_code = ws.close_code
+                self._fail_pending()  # calls in flight may or may not have run: never re-sent
+                if self._user_closed or not self._reconnect or self.close_code not in _RECONNECT_ON:
+                    return
+                self._ws = await self._reopen()
+                if self._ws is not None:
+                    self.reconnects += 1
         finally:
             self.closed = True
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(Unavailable("connection closed"))
-            self._pending.clear()
+            self._fail_pending()
             self._events.put_nowait(None)
 
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            kind = frame.get("type")
+            if kind == "event":
+                ev = Event(frame.get("name", ""), frame.get("data"))
+                self._events.put_nowait(ev)
+                for cb in self._handlers.get(ev.name, ()):
+                    res = cb(ev.data)
+                    if asyncio.iscoroutine(res):
+                        await res
+                continue
+            fut = self._pending.pop(frame.get("id"), None)
+            if fut is None or fut.done():
+                continue
+            if kind == "result":
+                fut.set_result(decode_bytes(frame.get("result")))
+            else:
+                err = frame.get("error") or {}
+                fut.set_exception(error_from_dict(0, {"error": err}))
+
     async def _call(self, frame: dict[str, Any]) -> Any:
-        if self._ws is None or self.closed:
-            raise Unavailable("connection is closed")
+        if self._ws is None or self.closed or self._ws.closed:
+            raise Unavailable("connection is closed" if self.closed else "connection is reconnecting")
         self._next_id += 1
         frame["id"] = self._next_id
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -409,6 +457,7 @@ class ActorConnection:
         return ev
 
     async def close(self) -> None:
+        self._user_closed = True
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
