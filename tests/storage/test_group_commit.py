@@ -64,6 +64,20 @@ async def test_per_call_errors_and_whole_batch_errors() -> None:
     assert isinstance(out[1], RuntimeError) and isinstance(out[2], RuntimeError), "its batch failed"
 
 
+async def test_a_batch_failing_with_split_on_runs_again_one_call_at_a_time() -> None:
+    rec = Recorder()
+    gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, max_inflight=1, split_on=(RuntimeError,))
+    rec.fail_on = 2
+    calls = [asyncio.ensure_future(gc([1]))]
+    await asyncio.sleep(0)
+    calls += [asyncio.ensure_future(gc(c)) for c in ([2], [3])]
+    await asyncio.sleep(0)
+    rec.release.set()
+    out = await asyncio.gather(*calls, return_exceptions=True)
+    assert out[0] == [10] and isinstance(out[1], RuntimeError) and out[2] == [30], "only the bad call fails"
+    assert rec.batches == [[[1]], [[2], [3]], [[2]], [[3]]]
+
+
 async def test_a_call_cancelled_before_its_batch_left_is_dropped() -> None:
     rec = Recorder()
     gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, max_inflight=1)

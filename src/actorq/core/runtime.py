@@ -766,13 +766,14 @@ class Runtime:
                     except Unavailable:
                         if self.cluster is not None:
                             self.cluster.forget_owner(actor_id)  # ask the database again next time
-                        if attempt == 1 and await self._owner_changed(actor_id, exc.owner):
+                        if attempt == 1 and await self.owner_changed(actor_id, exc.owner):
                             continue  # it let the actor go meanwhile (shut down): take it here
                         raise
                 return await inst.call_action(name, args, kwargs)
             raise AssertionError("unreachable")
 
-    async def _owner_changed(self, actor_id: str, owner: str | None) -> bool:
+    async def owner_changed(self, actor_id: str, owner: str | None) -> bool:
+        """Whether ``actor_id``'s lease is no longer held by node ``owner`` (False if unsure)."""
         if not isinstance(self.storage, LeasedStorage):
             return False
         try:

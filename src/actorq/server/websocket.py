@@ -150,7 +150,7 @@ async def _connect_in_cluster(ws: WebSocket, rt: Runtime, actor_id: str, *, forw
                 )
             except Unavailable as err:
                 cluster.forget_owner(actor_id)  # ask the database again next time
-                if not retried and await _owner_changed(rt, actor_id, exc.owner):
+                if not retried and await rt.owner_changed(actor_id, exc.owner):
                     retried = True  # it let the actor go meanwhile (shut down): take it here
                     continue
                 await _deny(ws, err)
@@ -169,15 +169,6 @@ async def _connect_in_cluster(ws: WebSocket, rt: Runtime, actor_id: str, *, forw
             raise
         await _serve(ws, rt, actor_id, sub, inst)
         return
-
-
-async def _owner_changed(rt: Runtime, actor_id: str, owner: str | None) -> bool:
-    if rt.cluster is None:
-        return False
-    try:
-        return (await rt.cluster.storage.owner(actor_id)).owner != owner
-    except ActorqError:
-        return False
 
 
 async def _serve(

@@ -5,13 +5,15 @@ This is what the SQLite driver's single writer does for free. Here it turns a no
 concurrent sends and receives a second (one per HTTP request, one per awake actor) into a few
 round trips and commits, which is where PostgreSQL's and the node's time went. A call is never
 split across batches (a ``send_many``'s items keep their order and share a commit); a call whose
-caller was cancelled before its batch left is dropped. Owns no connection and no SQL: the driver
-hands it the function that runs one batch.
+caller was cancelled before its batch left is dropped; a batch that fails with one of ``split_on``
+(the database refused something in it) is run again one call at a time, so a bad call fails
+alone. Owns no connection and no SQL: the driver hands it the function that runs one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -20,6 +22,8 @@ R = TypeVar("R")  # one call's output
 
 # run(batch) -> one output per call, in order; an exception in the list fails that call alone
 Runner = Callable[[list[T]], Awaitable[list["R | BaseException"]]]
+
+log = logging.getLogger("actorq.storage.postgres")
 
 
 class GroupCommit(Generic[T, R]):
@@ -30,8 +34,10 @@ class GroupCommit(Generic[T, R]):
         size: Callable[[T], int] = lambda _call: 1,
         max_batch: int = 500,
         max_inflight: int = 2,
+        split_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         self._run = run
+        self._split_on = split_on
         self._size = size
         self._max_batch = max_batch
         self._max_inflight = max_inflight
@@ -66,6 +72,21 @@ class GroupCommit(Generic[T, R]):
             total += n
         return batch
 
+    async def _run_batch(self, calls: list[T]) -> list[R | BaseException]:
+        try:
+            return await self._run(calls)
+        except self._split_on as exc:
+            if len(calls) == 1:
+                raise
+            log.warning("a batch of %d calls failed (%r); running them one by one", len(calls), exc)
+            return [await self._run_alone(call) for call in calls]
+
+    async def _run_alone(self, call: T) -> R | BaseException:
+        try:
+            return (await self._run([call]))[0]
+        except Exception as exc:
+            return exc
+
     async def _drain(self) -> None:
         try:
             while self._queue:
@@ -75,7 +96,7 @@ class GroupCommit(Generic[T, R]):
                 self.batches += 1
                 self.calls += len(batch)
                 try:
-                    results = await self._run([call for call, _ in batch])
+                    results = await self._run_batch([call for call, _ in batch])
                 except BaseException as exc:
                     for _, fut in batch:
                         if fut.done():

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +116,6 @@ def _send_outcome(
     return SendOutcome(id=msg_id, created_at=created, duplicate=status == 1)
 
 
-def _log_split(exc: BaseException, calls: int) -> None:
-    log.warning("a batch of %d calls failed (%r); running them one by one", calls, exc)
-
-
 def unavailable(exc: BaseException) -> Unavailable:
     return Unavailable(f"PostgreSQL is unavailable: {exc!r}", retry_after=1.0)
 
@@ -136,10 +132,13 @@ class PostgresStorage:
         self._pool: asyncpg.Pool | None = None
         self._leases = Leases(self, ("aq_" + schema)[:63])
         self._sends: GroupCommit[list[tuple[SendRequest, float]], list[SendOutcome | QueueFull | LookupError]]
-        self._sends = GroupCommit(self._run_sends, size=len, max_inflight=2)
+        # a batch the database refuses (a bad value in one call) runs again one call at a time
+        refused = (asyncpg.PostgresError,)
+        self._sends = GroupCommit(self._run_sends, size=len, max_inflight=2, split_on=refused)
         self._receives: GroupCommit[_Receive, list[tuple[Any, ...]]]
-        self._receives = GroupCommit(self._run_receives, max_inflight=2)
-        self._completes: GroupCommit[_Complete, int] = GroupCommit(self._run_completes, max_inflight=2)
+        self._receives = GroupCommit(self._run_receives, max_inflight=2, split_on=refused)
+        self._completes: GroupCommit[_Complete, int]
+        self._completes = GroupCommit(self._run_completes, max_inflight=2, split_on=refused)
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
@@ -349,30 +348,22 @@ class PostgresStorage:
     ) -> list[list[SendOutcome | QueueFull | LookupError] | BaseException]:
         flat = [(ci, pos, req, now) for ci, call in enumerate(calls) for pos, (req, now) in enumerate(call)]
         flat.sort(key=lambda item: item[2].actor_id)  # stable: one actor's items keep their order
-        try:
-            async with self.conn() as c:
-                rows = await c.fetch(
-                    Q["send_many"],
-                    [f[2].actor_id for f in flat],
-                    [f[2].queue for f in flat],
-                    [f[2].body for f in flat],
-                    [f[3] for f in flat],
-                    [f[2].available_at for f in flat],
-                    [f[2].idempotency_key for f in flat],
-                    [f[2].max_size for f in flat],
-                    [self._new_channel(f[2].actor_id) for f in flat],
-                )
-        except asyncpg.PostgresError as exc:
-            if len(calls) == 1:
-                raise
-            _log_split(exc, len(calls))
-            return [await self._run_alone(self._run_sends, call) for call in calls]
-        out: list[list[SendOutcome | QueueFull | LookupError]] = [[] for _ in calls]
-        for call_out, call in zip(out, calls, strict=True):
-            call_out.extend([LookupError("unset")] * len(call))
-        for (ci, pos, req, _now), (status, msg_id, created, pending) in zip(flat, rows, strict=True):
-            out[ci][pos] = _send_outcome(req, status, msg_id, created, pending)
-        return list(out)
+        async with self.conn() as c:
+            rows = await c.fetch(
+                Q["send_many"],
+                [f[2].actor_id for f in flat],
+                [f[2].queue for f in flat],
+                [f[2].body for f in flat],
+                [f[3] for f in flat],
+                [f[2].available_at for f in flat],
+                [f[2].idempotency_key for f in flat],
+                [f[2].max_size for f in flat],
+                [self._new_channel(f[2].actor_id) for f in flat],
+            )
+        outcomes = {
+            (ci, pos): _send_outcome(req, *row) for (ci, pos, req, _now), row in zip(flat, rows, strict=True)
+        }
+        return [[outcomes[ci, pos] for pos in range(len(call))] for ci, call in enumerate(calls)]
 
     async def receive(
         self,
@@ -414,39 +405,25 @@ class PostgresStorage:
         order = sorted(range(len(calls)), key=lambda i: calls[i].actor_id)  # one lock order
         batch = [calls[i] for i in order]
         node = self._leases.node_id
-        try:
-            async with self.conn() as c:
-                rows = await c.fetch(
-                    Q["receive_many"],
-                    [r.actor_id for r in batch],
-                    node,
-                    [r.epoch for r in batch],
-                    [a for r in batch for a in r.ack_ids],
-                    [len(r.ack_ids) for r in batch],
-                    [r.state for r in batch],
-                    [r.count for r in batch],
-                    [json.dumps(r.queues) if r.queues is not None else None for r in batch],
-                    [r.now for r in batch],
-                    [r.max_attempts for r in batch],
-                    self._leases.channel if node is not None else None,
-                )
-        except asyncpg.PostgresError as exc:
-            if len(calls) == 1:
-                raise
-            _log_split(exc, len(calls))
-            return [await self._run_alone(self._run_receives, call) for call in calls]
+        async with self.conn() as c:
+            rows = await c.fetch(
+                Q["receive_many"],
+                [r.actor_id for r in batch],
+                node,
+                [r.epoch for r in batch],
+                [a for r in batch for a in r.ack_ids],
+                [len(r.ack_ids) for r in batch],
+                [r.state for r in batch],
+                [r.count for r in batch],
+                [json.dumps(r.queues) if r.queues is not None else None for r in batch],
+                [r.now for r in batch],
+                [r.max_attempts for r in batch],
+                self._leases.channel if node is not None else None,
+            )
         out: list[list[tuple[Any, ...]]] = [[] for _ in calls]
         for row in rows:
             out[order[row[0] - 1]].append(tuple(row[1:]))
         return list(out)
-
-    @staticmethod
-    async def _run_alone(run: Callable[[list[Any]], Awaitable[list[Any]]], call: Any) -> Any:
-        """One call of a failed batch on its own, so that a bad call fails alone."""
-        try:
-            return (await run([call]))[0]
-        except Exception as exc:
-            return exc
 
     async def complete(
         self, actor_id: str, msg_id: int, response: str | None, *, state: str | None, now: float
@@ -461,24 +438,18 @@ class PostgresStorage:
         order = sorted(range(len(calls)), key=lambda i: calls[i].actor_id)  # one lock order
         batch = [calls[i] for i in order]
         node = self._leases.node_id
-        try:
-            async with self.conn() as c:
-                rows = await c.fetch(
-                    Q["complete_many"],
-                    [r.actor_id for r in batch],
-                    node,
-                    [r.epoch for r in batch],
-                    [r.msg_id for r in batch],
-                    [r.now for r in batch],
-                    [r.response for r in batch],
-                    [r.state for r in batch],
-                    self._leases.channel if node is not None else None,
-                )
-        except asyncpg.PostgresError as exc:
-            if len(calls) == 1:
-                raise
-            _log_split(exc, len(calls))
-            return [await self._run_alone(self._run_completes, call) for call in calls]
+        async with self.conn() as c:
+            rows = await c.fetch(
+                Q["complete_many"],
+                [r.actor_id for r in batch],
+                node,
+                [r.epoch for r in batch],
+                [r.msg_id for r in batch],
+                [r.now for r in batch],
+                [r.response for r in batch],
+                [r.state for r in batch],
+                self._leases.channel if node is not None else None,
+            )
         out: list[int | BaseException] = [0] * len(calls)
         for ord_, outcome in rows:
             out[order[ord_ - 1]] = int(outcome)
