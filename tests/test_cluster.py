@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from actorq.client import create_client, create_sync_client
 from actorq.errors import LeaseLost
 from actorq.storage.postgres import PostgresStorage
 from actorq.storage.protocol import SendRequest
-from tests.apps.journal import read_journal
+from tests.apps.journal import assert_no_overlap, read_journal
 from tests.conftest import ServerProcess, start_all, stop_all, wait_for
 from tests.storage.conftest import PG_DSN, drop_schema, pg_up
 
@@ -40,29 +40,6 @@ CLAIM = 1.0  # the claim scan's period (RuntimeConfig.claim_interval)
 
 
 pytestmark = pytest.mark.skipif(not pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
-
-
-def assert_no_overlap(events: list[dict[str, Any]], excuses: list[tuple[int, int]]) -> None:
-    """Per actor, a message starts only after the previous one ended, on any node; the only
-    excuse is a node that was killed (its open message never ends) — ``(pid, kill time)``."""
-    by_actor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in events:
-        by_actor[e["actor"]].append(e)
-    for actor, evs in by_actor.items():
-        evs.sort(key=lambda e: e["t"])
-        open_msg: dict[str, Any] | None = None
-        for e in evs:
-            if e["ev"] == "start":
-                if open_msg is not None:
-                    assert any(open_msg["pid"] == pid and open_msg["t"] < k < e["t"] for pid, k in excuses), (
-                        f"{actor}: message {e['id']} (pid {e['pid']}) started while {open_msg} was running"
-                    )
-                open_msg = e
-            else:
-                assert open_msg is not None and (open_msg["id"], open_msg["pid"]) == (e["id"], e["pid"]), (
-                    f"{actor}: unmatched end {e}"
-                )
-                open_msg = None
 
 
 class Cluster:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actorq.client import create_client, create_sync_client
-from tests.apps.journal import read_journal
+from tests.apps.journal import assert_no_overlap, read_journal
 from tests.conftest import ServerProcess, wait_for
 
 TARGET = "tests.apps.journal:registry"
@@ -23,27 +23,6 @@ TARGET = "tests.apps.journal:registry"
 
 def ends(events: list[dict[str, Any]], actor: str) -> Counter[int]:
     return Counter(e["id"] for e in events if e["ev"] == "end" and e["actor"] == actor)
-
-
-def assert_no_overlap(events: list[dict[str, Any]], kill_times: list[int]) -> None:
-    """Per actor, each start follows the previous message's end (or a kill of its process)."""
-    by_actor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in events:
-        by_actor[e["actor"]].append(e)
-    for actor, evs in by_actor.items():
-        evs.sort(key=lambda e: e["t"])
-        open_msg: dict[str, Any] | None = None
-        for e in evs:
-            if e["ev"] == "start":
-                if open_msg is not None:
-                    # the only excuse for a start while another is open: its process was killed in between
-                    assert any(open_msg["t"] < k < e["t"] for k in kill_times), (
-                        f"{actor}: message {e['id']} started while {open_msg['id']} was running"
-                    )
-                open_msg = e
-            else:
-                assert open_msg is not None and open_msg["id"] == e["id"], f"{actor}: unmatched end {e}"
-                open_msg = None
 
 
 @pytest.fixture
@@ -82,6 +61,7 @@ def test_kill9_mid_message_redelivers_in_place(
             what="message 6 to start",
         )
         kill_time = time.time_ns()
+        killed = server.proc.pid  # type: ignore[union-attr]
         server.kill9()
         before = read_journal(journal)
         done_before = ends(before, actor)
@@ -109,7 +89,7 @@ def test_kill9_mid_message_redelivers_in_place(
         ]
         pids = {e["pid"] for e in events}
         assert len(pids) == 2
-        assert_no_overlap(events, [kill_time])
+        assert_no_overlap(events, [(killed, kill_time)])
         server.terminate()
 
 
@@ -143,6 +123,7 @@ def test_kill9_while_sends_arrive(server_factory: type[ServerProcess], data_dir:
     thread.start()
     wait_for(lambda: len(receipts) >= 30, what="30 receipts")
     kill_time = time.time_ns()
+    killed = server.proc.pid  # type: ignore[union-attr]
     server.kill9()
     time.sleep(0.3)  # senders hit connection errors and keep retrying
     server = start(server_factory, data_dir, journal, port=port)
@@ -166,7 +147,7 @@ def test_kill9_while_sends_arrive(server_factory: type[ServerProcess], data_dir:
     starts = [e["id"] for e in events if e["ev"] == "start"]
     first_seen = list(dict.fromkeys(starts))
     assert first_seen == sorted(first_seen), "messages started in id order"
-    assert_no_overlap(events, [kill_time])
+    assert_no_overlap(events, [(killed, kill_time)])
     server.terminate()
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,29 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_no_overlap(events: list[dict[str, Any]], excuses: list[tuple[int, int]]) -> None:
+    """Per actor, a message starts only after the previous one ended, on any node; the only
+    excuse is a node that was killed (its open message never ends) — ``(pid, kill time)``."""
+    by_actor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        by_actor[e["actor"]].append(e)
+    for name, evs in by_actor.items():
+        evs.sort(key=lambda e: e["t"])
+        open_msg: dict[str, Any] | None = None
+        for e in evs:
+            if e["ev"] == "start":
+                if open_msg is not None:
+                    assert any(open_msg["pid"] == pid and open_msg["t"] < k < e["t"] for pid, k in excuses), (
+                        f"{name}: message {e['id']} (pid {e['pid']}) started while {open_msg} was running"
+                    )
+                open_msg = e
+            else:
+                assert open_msg is not None and (open_msg["id"], open_msg["pid"]) == (e["id"], e["pid"]), (
+                    f"{name}: unmatched end {e}"
+                )
+                open_msg = None
 
 
 async def _work(c: ActorContext, msg_id: int, attempt: int, body: dict[str, Any]) -> None:
