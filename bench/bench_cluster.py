@@ -21,7 +21,6 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import uvloop
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actorq.client import create_client  # noqa: E402
-from bench.bench_core import free_port  # noqa: E402
+from bench.bench_core import Server  # noqa: E402
 from bench.report import write_results  # noqa: E402
 
 console = Console()
@@ -49,55 +47,8 @@ SENDERS = 32
 PROCS = 4
 
 
-class Node:
-    def __init__(self, storage: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            **(env or {}),
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "actorq",
-                "serve",
-                "bench.apps:registry",
-                "--port",
-                str(self.port),
-                "--storage",
-                storage,
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=full_env,
-        )
-
-    def wait_healthy(self) -> Node:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("node did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def start_nodes(storage: str, n: int, env: dict[str, str] | None = None) -> list[Node]:
-    nodes = [Node(storage, env) for _ in range(n)]
+def start_nodes(storage: str, n: int, env: dict[str, str] | None = None) -> list[Server]:
+    nodes = [Server(storage, env) for _ in range(n)]  # started together, then waited for
     return [node.wait_healthy() for node in nodes]
 
 
@@ -182,7 +133,7 @@ def drain(url: str) -> None:
 
 
 # -- takeover -----------------------------------------------------------------------------------
-async def takeover(nodes: list[Node]) -> dict[str, float]:
+async def takeover(nodes: list[Server]) -> dict[str, float]:
     async with create_client(nodes[0].url) as client:
         h = client.echo.get_or_create(["takeover"])
         assert (await h.send("q", 0, wait=True, timeout=10)).status == "completed"

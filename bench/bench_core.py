@@ -50,10 +50,17 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path) -> None:
+    """``python -m actorq serve bench.apps:registry`` on a free port, on ``storage`` (a data
+    directory or a ``postgresql://`` URL); ``wait_healthy()`` before use."""
+
+    def __init__(self, storage: str | Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            **(env or {}),
+        }
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -64,18 +71,20 @@ class Server:
                 "--port",
                 str(self.port),
                 "--storage",
-                str(data),
+                str(storage),
                 "--log-level",
                 "warning",
             ],
             cwd=ROOT,
-            env=env,
+            env=full_env,
         )
+
+    def wait_healthy(self) -> Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
-                    return
+                    return self
             except httpx.TransportError:
                 time.sleep(0.05)
         raise RuntimeError("server did not start")
@@ -87,6 +96,8 @@ class Server:
         return float("nan")
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(30)
@@ -282,7 +293,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="actorq-bench-"))
     results: dict[str, Any] = {}
     try:
-        server = Server(tmp / "data")
+        server = Server(tmp / "data").wait_healthy()
         try:
             want = [args.only] if args.only else list(sizes)
             if "sleeping" in want:  # first: its baseline is the server before any other load
