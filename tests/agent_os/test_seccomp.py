@@ -1,14 +1,20 @@
 """The VM seccomp filter: run in a small BPF interpreter against an independent model of the rules,
-and checked against the installed kernel headers."""
+checked against the installed kernel headers, and installed for real by bwrap in the shape actorq
+launches VMs (an unprivileged uid in a user namespace)."""
 
 from __future__ import annotations
 
 import ast
 import errno
+import json
+import os
 import platform
 import re
+import shutil
 import struct
-from collections.abc import Sequence
+import subprocess
+import textwrap
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -440,3 +446,361 @@ def test_flag_values_match_the_kernel_headers() -> None:
         0x0005_0000,
         KILL_PROCESS,
     )
+
+
+# --- installed for real by bwrap -----------------------------------------------------------------
+
+SANDBOX_UID = 70001
+
+
+def sandbox_argv(fd: int | None) -> list[str]:
+    """The shape actorq launches VMs in: an unprivileged uid, bwrap making the user namespace."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups", "--"]
+    return [
+        *prefix, "bwrap", "--unshare-user", "--disable-userns", "--uid", "1000", "--gid", "1000",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64", "--ro-bind", "/etc", "/etc", "--proc", "/proc",
+        "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
+        *(["--seccomp", str(fd)] if fd is not None else []),
+        "--",
+    ]  # fmt: skip
+
+
+def sandboxed(
+    argv: Sequence[str], *, filtered: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    fd = None
+    if filtered:
+        fd = os.memfd_create("actorq-seccomp", os.MFD_CLOEXEC)
+        data = memoryview(seccomp.program())
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        return subprocess.run(
+            [*sandbox_argv(fd), *argv],
+            pass_fds=[fd] if fd is not None else [],
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[None]:
+    if platform.system() != "Linux" or platform.machine() not in AUDIT:
+        pytest.skip("the filter is for Linux on x86_64 and aarch64")
+    for tool in ("bwrap", *(("setpriv",) if os.geteuid() == 0 else ())):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    probe = sandboxed(["/usr/bin/true"], filtered=False)
+    if probe.returncode != 0:
+        pytest.skip(f"bwrap cannot make a sandbox here: {probe.stderr.strip()}")
+    yield
+
+
+# Runs inside the sandbox under the system python. Each probe runs in a forked child, so one that
+# changes the process (personality, a tracer) or is killed (SIGSYS) leaves the others alone.
+PROBES = textwrap.dedent(
+    r"""
+    import ctypes, errno, fcntl, json, mmap, os, signal, sys, termios, time
+
+    NR = json.loads(sys.argv[1])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    def call(name, *args):
+        nr = NR[name] if isinstance(name, str) else name
+        ctypes.set_errno(0)
+        r = libc.syscall(ctypes.c_long(nr), *(ctypes.c_ulong(a) if isinstance(a, int) else a for a in args))
+        if r == 0 and name in ("clone",):  # a child after all: leave at once
+            os._exit(0)
+        return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+
+    def sock(family, kind):
+        fd = libc.socket(family, kind, 0)
+        if fd < 0:
+            return errno.errorcode[ctypes.get_errno()]
+        os.close(fd)
+        return "ok"
+
+    def ptrace_attach():
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        try:
+            return call("ptrace", 16, pid, 0, 0)  # PTRACE_ATTACH
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+    def tiocsti(request, on_tty):
+        if on_tty:  # a pty that is our controlling terminal: where the kernel itself would allow it
+            _, fd = os.openpty()
+            os.setsid()
+            fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+        else:
+            fd, _ = os.pipe()
+        c = ctypes.c_char(b"x")
+        return call("ioctl", fd, request, ctypes.byref(c))
+
+    def fionread():
+        r, _ = os.pipe()
+        n = ctypes.c_int(-1)
+        return call("ioctl", r, 0x541B, ctypes.byref(n))
+
+    def int80_getpid():
+        # mov eax, 20 (getpid in the i386 table); int 0x80; ret
+        page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        page.write(bytes([0xB8, 20, 0, 0, 0, 0xCD, 0x80, 0xC3]))
+        fn = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+        return "ok" if fn() == os.getpid() else "wrong pid"
+
+    def seccomp_status():
+        for line in open("/proc/self/status"):
+            if line.startswith("Seccomp:"):
+                return line.split()[1]
+
+    bad = 1  # a pointer the kernel cannot read: EFAULT when it gets that far
+    tmp = ctypes.c_char_p(b"/tmp")
+    probes = {
+        "mount": lambda: call("mount", 0, tmp, bad, 0, 0),
+        "umount2": lambda: call("umount2", tmp, 0x10000),
+        "pivot_root": lambda: call("pivot_root", tmp, tmp),
+        "chroot": lambda: call("chroot", tmp),
+        "open_tree": lambda: call("open_tree", 2**32 - 100, tmp, 0xDEAD0000),
+        "open_tree_attr": lambda: call("open_tree_attr", 2**32 - 100, tmp, 0xDEAD0000, 0, 0),
+        "fsopen": lambda: call("fsopen", bad, 0),
+        "unshare(CLONE_NEWUSER)": lambda: call("unshare", 0x10000000),
+        "unshare(CLONE_NEWNET)": lambda: call("unshare", 0x40000000),
+        "unshare(CLONE_NEWNS)": lambda: call("unshare", 0x00020000),
+        "unshare(CLONE_FILES)": lambda: call("unshare", 0x400),
+        "clone(CLONE_NEWUSER)": lambda: call("clone", 0x10000000 | 17, 0, 0, 0, 0),
+        "setns": lambda: call("setns", 2**32 - 1, 0),
+        "keyctl": lambda: call("keyctl", 0xDEAD, 0, 0, 0, 0),
+        "add_key": lambda: call("add_key", bad, bad, 0, 0, 0),
+        "request_key": lambda: call("request_key", bad, bad, 0, 0),
+        "bpf": lambda: call("bpf", 0xDEAD, 0, 0),
+        "perf_event_open": lambda: call("perf_event_open", 0, 0, 2**64 - 1, 2**64 - 1, 0),
+        "ptrace(PTRACE_TRACEME)": lambda: call("ptrace", 0, 0, 0, 0),
+        "ptrace(PTRACE_ATTACH)": ptrace_attach,
+        "process_vm_readv": lambda: call("process_vm_readv", os.getpid(), 0, 0, 0, 0, 0),
+        "pidfd_getfd": lambda: call("pidfd_getfd", 2**32 - 1, 0, 0),
+        "io_uring_setup": lambda: call("io_uring_setup", 1, 0),
+        "userfaultfd": lambda: call("userfaultfd", 0),
+        "kexec_load": lambda: call("kexec_load", 0, 0, 0, 0),
+        "init_module": lambda: call("init_module", 0, 0, tmp),
+        "finit_module": lambda: call("finit_module", 2**32 - 1, tmp, 0),
+        "syslog": lambda: call("syslog", 10, 0, 0),  # SYSLOG_ACTION_SIZE_BUFFER
+        "clone3": lambda: call("clone3", 0, 0),
+        "socket(AF_BLUETOOTH)": lambda: sock(31, 1),
+        "socket(AF_PACKET)": lambda: sock(17, 3),
+        "socket(AF_VSOCK)": lambda: sock(40, 1),
+        "socket(AF_ALG)": lambda: sock(38, 5),
+        "socket(AF_UNIX)": lambda: sock(1, 1),
+        "socket(AF_INET)": lambda: sock(2, 1),
+        "socket(AF_INET6)": lambda: sock(10, 2),
+        "socket(AF_NETLINK)": lambda: sock(16, 3),
+        "personality(ADDR_NO_RANDOMIZE)": lambda: call("personality", 0x0040000),
+        "personality(query)": lambda: call("personality", 0xFFFFFFFF),
+        "ioctl(TIOCSTI) pipe": lambda: tiocsti(0x5412, False),
+        "ioctl(TIOCSTI) tty": lambda: tiocsti(0x5412, True),
+        "ioctl(TIOCLINUX) pipe": lambda: tiocsti(0x541C, False),
+        "ioctl(FIONREAD)": fionread,
+        "Seccomp": seccomp_status,
+    }
+    if os.uname().machine == "x86_64":
+        probes["int 0x80 getpid"] = int80_getpid
+        probes["x32 getpid"] = lambda: call(0x40000000 | 39)
+
+    def isolated(fn):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                out = str(fn())
+            except BaseException as e:
+                out = f"raised {e!r}"
+            os.write(w, out.encode())
+            os._exit(0)
+        os.close(w)
+        out = b""
+        while chunk := os.read(r, 4096):
+            out += chunk
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+        return signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else out.decode()
+
+    print(json.dumps({name: isolated(fn) for name, fn in probes.items()}))
+    """
+)
+
+EXPECTED = {
+    "mount": "EPERM",
+    "umount2": "EPERM",
+    "pivot_root": "EPERM",
+    "chroot": "EPERM",
+    "open_tree": "EPERM",
+    "open_tree_attr": "EPERM",
+    "fsopen": "EPERM",
+    "unshare(CLONE_NEWUSER)": "EPERM",
+    "unshare(CLONE_NEWNET)": "EPERM",
+    "unshare(CLONE_NEWNS)": "EPERM",
+    "unshare(CLONE_FILES)": "ok",
+    "clone(CLONE_NEWUSER)": "EPERM",
+    "setns": "EPERM",
+    "keyctl": "EPERM",
+    "add_key": "EPERM",
+    "request_key": "EPERM",
+    "bpf": "EPERM",
+    "perf_event_open": "EPERM",
+    "ptrace(PTRACE_TRACEME)": "EPERM",
+    "ptrace(PTRACE_ATTACH)": "EPERM",
+    "process_vm_readv": "EPERM",
+    "pidfd_getfd": "EPERM",
+    "io_uring_setup": "EPERM",
+    "userfaultfd": "EPERM",
+    "kexec_load": "EPERM",
+    "init_module": "EPERM",
+    "finit_module": "EPERM",
+    "syslog": "EPERM",
+    "clone3": "ENOSYS",
+    "socket(AF_BLUETOOTH)": "EAFNOSUPPORT",
+    "socket(AF_PACKET)": "EAFNOSUPPORT",
+    "socket(AF_VSOCK)": "EAFNOSUPPORT",
+    "socket(AF_ALG)": "EAFNOSUPPORT",
+    "socket(AF_UNIX)": "ok",
+    "socket(AF_INET)": "ok",
+    "socket(AF_INET6)": "ok",
+    "socket(AF_NETLINK)": "ok",
+    "personality(ADDR_NO_RANDOMIZE)": "EPERM",
+    "personality(query)": "ok",
+    "ioctl(TIOCSTI) pipe": "EPERM",
+    "ioctl(TIOCSTI) tty": "EPERM",
+    "ioctl(TIOCLINUX) pipe": "EPERM",
+    "ioctl(FIONREAD)": "ok",
+    "Seccomp": "2",
+    "int 0x80 getpid": "SIGSYS",
+    "x32 getpid": "SIGSYS",
+}
+
+# Probes whose arguments make the kernel itself answer something else (EFAULT, EINVAL, EBADF, a
+# success...), so the errno above can only have come from the filter.
+KERNEL_SAYS_OTHERWISE = (
+    "mount", "umount2", "open_tree", "open_tree_attr", "unshare(CLONE_NEWUSER)", "clone(CLONE_NEWUSER)",
+    "setns", "keyctl", "add_key", "request_key", "perf_event_open", "ptrace(PTRACE_TRACEME)",
+    "ptrace(PTRACE_ATTACH)", "process_vm_readv", "pidfd_getfd", "clone3", "socket(AF_PACKET)",
+    "personality(ADDR_NO_RANDOMIZE)", "ioctl(TIOCSTI) pipe", "ioctl(TIOCSTI) tty", "ioctl(TIOCLINUX) pipe",
+    "int 0x80 getpid", "x32 getpid", "Seccomp",
+)  # fmt: skip
+
+
+def probe(*, filtered: bool) -> dict[str, str]:
+    numbers = json.dumps(dict(seccomp.SYSCALLS[platform.machine()]))
+    result = sandboxed(["/usr/bin/python3", "-c", PROBES, numbers], filtered=filtered)
+    assert result.returncode == 0, result.stderr
+    probes: dict[str, str] = json.loads(result.stdout)
+    return probes
+
+
+@pytest.mark.usefixtures("kernel")
+def test_the_kernel_refuses_what_the_filter_denies() -> None:
+    filtered, bare = probe(filtered=True), probe(filtered=False)
+    want = {name: v for name, v in EXPECTED.items() if name in filtered}
+    assert filtered == want, {n: (filtered.get(n), v) for n, v in want.items() if filtered.get(n) != v}
+    same = {
+        name: bare[name] for name in KERNEL_SAYS_OTHERWISE if name in bare and bare[name] == filtered[name]
+    }
+    assert not same, f"without the filter the kernel says the same, so these prove nothing: {same}"
+
+
+def check(result: subprocess.CompletedProcess[str], stdout: str) -> None:
+    assert (result.returncode, result.stdout.strip()) == (0, stdout), result.stderr
+
+
+@pytest.mark.usefixtures("kernel")
+def test_shell_pipeline() -> None:
+    check(sandboxed(["sh", "-c", "echo hi | cat"]), "hi")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_python_threads_and_subprocesses() -> None:
+    script = textwrap.dedent(
+        """
+        import concurrent.futures, socket, subprocess, threading
+        out = []
+        threads = [threading.Thread(target=out.append, args=(i,)) for i in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            squares = sum(pool.map(lambda x: x * x, range(10)))
+        child = subprocess.run(["sh", "-c", "echo sub"], capture_output=True, text=True).stdout.strip()
+        a, b = socket.socketpair()
+        a.sendall(b"pair")
+        print(len(out), squares, child, b.recv(4).decode())
+        """
+    )
+    check(sandboxed(["/usr/bin/python3", "-c", script]), "8 285 sub pair")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_node_child_processes_workers_fs_and_loopback() -> None:
+    if not Path("/usr/bin/node").exists():
+        pytest.skip("node is not installed under /usr")
+    script = textwrap.dedent(
+        """
+        const cp = require("child_process"), fs = require("fs"), net = require("net");
+        const { Worker } = require("worker_threads");
+        cp.execSync("true");
+        const sub = cp.spawnSync("sh", ["-c", "echo sub"]).stdout.toString().trim();
+        (async () => {
+          await fs.promises.writeFile("/tmp/n.txt", "data");
+          const read = await fs.promises.readFile("/tmp/n.txt", "utf8");
+          const worker = await new Promise((resolve, reject) =>
+            new Worker("require('worker_threads').parentPort.postMessage(6 * 7)", { eval: true })
+              .on("message", resolve).on("error", reject));
+          const server = net.createServer((s) => s.end("pong")).listen(0, "127.0.0.1");
+          await new Promise((resolve) => server.on("listening", resolve));
+          const reply = await new Promise((resolve) => {
+            let got = "";
+            net.connect(server.address().port, "127.0.0.1")
+              .on("data", (d) => { got += d; }).on("end", () => resolve(got));
+          });
+          server.close();
+          console.log(sub, read, worker, reply);
+        })();
+        """
+    )
+    check(sandboxed(["/usr/bin/node", "-e", script]), "sub data 42 pong")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_git() -> None:
+    script = (
+        "git init -q /tmp/repo && cd /tmp/repo && echo x > f && git add f"
+        " && git -c user.name=a -c user.email=a@example.invalid commit -qm first && git log --format=%s"
+    )
+    check(sandboxed(["sh", "-c", script]), "first")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_unshare_fails_and_says_why() -> None:
+    result = sandboxed(["unshare", "-U", "true"])
+    assert result.returncode != 0
+    assert "Operation not permitted" in result.stderr  # bwrap's own limit alone says "No space left"
+
+
+def test_probes_cover_every_expectation() -> None:
+    names = set(re.findall(r'^\s+(?:probes\[)?"([^"]+)"(?:\]\s*=|:)', PROBES, re.M))
+    assert names == set(EXPECTED)
+    assert set(KERNEL_SAYS_OTHERWISE) <= names
