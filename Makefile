@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Both set everything up themselves:
-# .venv with the package, bubblewrap (apt) for agent VM sandboxes, and the pi agent (npm) in the cache.
+# .venv with the package, bubblewrap and slirp4netns (apt) for agent VM sandboxes, and the pi agent
+# (npm) in the cache.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,11 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# bubblewrap runs every VM process; apt-get needs root (or sudo) the first time only
+# agent VMs: bubblewrap runs every VM process, slirp4netns carries a VM's outbound connections,
+# iproute2 fences its network; apt-get needs root (or sudo) the first time only
 system:
-	@command -v bwrap >/dev/null || { \
+	@command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v ip >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap slirp4netns iproute2; }
 	@command -v npm >/dev/null || { echo "npm (Node.js 20+) is needed for the pi agent" >&2; exit 1; }
 
 demo: setup

@@ -35,10 +35,15 @@ sys.path.insert(0, str(ROOT))
 from actorq import setup  # noqa: E402
 from actorq.agent_os import agent_os, software  # noqa: E402
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files  # noqa: E402
-from actorq.agent_os.sandbox import Sandbox  # noqa: E402
+from actorq.agent_os.limits import Limits, Network  # noqa: E402
+from actorq.agent_os.workspace import Workspace  # noqa: E402
+from actorq.server.serve import free_port  # noqa: E402
 from bench.report import write_results  # noqa: E402
 
-registry = setup(use={"vm": agent_os(software=[software.common, software.pi])})
+LLM_PORT = free_port()  # the fake LLM's port on the host, declared so the VMs may reach it
+registry = setup(
+    use={"vm": agent_os(software=[software.common, software.pi], network=Network(host_ports=[LLM_PORT]))}
+)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -72,15 +77,25 @@ def tree_rss_mb(root_pid: int) -> float:
 
 
 async def bare_launch(n: int) -> list[float]:
+    """The sandbox alone (host thread, namespaces, cgroups, bubblewrap + ``true``), no actor, no HTTP."""
     root = Path(tempfile.mkdtemp(prefix="actorq-bench-vm-"))
-    sb = Sandbox(root, [software.common])
-    sb.prepare()
+    ws = await Workspace.open(
+        root / "vm",
+        data_dir=root,
+        name="bench",
+        software=[software.common],
+        network=Network(outbound=False),
+        limits=Limits(),
+    )
     out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        p = await sb.launch(["true"], stdin=False)
-        await p.communicate()
-        out.append((time.perf_counter() - t) * 1000)
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            p = await ws.sandbox.launch(["true"], stdin=False)
+            await p.communicate()
+            out.append((time.perf_counter() - t) * 1000)
+    finally:
+        await ws.close()
     return out
 
 
@@ -107,7 +122,7 @@ async def run(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     bare = await bare_launch(cold_n)
     results["sandbox_launch"] = {"p50_ms": pct(bare, 50), "p99_ms": pct(bare, 99), "n": cold_n}
-    async with FakeLLM() as llm, registry.test() as client:
+    async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
         cold = []
         for i in range(cold_n):
             vm = client.vm.get_or_create([f"cold-{i}"])

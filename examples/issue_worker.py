@@ -26,7 +26,7 @@ from actorq.client import AsyncClient
 
 if __name__ == "__main__":  # run as a file: make the `examples` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.llm import configure_pi, pi_env
+from examples.llm import configure_pi, network, pi_env
 
 
 class Issue(TypedDict):
@@ -69,7 +69,7 @@ issue_worker = actor(
     run=work,
     state=lambda: {"results": []},
 )
-vm = agent_os(software=[software.common, software.pi])
+vm = agent_os(software=[software.common, software.pi], network=network())
 registry = setup(use={"issues": issue_worker, "vm": vm})
 
 ISSUES = [("App crashes on start", "stack trace attached"), ("Add dark mode", "please")]

@@ -9,11 +9,26 @@ stand-in model in :mod:`actorq.agent_os.fake_llm`). Otherwise pi uses Anthropic 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import Any
 
+from actorq.agent_os import Network
 from actorq.agent_os.fake_llm import pi_agent_files
 
 LLM_URL_ENV = "ACTORQ_LLM_URL"
+LLM_PORT_ENV = "ACTORQ_LLM_PORT"
+
+
+def network() -> Network:
+    """The examples' VMs reach the internet (Anthropic), plus the stand-in model's port on the host
+    when one is used: a VM reaches nothing of the host's loopback unless its port is declared."""
+    url = os.environ.get(LLM_URL_ENV)
+    parts = urllib.parse.urlsplit(url) if url else None
+    if parts is not None and parts.hostname in ("127.0.0.1", "localhost") and parts.port:
+        return Network(host_ports=[parts.port])
+    if os.environ.get(LLM_PORT_ENV):
+        return Network(host_ports=[int(os.environ[LLM_PORT_ENV])])
+    return Network()
 
 
 def pi_env() -> dict[str, str]:

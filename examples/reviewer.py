@@ -21,7 +21,7 @@ from actorq.client import AsyncClient
 
 if __name__ == "__main__":  # run as a file: make the `examples` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.llm import configure_pi, pi_env
+from examples.llm import configure_pi, network, pi_env
 
 
 class ReviewIn(TypedDict):
@@ -57,7 +57,7 @@ reviewer = actor(
     actions={"reviewed": reviewed},
     state=lambda: {"reviewed": 0},
 )
-vm = agent_os(software=[software.common, software.pi])
+vm = agent_os(software=[software.common, software.pi], network=network())
 registry = setup(use={"reviewer": reviewer, "vm": vm})
 
 SAMPLE = """def add(a, b):

@@ -25,7 +25,7 @@ from actorq.client import AsyncClient
 
 if __name__ == "__main__":  # run as a file: make the `examples` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from examples.llm import configure_pi, pi_env
+from examples.llm import configure_pi, network, pi_env
 
 
 class Task(TypedDict):
@@ -58,7 +58,7 @@ async def history(c: ActorContext) -> dict[str, Any]:
 runner = actor(
     queues={"tasks": queue(Task)}, run=run, actions={"history": history}, state=lambda: {"log": []}
 )
-vm = agent_os(software=[software.common, software.pi])
+vm = agent_os(software=[software.common, software.pi], network=network())
 registry = setup(use={"runner": runner, "vm": vm})
 
 TASKS: list[Task] = [

@@ -20,6 +20,28 @@ from actorq.server.serve import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _llm_port() -> int:
+    """A free port outside the ephemeral range, so no outgoing connection takes it meanwhile."""
+    import random
+    import socket
+
+    for _ in range(100):
+        port = random.randint(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for the fake LLM")
+
+
+# Agent VMs reach the host only through ports they declare (Network(host_ports=[...])), so the fake
+# LLM of the whole test session listens on one port that the test registries declare; servers the
+# tests start as processes inherit it.
+LLM_PORT = int(os.environ.setdefault("ACTORQ_LLM_PORT", str(_llm_port())))
+
+
 class ServerProcess:
     """``python -m actorq serve TARGET`` in a child process on a free loopback port."""
 

@@ -19,7 +19,7 @@ from examples import demo_app, issue_worker, reviewer, task_runner
 
 from actorq import ValidationError
 from actorq.agent_os.fake_llm import FakeLLM
-from tests.conftest import ROOT
+from tests.conftest import LLM_PORT, ROOT
 
 
 def silent(_: str) -> None:
@@ -28,7 +28,7 @@ def silent(_: str) -> None:
 
 @pytest.fixture
 async def llm(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
+    async with FakeLLM(port=LLM_PORT) as server:
         monkeypatch.setenv("ACTORQ_LLM_URL", server.url)
         monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
         yield server

@@ -139,6 +139,13 @@ class SandboxUnavailable(Unavailable):
     retryable = False  # an installation problem: retrying cannot fix it
 
 
+class ResourceLimit(ActorqError):
+    """An agent VM is over one of its limits (disk, processes): nothing was done; free some first."""
+
+    code = "resource_limit"
+    status = 403
+
+
 ERRORS: dict[str, type[ActorqError]] = {
     cls.code: cls
     for cls in (
@@ -158,6 +165,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         SessionClosed,
         PromptFailed,
         SandboxUnavailable,
+        ResourceLimit,
     )
 }
 
@@ -193,6 +201,7 @@ __all__ = [
     "PathOutsideVM",
     "PromptFailed",
     "QueueFull",
+    "ResourceLimit",
     "SandboxUnavailable",
     "SessionClosed",
     "Unauthorized",

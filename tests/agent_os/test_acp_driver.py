@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import posixpath
 import shutil
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -14,8 +13,11 @@ import pytest
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpDriver, acp_agent
 from actorq.agent_os.agents.base import DriverOptions
-from actorq.agent_os.sandbox import HOME, Sandbox
-from actorq.errors import PathOutsideVM, PromptFailed, SandboxUnavailable, SessionClosed
+from actorq.agent_os.process import VMProcess
+from actorq.agent_os.sandbox import HOME
+from actorq.agent_os.workspace import Workspace
+from actorq.errors import PromptFailed, SandboxUnavailable, SessionClosed
+from tests.agent_os.conftest import open_workspace
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 STUB_CMD = ["python3", f"{HOME}/acp_stub_agent.py"]
@@ -23,49 +25,22 @@ STUB_CMD = ["python3", f"{HOME}/acp_stub_agent.py"]
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
-class HomeFiles:
-    """A minimal VM-path resolver rooted at the sandbox home; refuses anything outside /home/user."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def _host(self, vm_path: str) -> Path:
-        norm = posixpath.normpath(vm_path)
-        if not vm_path.startswith("/") or not norm.startswith(HOME + "/"):
-            raise PathOutsideVM(f"{vm_path} is outside the VM")
-        host = self.home / norm[len(HOME) + 1 :]
-        if not host.resolve().is_relative_to(self.home.resolve()):
-            raise PathOutsideVM(f"{vm_path} is outside the VM")
-        return host
-
-    def read_text(self, vm_path: str) -> str:
-        return self._host(vm_path).read_text()
-
-    def write_text(self, vm_path: str, text: str) -> None:
-        host = self._host(vm_path)
-        host.parent.mkdir(parents=True, exist_ok=True)
-        host.write_text(text)
-
-
 @pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    sb = Sandbox(tmp_path / "vm", [software.common])
-    sb.prepare()
-    shutil.copy(STUB, sb.home / "acp_stub_agent.py")
-    yield sb
-    await sb.close()
+async def ws(tmp_path: Path) -> AsyncIterator[Workspace]:
+    async with open_workspace(tmp_path, [software.common]) as w:
+        await w.files.write_file(f"{HOME}/acp_stub_agent.py", STUB.read_bytes())
+        yield w
 
 
 class Harness:
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.home = ws.host.home_on_disk
         self.events: list[dict[str, Any]] = []
         self.drivers: list[AcpDriver] = []
 
-    async def launcher(
-        self, argv: list[str], *, cwd: str, env: Mapping[str, str]
-    ) -> asyncio.subprocess.Process:
-        return await self.sb.launch(argv, cwd=cwd, env=env)
+    async def launcher(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> VMProcess:
+        return await self.ws.sandbox.launch(argv, cwd=cwd, env=env)
 
     def emit(self, name: str, data: Any) -> None:
         assert name == "session_event"
@@ -84,7 +59,7 @@ class Harness:
         return DriverOptions(**base)
 
     async def start(self, command: list[str] | None = None, *, fs: bool = True, **kw: Any) -> AcpDriver:
-        d = AcpDriver(self.opts(**kw), command or STUB_CMD, fs=HomeFiles(self.sb.home) if fs else None)
+        d = AcpDriver(self.opts(**kw), command or STUB_CMD, fs=self.ws.files if fs else None)
         self.drivers.append(d)
         await d.start()
         return d
@@ -94,8 +69,8 @@ class Harness:
 
 
 @pytest.fixture
-async def h(sandbox: Sandbox) -> AsyncIterator[Harness]:
-    harness = Harness(sandbox)
+async def h(ws: Workspace) -> AsyncIterator[Harness]:
+    harness = Harness(ws)
     yield harness
     for d in harness.drivers:
         await d.close()
@@ -109,7 +84,7 @@ async def test_prompt_streams_text_and_events_and_writes_through_fs(h: Harness) 
     assert result.stop_reason == "end_turn"
     assert result.text.startswith("Hello from stub. You said: please write")
     assert "wrote /home/user/out/hello.txt" in result.text
-    assert (h.sb.home / "out" / "hello.txt").read_text() == "hello world"
+    assert (h.home / "out" / "hello.txt").read_text() == "hello world"
     assert result.tool_calls == ["Write /home/user/out/hello.txt"]
     assert result.events >= 5
     types = h.types()
@@ -138,7 +113,7 @@ async def test_env_secrets_are_masked_in_events_and_errors(h: Harness) -> None:
 
 
 async def test_read_text_file_goes_through_fs(h: Harness) -> None:
-    (h.sb.home / "notes.txt").write_text("remember the milk")
+    await h.ws.files.write_file("/home/user/notes.txt", "remember the milk")
     d = await h.start()
     result = await d.prompt("read /home/user/notes.txt", timeout=30)
     assert "read: remember the milk" in result.text
@@ -151,7 +126,8 @@ OUTSIDE = ["/home/user/../escape.txt", "/etc/escape.txt", "/home/user/link/escap
 
 @pytest.mark.parametrize("path", OUTSIDE)
 async def test_write_outside_the_vm_is_refused(h: Harness, tmp_path: Path, path: str) -> None:
-    (h.sb.home / "link").symlink_to(tmp_path)  # a symlink pointing out of the VM
+    await h.ws.files.write_file("/home/user/.keep", "")
+    (h.home / "link").symlink_to("/root/escape-dir")  # a symlink pointing out of the VM's files
     d = await h.start()
     result = await d.prompt(f"write pwned to {path}", timeout=30)
     assert result.stop_reason == "end_turn"
@@ -164,7 +140,7 @@ async def test_without_fs_the_capability_is_not_offered(h: Harness) -> None:
     d = await h.start(fs=False)
     result = await d.prompt("write x to /home/user/x.txt", timeout=30)
     assert "write failed" in result.text and "Method not found" in result.text
-    assert not (h.sb.home / "x.txt").exists()
+    assert not (h.home / "x.txt").exists()
 
 
 async def test_agent_error_is_prompt_failed_and_the_session_survives(h: Harness) -> None:
@@ -271,7 +247,7 @@ async def test_resume_loads_the_previous_acp_session(h: Harness) -> None:
 async def test_acp_agent_declaration(h: Harness) -> None:
     spec = acp_agent(STUB_CMD, name="stub")
     assert spec.agent_type == "stub" and spec.command == tuple(STUB_CMD)
-    d = spec.driver(h.opts(), fs=HomeFiles(h.sb.home))
+    d = spec.driver(h.opts(), fs=h.ws.files)
     h.drivers.append(d)
     assert d.agent_type == "stub"
     await d.start()

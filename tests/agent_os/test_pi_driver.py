@@ -18,10 +18,13 @@ from actorq.agent_os import software
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.pi import PiDriver
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files, stand_in_reply, summarize
-from actorq.agent_os.fs import VMFileSystem
-from actorq.agent_os.sandbox import HOME, Sandbox, kill_tree
+from actorq.agent_os.limits import Network
+from actorq.agent_os.process import VMProcess
+from actorq.agent_os.sandbox import HOME, kill_tree
+from actorq.agent_os.workspace import Workspace
 from actorq.errors import PromptFailed, SessionClosed
 from actorq.server.serve import free_port
+from tests.agent_os.conftest import open_workspace
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -49,35 +52,29 @@ async def llm() -> AsyncIterator[FakeLLM]:
 
 
 @pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
-    if not software.pi.installed():
-        pytest.skip("pi is not installed (actorq software install pi)")
-    sb = Sandbox(tmp_path / "vm", [software.common, software.pi])
-    sb.prepare()
-    yield sb
-    await sb.close()
+async def ws(tmp_path: Path, llm: FakeLLM) -> AsyncIterator[Workspace]:
+    # no outbound network: the VM reaches only the fake LLM's port, forwarded to its 127.0.0.1
+    net = Network(outbound=False, host_ports=[llm.port])
+    async with open_workspace(tmp_path, [software.common, software.pi], network=net) as w:
+        yield w
 
 
 class Harness:
     """Builds drivers for one VM and records what they broadcast."""
 
-    def __init__(self, sb: Sandbox, llm: FakeLLM) -> None:
-        self.sb = sb
+    def __init__(self, ws: Workspace, llm: FakeLLM) -> None:
+        self.ws = ws
+        self.home = ws.host.home_on_disk
         self.llm = llm
         self.events: list[dict[str, Any]] = []
         self.drivers: list[PiDriver] = []
 
-    def configure(self, *, retries: int = 0) -> None:
-        fs = VMFileSystem(self.sb.root, owner=self.sb.uid)  # owned by the VM's user, as the VM writes
+    async def configure(self, *, retries: int = 0) -> None:
         for rel, text in pi_agent_files(self.llm.url, retries=retries).items():
-            fs.write_file(f"/home/user/{rel}", text)
+            await self.ws.files.write_file(f"/home/user/{rel}", text)
 
-    async def launch(
-        self, argv: list[str], *, cwd: str, env: Mapping[str, str]
-    ) -> asyncio.subprocess.Process:
-        return await self.sb.launch(argv, cwd=cwd, env=env)
+    async def launch(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> VMProcess:
+        return await self.ws.sandbox.launch(argv, cwd=cwd, env=env)
 
     def emit(self, name: str, data: Any) -> None:
         assert name == "session_event"
@@ -105,16 +102,16 @@ class Harness:
         return d
 
     def host_path(self, vm_path: str) -> Path:
-        return self.sb.home / Path(vm_path).relative_to(HOME)
+        return self.home / Path(vm_path).relative_to(HOME)
 
     def types(self) -> list[str]:
         return [e["type"] for e in self.events]
 
 
 @pytest.fixture
-async def h(sandbox: Sandbox, llm: FakeLLM) -> AsyncIterator[Harness]:
-    harness = Harness(sandbox, llm)
-    harness.configure()
+async def h(ws: Workspace, llm: FakeLLM) -> AsyncIterator[Harness]:
+    harness = Harness(ws, llm)
+    await harness.configure()
     yield harness
     for d in harness.drivers:
         await d.close()
@@ -145,7 +142,7 @@ async def test_prompt_writes_file_through_tool_call(h: Harness) -> None:
 
     result = await d.prompt(REVIEW_PROMPT, timeout=60)
 
-    review = (h.sb.home / "review.txt").read_text()
+    review = (h.home / "review.txt").read_text()
     assert "lines: 8" in review
     assert "definitions: load, Reviewer, run" in review
     assert "first line: import os" in review
@@ -210,7 +207,7 @@ async def test_malformed_stream_fails_prompt_then_new_driver_works(h: Harness) -
 
 
 async def test_pi_auto_retry_is_followed_to_the_end(h: Harness) -> None:
-    h.configure(retries=1)
+    await h.configure(retries=1)
     d = await h.driver()
     h.llm.script([Reply.error(503, "try later"), "recovered answer"])
     result = await d.prompt("hello", timeout=60)
@@ -240,7 +237,7 @@ async def test_start_failure_carries_the_agents_stderr(h: Harness) -> None:
 
 
 async def test_no_model_configured_is_prompt_failed(h: Harness) -> None:
-    shutil.rmtree(h.sb.home / ".pi")
+    shutil.rmtree(h.home / ".pi")
     d = await h.driver()
     with pytest.raises(PromptFailed) as err:
         await d.prompt("hello", timeout=30)
@@ -328,10 +325,10 @@ async def test_env_secret_is_not_written_anywhere(h: Harness) -> None:
     secret = "sk-secret-123"
     d = await h.driver(env={"ANTHROPIC_API_KEY": secret})
     await d.prompt(REVIEW_PROMPT, timeout=60)
-    assert (h.sb.home / "review.txt").exists()
+    assert (h.home / "review.txt").exists()
     await d.close()
 
-    leaks = [p for p in h.sb.root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    leaks = [p for p in h.home.parent.parent.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert leaks == []
     assert secret not in json.dumps(h.events)
     assert secret not in json.dumps(h.llm.requests)

@@ -11,7 +11,20 @@ from pathlib import Path
 import pytest
 
 from actorq import BadRequest
-from actorq.agent_os.snapshot import CHUNK, pack, unpack
+from actorq.agent_os import snapshot
+from actorq.agent_os.snapshot import CHUNK
+
+
+def pack(home: Path, **kw: int) -> list[bytes]:
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return snapshot.pack(fd, **kw)
+    finally:
+        os.close(fd)
+
+
+def unpack(chunks: list[bytes], home: Path) -> None:
+    snapshot.unpack(chunks, home, owner=os.getuid())
 
 
 def test_round_trip_keeps_files_dirs_links_and_modes(tmp_path: Path) -> None:

@@ -10,19 +10,25 @@ from pathlib import Path
 
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
 from actorq.client import create_client
-from tests.conftest import ServerProcess
+from tests.conftest import LLM_PORT, ServerProcess
 
 
-async def _pgrep(pattern: str) -> bytes:
-    ps = await asyncio.create_subprocess_exec("pgrep", "-f", pattern, stdout=asyncio.subprocess.PIPE)
+async def _vm_pids(data_dir: Path) -> bytes:
+    """pids of live processes running as the VMs' uids (each VM has its own, owner of its home);
+    zombies are dead already (waiting for the machine's init to reap them) and do not count."""
+    uids = {str(h.stat().st_uid) for h in data_dir.glob("actors/*/vm/home/user")}
+    assert uids and "0" not in uids
+    ps = await asyncio.create_subprocess_exec(
+        "ps", "-o", "pid=,stat=", "-u", ",".join(uids), stdout=asyncio.subprocess.PIPE
+    )
     out, _ = await ps.communicate()
-    return out.strip()
+    return b"\n".join(ln.split()[0] for ln in out.splitlines() if not ln.split()[1].startswith(b"Z"))
 
 
 async def test_files_and_pi_session_survive_kill_9(
     server_factory: type[ServerProcess], data_dir: Path
 ) -> None:
-    async with FakeLLM() as llm:
+    async with FakeLLM(port=LLM_PORT) as llm:
         server = server_factory("tests.apps.vm_app:registry", data_dir).start()
         async with create_client(server.url) as client:
             vm = client.vm.get_or_create(["persist"])
@@ -36,11 +42,11 @@ async def test_files_and_pi_session_survive_kill_9(
             )
             assert r["stop_reason"] == "stop"
             assert await vm.exists("/home/user/one.txt")
-            assert await _pgrep(f"{data_dir}/actors") != b""  # bwrap's command line names the VM root
+            assert await _vm_pids(data_dir) != b""  # the sandbox and pi, as the VM's uid
         server.kill9()
         await asyncio.sleep(0.5)
         # --die-with-parent: the sandbox (and pi in it) died with the server
-        assert await _pgrep(f"{data_dir}/actors") == b""
+        assert await _vm_pids(data_dir) == b""
         files = [p for p in data_dir.rglob("*") if p.is_file()]
         assert not [p for p in files if b"sk-never-on-disk-42" in p.read_bytes()]  # env never hits disk
 

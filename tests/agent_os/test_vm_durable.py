@@ -42,7 +42,7 @@ def test_adding_software_is_one_declaration(monkeypatch: pytest.MonkeyPatch, tmp
     assert lint.mounts == (("$CACHE", "/opt/eslint"),) and lint.path == ("/opt/eslint/node_modules/.bin",)
     monkeypatch.setenv("ACTORQ_SOFTWARE", str(tmp_path / "empty-cache"))
     with pytest.raises(SandboxUnavailable, match="actorq software install eslint"):
-        Sandbox(tmp_path / "vm", [software.common, lint]).argv(["true"], cwd="/home/user")
+        Sandbox.mounts([software.common, lint])
 
 
 async def test_missing_bubblewrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -125,7 +125,6 @@ async def test_symlinks_cannot_lead_outside(client: AsyncClient, tmp_path: Path)
     await vm.write_file("/home/user/abs", "overwrite")
     assert secret.read_text() == "host only"
     assert await vm.read_file(str(secret)) == b"overwrite"  # it landed in the VM's private /tmp
-    assert (_vm_root(tmp_path) / "tmp" / secret.relative_to("/tmp")).read_text() == "overwrite"
     # a link that stays inside the VM is followed as the VM sees it
     await vm.write_file("/home/user/inside/f.txt", "via link")
     assert await vm.read_file("/home/user/d/f.txt") == b"via link"

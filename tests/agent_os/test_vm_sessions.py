@@ -15,6 +15,7 @@ from actorq.agent_os import PromptFailed, SessionClosed
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.client import AsyncClient
 from tests.apps.vm_app import registry
+from tests.conftest import LLM_PORT
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 
@@ -27,7 +28,7 @@ async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture
 async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM() as server:
+    async with FakeLLM(port=LLM_PORT) as server:
         yield server
 
 

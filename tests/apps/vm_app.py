@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from actorq import setup
-from actorq.agent_os import acp_agent, agent_os, software
+import os
 
-vm = agent_os(software=[software.common, software.pi], sleep_timeout=2.0, exec_timeout=20.0)
+from actorq import setup
+from actorq.agent_os import Network, acp_agent, agent_os, software
+
+# the test session's fake LLM (tests/conftest.py) is reached through this declared host port
+LLM = Network(host_ports=[int(os.environ["ACTORQ_LLM_PORT"])] if "ACTORQ_LLM_PORT" in os.environ else [])
+vm = agent_os(software=[software.common, software.pi], network=LLM, sleep_timeout=2.0, exec_timeout=20.0)
 offline = agent_os(software=[software.common], network=False, sleep_timeout=2.0)
 # an ACP agent (a stdlib-only stub, written into the VM by the test) as a second agent type
 acpvm = agent_os(

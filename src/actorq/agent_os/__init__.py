@@ -9,11 +9,13 @@ Uses the core like any actor (``agent_os()`` returns an ``actor(...)`` definitio
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.agents.base import PromptResult, Session
+from actorq.agent_os.fetch import FetchResult
 from actorq.agent_os.fs import DirEntry, FileStat
+from actorq.agent_os.limits import UNLIMITED, Limits, Network
 from actorq.agent_os.processes import ExecResult, ProcessInfo
 from actorq.agent_os.software import Software, npm_package
-from actorq.agent_os.vm import CronJob, FetchResult, FileResult, SpawnedProcess, agent_os
-from actorq.errors import PathOutsideVM, PromptFailed, SandboxUnavailable, SessionClosed
+from actorq.agent_os.vm import CronJob, FileResult, SpawnedProcess, agent_os
+from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
 
 __all__ = [
     "AcpAgent",
@@ -23,15 +25,19 @@ __all__ = [
     "FetchResult",
     "FileResult",
     "FileStat",
+    "Limits",
+    "Network",
     "PathOutsideVM",
     "ProcessInfo",
     "PromptFailed",
     "PromptResult",
+    "ResourceLimit",
     "SandboxUnavailable",
     "Session",
     "SessionClosed",
     "Software",
     "SpawnedProcess",
+    "UNLIMITED",
     "acp_agent",
     "agent_os",
     "npm_package",

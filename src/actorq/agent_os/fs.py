@@ -1,27 +1,44 @@
-"""A VM's files as its file actions see them: VM paths resolved safely onto the VM's root on disk.
+"""A VM's files as its file actions see them, resolved by the kernel inside the VM's root.
 
-File actions reach the VM's own tree, ``/home/user`` (persistent) and ``/tmp`` (private, emptied
-when the VM wakes). A VM path is resolved the way ``openat2(RESOLVE_IN_ROOT)`` would: component
-by component, following symlinks inside the VM; ``..`` above ``/``, a symlink whose target leaves
-those trees, and anything that ends outside them raise :class:`PathOutsideVM`. Relative paths are
-relative to ``/home/user``. The host never follows a VM symlink to a host path.
+File actions reach the VM's own trees, ``/home/user`` (persistent) and ``/tmp`` (a tmpfs of the
+VM's). Every path is resolved by ``openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`` under the VM's
+root (a directory of the VM's host thread that holds only those two trees, see ``host.py``): the
+kernel follows symlinks as the VM sees them, treats ``/`` and ``..`` as the VM's root, and resolves
+atomically, so a VM process swapping directories and links mid-call can at worst redirect an action
+to another place inside its own trees. What it opened must then lie in ``/home/user`` or ``/tmp``
+(read from the open descriptor, not recomputed from the path), or the call fails with
+:class:`PathOutsideVM`. The final step of a change is always ``*at()`` on an open directory with
+names that cannot be links (``O_EXCL|O_NOFOLLOW`` temp files with random names, ``renameat``,
+``unlinkat``), so nothing on the host is ever written through a link made inside the VM.
+
+The methods are synchronous and must run on the VM's host thread with the VM's uid for file access
+(``VMHost.as_vm_user``): that is the second wall, should a check here be wrong. Errors name VM paths
+only, never where the VM lives on the host.
 
 Must not import the core or storage.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import shutil
 import stat as stat_mod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from actorq.errors import BadRequest, NotFound, PathOutsideVM
+from actorq.agent_os import _linux
+from actorq.errors import ActorqError, BadRequest, MessageTooLarge, NotFound, PathOutsideVM, ResourceLimit
 
 HOME = "/home/user"
 _ROOTS = ("/home/user", "/tmp")
 _MAX_LINKS = 40
+_TMP_SUFFIX = ".actorq-tmp"
+MAX_READ = 64 * 1024 * 1024  # bytes read_file returns at most: larger files go through exec/vm_fetch
+_IN_ROOT = _linux.RESOLVE_IN_ROOT | _linux.RESOLVE_NO_MAGICLINKS
+_BENEATH = _linux.RESOLVE_BENEATH | _linux.RESOLVE_NO_SYMLINKS | _linux.RESOLVE_NO_MAGICLINKS
 
 
 @dataclass(frozen=True)
@@ -47,215 +64,516 @@ def _split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-class VMFileSystem:
-    def __init__(self, root: Path, owner: int | None = None) -> None:
-        self.root = root
-        self._real_root = os.path.realpath(root)
-        self.owner = owner  # host uid VM processes run as: what this writes must be theirs too
+def _show(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 become U+FFFD (JSON carries only Unicode)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
-    def _own(self, path: Path | str) -> None:
-        if self.owner is not None:
-            os.lchown(path, self.owner, self.owner)
+
+def vm_path(path: str) -> str:
+    """Normalise a VM path lexically (``..`` above ``/`` is refused); relative paths are under HOME."""
+    if not isinstance(path, str) or not path:
+        raise BadRequest("a VM path is a non-empty string")
+    if "\0" in path:
+        raise BadRequest("a VM path cannot contain NUL")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("a VM path must be valid Unicode (no lone surrogates)") from None
+    if len(path) > 4096:
+        raise BadRequest("a VM path is at most 4096 characters")
+    parts: list[str] = [] if path.startswith("/") else _split(HOME)
+    for part in _split(path):
+        if part == "..":
+            if not parts:
+                raise PathOutsideVM(f"{path!r} climbs above the VM's root", details={"path": path})
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _in_trees(vm: str) -> bool:
+    return any(vm == r or vm.startswith(r + "/") for r in _ROOTS)
+
+
+def _check_tree(vm: str, original: str) -> None:
+    if not _in_trees(vm):
+        raise PathOutsideVM(
+            f"{original!r} is outside the VM's files (/home/user and /tmp)",
+            details={"path": original, "resolved": vm},
+        )
+
+
+@contextlib.contextmanager
+def _errors(path: str, missing: Callable[[], ActorqError] | None = None) -> Iterator[None]:
+    """OS errors as typed errors naming the VM path (never a host path); ``missing`` explains a
+    name that does not resolve (a link out of the VM is PathOutsideVM, not NotFound)."""
+    try:
+        yield
+    except OSError as exc:
+        code = exc.errno
+        name = errno.errorcode.get(code or 0, "E?")
+        details = {"path": path, "errno": name}
+        if code in (errno.ENOENT, errno.ENOTDIR):
+            if missing is not None:
+                raise missing() from None
+            raise NotFound(f"no such file in the VM: {path}", details=details) from None
+        if code == errno.EISDIR:
+            raise BadRequest(f"{path} is a directory", details=details) from None
+        if code == errno.ELOOP:
+            raise BadRequest(f"too many levels of symbolic links in {path}", details=details) from None
+        if code in (errno.EACCES, errno.EPERM):
+            raise BadRequest(f"permission denied in the VM: {path}", details=details) from None
+        if code == errno.ENAMETOOLONG:
+            raise BadRequest(f"a name in {path} is too long", details=details) from None
+        if code == errno.ENOTEMPTY:
+            raise BadRequest(
+                f"{path} is a non-empty directory; pass recursive=True", details=details
+            ) from None
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise ResourceLimit(f"the VM is out of space writing {path}", details=details) from None
+        if code == errno.EXDEV:
+            raise BadRequest(f"{path}: cannot move between /home/user and /tmp", details=details) from None
+        raise ActorqError(
+            f"file action on {path} failed: {os.strerror(code or 0)}", details=details
+        ) from None
+
+
+class VMFileSystem:
+    """File actions on one VM, relative to ``root_fd`` (its ``vm/`` directory) whose path in the
+    host thread's namespace is ``root_path``."""
+
+    def __init__(self, root_fd: int, root_path: str) -> None:
+        self._root = root_fd
+        self._prefix = root_path.rstrip("/")
 
     # -- resolution ------------------------------------------------------------------------
-    def vm_path(self, path: str) -> str:
-        """Normalise a VM path lexically (``..`` above ``/`` is refused); no symlinks followed."""
-        if not isinstance(path, str) or not path:
-            raise BadRequest("a VM path is a non-empty string")
-        if "\0" in path:
-            raise BadRequest("a VM path cannot contain NUL")
-        parts: list[str] = [] if path.startswith("/") else _split(HOME)
-        for part in _split(path):
-            if part == "..":
-                if not parts:
-                    raise PathOutsideVM(f"{path!r} climbs above the VM's root", details={"path": path})
-                parts.pop()
-            else:
-                parts.append(part)
-        return "/" + "/".join(parts)
+    vm_path = staticmethod(vm_path)
 
-    def _check_tree(self, vm: str, original: str) -> None:
-        if not any(vm == r or vm.startswith(r + "/") for r in _ROOTS):
-            raise PathOutsideVM(
-                f"{original!r} is outside the VM's files (/home/user and /tmp)",
-                details={"path": original, "resolved": vm},
-            )
+    def _open(self, vm: str, flags: int, *, follow: bool = True) -> int:
+        if not follow:
+            flags |= os.O_NOFOLLOW
+        return _linux.openat2(self._root, vm.lstrip("/") or ".", flags, _IN_ROOT)
 
-    def resolve(self, path: str, *, follow_last: bool = True) -> tuple[str, Path]:
-        """(VM path, host path) with symlinks resolved inside the VM; refuses escapes."""
-        vm = self.vm_path(path)
-        self._check_tree(vm, path)
-        todo = _split(vm)
+    def where(self, fd: int, original: str) -> str:
+        """The VM path of an open file, which must be inside /home/user or /tmp."""
+        real = _linux.fd_path(fd)
+        if real.endswith(" (deleted)"):
+            raise NotFound(f"no such file in the VM: {original}", details={"path": original})
+        if real != self._prefix and not real.startswith(self._prefix + "/"):
+            raise PathOutsideVM(f"{original!r} resolves outside the VM", details={"path": original})
+        vm = real[len(self._prefix) :] or "/"
+        _check_tree(vm, original)
+        return vm
+
+    def _explain(self, path: str) -> ActorqError:
+        """Why ``path`` did not resolve: it leads out of the VM's trees (through ``..`` above the
+        root or a link), or it simply does not exist. Only chooses the error; decides nothing."""
+        try:
+            todo = _split(vm_path(path))
+        except ActorqError as exc:
+            return exc
         done: list[str] = []
         hops = 0
         while todo:
             part = todo.pop(0)
             if part == "..":
                 if not done:
-                    raise PathOutsideVM(f"{path!r} climbs above the VM's root", details={"path": path})
+                    return PathOutsideVM(f"{path!r} climbs above the VM's root", details={"path": path})
                 done.pop()
                 continue
-            host = os.path.join(self.root, *done, part)
-            last = not todo
-            if os.path.islink(host) and (follow_last or not last):
-                hops += 1
-                if hops > _MAX_LINKS:
-                    raise BadRequest(f"too many levels of symbolic links in {path!r}")
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    tvm = self.vm_path(target)
-                    if not any(tvm == r or tvm.startswith(r + "/") for r in _ROOTS):
-                        raise PathOutsideVM(
-                            f"{path!r} goes through a symlink to {target!r}, outside the VM's files",
-                            details={"path": path, "target": target},
-                        )
-                    done = []
-                    todo = _split(target) + todo
-                else:
-                    todo = _split(target) + todo
+            try:
+                fd = self._open("/" + "/".join(done), os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                break
+            try:
+                target: str | None = os.readlink(part, dir_fd=fd)
+            except OSError:
+                target = None
+            finally:
+                os.close(fd)
+            if target is None:
+                done.append(part)
                 continue
-            done.append(part)
-        resolved_vm = "/" + "/".join(done)
-        self._check_tree(resolved_vm, path)
-        host_path = Path(self.root, *done)
-        real = os.path.realpath(host_path)  # defence in depth: the host's own view must agree
-        if real != self._real_root and not real.startswith(self._real_root + os.sep):
-            raise PathOutsideVM(f"{path!r} resolves outside the VM", details={"path": path})
-        return resolved_vm, host_path
+            hops += 1
+            if hops > _MAX_LINKS:
+                break
+            if target.startswith("/"):
+                try:
+                    outside = not _in_trees(vm_path(target))
+                except ActorqError:
+                    outside = True
+                if outside:
+                    return PathOutsideVM(
+                        f"{path!r} goes through a symlink to {target!r}, outside the VM's files",
+                        details={"path": path, "target": target},
+                    )
+                done = []
+            todo = _split(target) + todo
+        if not _in_trees("/" + "/".join(done)):
+            return PathOutsideVM(
+                f"{path!r} is outside the VM's files (/home/user and /tmp)", details={"path": path}
+            )
+        return NotFound(f"no such file in the VM: {path}", details={"path": path})
+
+    def _errors(self, path: str) -> contextlib.AbstractContextManager[None]:
+        return _errors(path, lambda: self._explain(path))
+
+    def _dir(self, vm: str, original: str) -> int:
+        """An O_PATH descriptor of an existing directory inside the trees."""
+        with self._errors(original):
+            fd = self._open(vm, os.O_PATH | os.O_DIRECTORY)
+        try:
+            self.where(fd, original)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _make_dirs(self, vm: str, original: str) -> int:
+        """Like ``mkdir -p`` inside the VM; returns an O_PATH descriptor of the directory."""
+        parts = _split(vm)
+        top = 2 if vm.startswith(HOME) else 1
+        fd = self._dir("/" + "/".join(parts[:top]), original)
+        try:
+            for i in range(top + 1, len(parts) + 1):
+                sub = "/" + "/".join(parts[:i])
+                for _ in range(3):  # a VM racing us to create or remove the same name
+                    try:
+                        nxt = self._open(sub, os.O_PATH | os.O_DIRECTORY)
+                        break
+                    except FileNotFoundError:
+                        try:
+                            os.mkdir(parts[i - 1], 0o755, dir_fd=fd)
+                        except FileExistsError:
+                            # there, yet it does not resolve: a link to nowhere, or out of the VM
+                            why = self._explain(sub)
+                            if isinstance(why, NotFound):
+                                why = BadRequest(
+                                    f"{sub} is a link to a missing directory", details={"path": sub}
+                                )
+                            raise why from None
+                        except OSError:
+                            with _errors(sub):
+                                raise
+                    except NotADirectoryError:
+                        raise BadRequest(
+                            f"{sub} exists and is not a directory", details={"path": sub}
+                        ) from None
+                    except OSError:
+                        with self._errors(sub):
+                            raise
+                else:
+                    raise NotFound(f"{sub} keeps disappearing", details={"path": sub})
+                try:
+                    self.where(nxt, original)
+                except BaseException:
+                    os.close(nxt)
+                    raise
+                os.close(fd)
+                fd = nxt
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _parent(self, path: str, *, create: bool = False) -> tuple[int, str, str]:
+        """(directory fd, leaf name, VM path) of the entry ``path`` names, not following the leaf."""
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        if vm in _ROOTS:
+            raise BadRequest(f"{path} is one of the VM's roots (/home/user, /tmp)", details={"path": path})
+        parent, _, name = vm.rpartition("/")
+        fd = self._make_dirs(parent, path) if create else self._dir(parent, path)
+        return fd, name, vm
 
     def cwd(self, path: str) -> str:
         """A working directory for a VM process, as a resolved VM path (it must exist)."""
-        vm, host = self.resolve(path)
-        if not host.is_dir():
-            raise NotFound(f"cwd {path!r} is not a directory in the VM")
-        return vm
-
-    def host(self, path: str, *, follow_last: bool = True) -> Path:
-        return self.resolve(path, follow_last=follow_last)[1]
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        fd = self._dir(vm, path)
+        try:
+            return self.where(fd, path)
+        finally:
+            os.close(fd)
 
     # -- operations --------------------------------------------------------------------------
-    def read_file(self, path: str) -> bytes:
-        host = self.host(path)
+    def read_file(self, path: str, max_bytes: int = MAX_READ) -> bytes:
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        with self._errors(path):
+            fd = self._open(vm, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         try:
-            with open(host, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            raise NotFound(f"no such file in the VM: {path}") from None
-        except IsADirectoryError:
-            raise BadRequest(f"{path} is a directory") from None
+            self.where(fd, path)
+            st = os.fstat(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise BadRequest(f"{path} is a directory", details={"path": path})
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise BadRequest(f"{path} is not a regular file", details={"path": path})
+            if st.st_size > max_bytes:
+                raise MessageTooLarge(
+                    f"{path} is {st.st_size} bytes; read_file returns at most {max_bytes}",
+                    details={"path": path, "size": st.st_size, "max_bytes": max_bytes},
+                )
+            chunks, total = [], 0
+            with self._errors(path):
+                while chunk := os.read(fd, 1 << 20):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise MessageTooLarge(f"{path} grew past {max_bytes} bytes while being read")
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_text(self, path: str) -> str:
         return self.read_file(path).decode("utf-8", "replace")
 
     def write_file(self, path: str, data: str | bytes) -> int:
-        """Write a file, creating missing parent directories; returns bytes written."""
-        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        vm, host = self.resolve(path)
-        if vm in _ROOTS:
-            raise BadRequest(f"{path} is a directory")
-        self._mkdirs(os.path.dirname(vm))
-        if host.is_dir():
-            raise BadRequest(f"{path} is a directory")
-        tmp = host.with_name(f".{host.name}.actorq-tmp")
-        with open(tmp, "wb") as f:
-            f.write(raw)
-        self._own(tmp)
-        os.replace(tmp, host)
-        return len(raw)
+        """Write a file, creating missing parent directories; returns bytes written.
+
+        A symlink at the leaf is followed inside the VM (as ``echo > link`` would), one hop at a
+        time with the VM path recomputed, so the write itself is always a rename in a directory we
+        hold open.
+        """
+        try:
+            raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "file contents given as text must be valid Unicode (no lone surrogates)"
+            ) from None
+        target = path
+        for _ in range(_MAX_LINKS):
+            fd, name, _ = self._parent(target, create=True)
+            try:
+                with self._errors(path):
+                    try:
+                        st: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        st = None
+                    if st is not None and stat_mod.S_ISLNK(st.st_mode):
+                        link = os.readlink(name, dir_fd=fd)
+                        here = self.where(fd, path)
+                        target = link if link.startswith("/") else f"{here}/{link}"
+                        continue
+                    if st is not None and stat_mod.S_ISDIR(st.st_mode):
+                        raise BadRequest(f"{path} is a directory", details={"path": path})
+                    self._replace(fd, name, raw)
+                return len(raw)
+            finally:
+                os.close(fd)
+        raise BadRequest(f"too many levels of symbolic links in {path}", details={"path": path})
+
+    @staticmethod
+    def _replace(dir_fd: int, name: str, raw: bytes) -> None:
+        tmp = f".{name[:200]}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+        )
+        try:
+            try:
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
 
     def write_text(self, path: str, text: str) -> None:
         self.write_file(path, text)
 
-    def _mkdirs(self, vm_dir: str) -> None:
-        # one component at a time, re-resolving, so a symlinked parent cannot lead outside
-        parts = _split(vm_dir)
-        for i in range(1, len(parts) + 1):
-            sub = "/" + "/".join(parts[:i])
-            if not any(sub == r or sub.startswith(r + "/") for r in _ROOTS):
-                continue
-            host = self.host(sub)
-            if host.is_dir():
-                continue
-            if host.exists():
-                raise BadRequest(f"{sub} exists and is not a directory")
-            host.mkdir()
-            self._own(host)
-
     def mkdir(self, path: str) -> None:
-        self._mkdirs(self.vm_path(path))
-        self.host(path)
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        os.close(self._make_dirs(vm, path))
 
     def readdir(self, path: str) -> list[str]:
-        host = self.host(path)
-        if not host.exists():
-            raise NotFound(f"no such directory in the VM: {path}")
-        if not host.is_dir():
-            raise BadRequest(f"{path} is not a directory")
-        return sorted(n for n in os.listdir(host) if not n.endswith(".actorq-tmp"))
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        with self._errors(path):
+            try:
+                fd = self._open(vm, os.O_RDONLY | os.O_DIRECTORY)
+            except NotADirectoryError:
+                raise BadRequest(f"{path} is not a directory", details={"path": path}) from None
+        try:
+            self.where(fd, path)
+            with self._errors(path):
+                names = os.listdir(fd)
+        finally:
+            os.close(fd)
+        return sorted(_show(n) for n in names if not n.endswith(_TMP_SUFFIX))
 
     def readdir_recursive(self, path: str, *, max_entries: int = 100_000) -> list[DirEntry]:
-        vm, host = self.resolve(path)
-        if not host.is_dir():
-            raise NotFound(f"no such directory in the VM: {path}")
-        out: list[DirEntry] = []
-        for dirpath, dirnames, filenames in os.walk(host, followlinks=False):
-            dirnames.sort()
-            rel = os.path.relpath(dirpath, host)
-            base = vm if rel == "." else f"{vm.rstrip('/')}/{rel}"
-            for name in [*dirnames, *sorted(filenames)]:
-                full = os.path.join(dirpath, name)
-                st = os.lstat(full)
-                is_dir = stat_mod.S_ISDIR(st.st_mode)
-                out.append(DirEntry(f"{base.rstrip('/')}/{name}", name, is_dir, 0 if is_dir else st.st_size))
-                if len(out) >= max_entries:
-                    return out
-        return out
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        with self._errors(path):
+            fd = self._open(vm, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            base = self.where(fd, path).rstrip("/")
+            out: list[DirEntry] = []
+            for rel, entries in walk(fd):
+                prefix = f"{base}/{rel}" if rel else base
+                dirs = [(n, s) for n, s in entries if stat_mod.S_ISDIR(s.st_mode)]
+                files = [(n, s) for n, s in entries if not stat_mod.S_ISDIR(s.st_mode)]
+                for n, s in [*dirs, *files]:
+                    if n.endswith(_TMP_SUFFIX):
+                        continue
+                    is_dir = stat_mod.S_ISDIR(s.st_mode)
+                    out.append(DirEntry(_show(f"{prefix}/{n}"), _show(n), is_dir, 0 if is_dir else s.st_size))
+                    if len(out) >= max_entries:
+                        return out
+            return out
+        finally:
+            os.close(fd)
 
     def stat(self, path: str) -> FileStat:
-        vm, host = self.resolve(path)
+        vm = vm_path(path)
+        _check_tree(vm, path)
+        with self._errors(path):
+            fd = self._open(vm, os.O_PATH)
         try:
-            st = os.stat(host)
-        except FileNotFoundError:
-            raise NotFound(f"no such file in the VM: {path}") from None
+            resolved = self.where(fd, path)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        with self._errors(path):
+            lfd = self._open(vm, os.O_PATH, follow=False)
+        try:
+            is_link = stat_mod.S_ISLNK(os.fstat(lfd).st_mode)
+        finally:
+            os.close(lfd)
         return FileStat(
-            path=vm,
+            path=resolved,
             size=st.st_size,
             is_directory=stat_mod.S_ISDIR(st.st_mode),
             is_file=stat_mod.S_ISREG(st.st_mode),
-            is_symlink=os.path.islink(self.host(path, follow_last=False)),
+            is_symlink=is_link,
             mode=stat_mod.S_IMODE(st.st_mode),
             mtime=st.st_mtime,
         )
 
     def exists(self, path: str) -> bool:
+        vm = vm_path(path)
+        _check_tree(vm, path)
         try:
-            return self.host(path).exists()
+            fd = self._open(vm, os.O_PATH)
+        except OSError:
+            return False
+        try:
+            self.where(fd, path)
+            return True
         except NotFound:
             return False
+        finally:
+            os.close(fd)
 
     def move(self, src: str, dst: str) -> None:
-        s_vm, s_host = self.resolve(src, follow_last=False)
-        d_vm, d_host = self.resolve(dst, follow_last=False)
-        if s_vm in _ROOTS or d_vm in _ROOTS:
-            raise BadRequest("cannot move the VM's /home/user or /tmp")
-        if not os.path.lexists(s_host):
-            raise NotFound(f"no such file in the VM: {src}")
-        self._mkdirs(os.path.dirname(d_vm))
-        os.replace(s_host, d_host) if not d_host.is_dir() else shutil.move(str(s_host), str(d_host))
+        s_fd, s_name, _ = self._parent(src)
+        try:
+            with self._errors(src):
+                os.stat(s_name, dir_fd=s_fd, follow_symlinks=False)
+            d_fd, d_name, _ = self._parent(dst, create=True)
+            try:
+                with self._errors(dst):
+                    try:
+                        d_st: os.stat_result | None = os.stat(d_name, dir_fd=d_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        d_st = None
+                    if d_st is not None and stat_mod.S_ISDIR(d_st.st_mode):  # into that directory
+                        inner = _linux.openat2(d_fd, d_name, os.O_PATH | os.O_DIRECTORY, _BENEATH)
+                        os.close(d_fd)
+                        d_fd, d_name = inner, s_name
+                    try:
+                        os.rename(s_name, d_name, src_dir_fd=s_fd, dst_dir_fd=d_fd)
+                    except OSError as exc:
+                        if exc.errno != errno.EXDEV:
+                            raise
+                        self._copy_across(s_fd, s_name, d_fd, d_name, src)
+            finally:
+                os.close(d_fd)
+        finally:
+            os.close(s_fd)
+
+    def _copy_across(self, s_fd: int, s_name: str, d_fd: int, d_name: str, src: str) -> None:
+        """``/home/user`` and ``/tmp`` are different filesystems: copy a regular file, then unlink."""
+        fd = os.open(s_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s_fd)
+        try:
+            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                raise BadRequest(
+                    f"only files move between /home/user and /tmp; {src} is not one", details={"path": src}
+                )
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        self._replace(d_fd, d_name, b"".join(chunks))
+        os.unlink(s_name, dir_fd=s_fd)
 
     def delete_file(self, path: str, *, recursive: bool = False) -> None:
-        vm, host = self.resolve(path, follow_last=False)
-        if vm in _ROOTS:
-            raise BadRequest("cannot delete the VM's /home/user or /tmp")
-        if not os.path.lexists(host):
-            raise NotFound(f"no such file in the VM: {path}")
-        if host.is_dir() and not host.is_symlink():
-            if not recursive:
-                try:
-                    host.rmdir()
-                except OSError:
-                    raise BadRequest(f"{path} is a non-empty directory; pass recursive=True") from None
-                return
-            shutil.rmtree(host)
-        else:
-            host.unlink()
+        fd, name, _ = self._parent(path)
+        try:
+            with self._errors(path):
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    if recursive:
+                        shutil.rmtree(name, dir_fd=fd)  # descriptor-based, never follows links
+                    else:
+                        os.rmdir(name, dir_fd=fd)
+                else:
+                    os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+
+def walk(top_fd: int) -> Iterator[tuple[str, list[tuple[str, os.stat_result]]]]:
+    """Every directory under ``top_fd`` (an O_RDONLY directory fd), top-down and sorted, as
+    (path relative to the top, [(name, lstat)]). Links are never followed: subdirectories are
+    opened with ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``, and what vanished or changed is skipped.
+    An explicit stack, not recursion: a VM can nest directories thousands deep."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            fd = _linux.openat2(top_fd, rel or ".", os.O_RDONLY | os.O_DIRECTORY, _BENEATH)
+        except OSError:
+            continue
+        try:
+            entries: list[tuple[str, os.stat_result]] = []
+            with os.scandir(fd) as it:
+                for e in it:
+                    with contextlib.suppress(OSError):
+                        entries.append((e.name, e.stat(follow_symlinks=False)))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        entries.sort(key=lambda x: x[0])
+        yield rel, entries
+        subdirs = [n for n, s in entries if stat_mod.S_ISDIR(s.st_mode)]
+        stack.extend(f"{rel}/{n}" if rel else n for n in reversed(subdirs))
+
+
+def usage(top_fd: int) -> int:
+    """Bytes of disk the tree under ``top_fd`` takes (allocated blocks, not apparent sizes)."""
+    total = 0
+    for _, entries in walk(top_fd):
+        total += sum(s.st_blocks * 512 for _, s in entries)
+    return total
+
+
+def chown_tree(top_fd: int, uid: int) -> None:
+    """Give everything under ``top_fd`` (and itself) to ``uid``, links included, never through one."""
+    os.chown(top_fd, uid, uid)
+    for rel, entries in walk(top_fd):
+        fd = _linux.openat2(top_fd, rel or ".", os.O_PATH | os.O_DIRECTORY, _BENEATH)
+        try:
+            for name, _ in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actorq.agent_os.sandbox import HOME, Limits, Sandbox, check_env, kill_tree
+from actorq.agent_os.process import VMProcess
+from actorq.agent_os.sandbox import HOME, ExecLimits, Sandbox, check_env, kill_tree
 from actorq.errors import BadRequest, NotFound
 
 Emit = Callable[[str, Any], None]
@@ -51,7 +52,7 @@ class _Proc:
     pid: int
     command: str
     args: list[str]
-    proc: asyncio.subprocess.Process
+    proc: VMProcess
     started_at: float
     done: asyncio.Event = field(default_factory=asyncio.Event)
     exit_code: int | None = None
@@ -74,13 +75,13 @@ async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[b
 
 
 class ProcessTable:
-    def __init__(self, sandbox: Sandbox, emit: Emit, limits: Limits) -> None:
+    def __init__(self, sandbox: Sandbox, emit: Emit, limits: ExecLimits) -> None:
         self.sandbox = sandbox
         self.emit = emit
         self.limits = limits
         self._procs: dict[int, _Proc] = {}
         self._next = 1
-        self._running_exec: set[asyncio.subprocess.Process] = set()
+        self._running_exec: set[VMProcess] = set()
 
     async def exec(
         self,

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, PromptResult, Session
-from actorq.agent_os.fs import VMFileSystem
+from actorq.agent_os.files import VMFiles
 from actorq.agent_os.sandbox import check_env
 from actorq.errors import BadRequest, NotFound, SessionClosed
 
-AgentFactory = Callable[[DriverOptions, VMFileSystem], AgentDriver]
+AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
 
 # (vm actor id, session id) -> env; process memory only (secrets never reach disk)
 _ENV: dict[tuple[str, str], dict[str, str]] = {}
@@ -50,7 +50,7 @@ class SessionManager:
         actor_id: str,
         state: dict[str, Any],
         agents: Mapping[str, AgentFactory],
-        fs: VMFileSystem,
+        fs: VMFiles,
         launcher: Launcher,
         emit: Callable[[str, Any], None],
         save: Callable[[], Any],
@@ -104,7 +104,7 @@ class SessionManager:
             raise NotFound(f"unknown agent type {agent_type!r}", details={"agent_types": sorted(self.agents)})
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise BadRequest("additional_instructions is a string")
-        vm_cwd = self.fs.cwd(cwd)
+        vm_cwd = await self.fs.cwd(cwd)
         sid = "ses_" + uuid.uuid4().hex[:16]
         _ENV[(self.actor_id, sid)] = check_env(env)
         meta: dict[str, Any] = {

@@ -1,11 +1,14 @@
 """Pack a VM's ``/home/user`` into compressed chunks and unpack it on another node.
 
-Used only with storage that moves files between nodes (PostgreSQL). Packing is a ``tar.gz`` of the
-home directory (symlinks kept as links, never followed). Unpacking extracts regular files and
-directories with tarfile's ``data`` filter (no absolute paths, no ``..``, no device files) into a
-fresh directory, then creates the symlinks last, as stored (a VM may link to ``/usr/bin/git``;
-links are resolved inside the VM later), so nothing is ever written through a link; then the new
-directory replaces the home at once, so a half-restored home is never seen.
+Used only with storage that moves files between nodes (PostgreSQL). Packing walks the home through
+descriptors without ever following a link (``fs.walk``), on the VM's host thread as the VM's uid,
+so a VM process swapping files for links while a periodic snapshot runs can only make it skip or
+cut short a file of its own; symlinks are stored as links. Unpacking happens before any VM process
+runs, into a fresh directory beside the home that no VM can see: regular files and directories
+through tarfile's ``data`` filter (no absolute paths, no ``..``, no devices), hard links dropped,
+symlinks created last as stored (a VM may link to ``/usr/bin/git``; links are resolved inside the VM
+later), so nothing is written through a link; the tree is then given to the VM's uid and replaces
+the home at once, so a half-restored home is never seen.
 """
 
 from __future__ import annotations
@@ -13,22 +16,52 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat as stat_mod
 import tarfile
 import tempfile
 from pathlib import Path
 
-from actorq.agent_os.sandbox import chown_tree
+from actorq.agent_os import _linux
+from actorq.agent_os.fs import _BENEATH, chown_tree, walk
 from actorq.errors import BadRequest
 
 CHUNK = 1024 * 1024
 MAX_BYTES = 512 * 1024 * 1024  # compressed; a larger home is not moved (a typed error says so)
 
 
-def pack(home: Path, *, max_bytes: int = MAX_BYTES) -> list[bytes]:
+class _Exactly(io.RawIOBase):
+    """``size`` bytes of an open file: what tarfile was promised even if the file shrank meanwhile."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd, self._left = fd, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self._left)
+        if n == 0:
+            return 0
+        data = os.read(self._fd, n) or b"\0" * n
+        buf[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def pack(home_fd: int, *, max_bytes: int = MAX_BYTES) -> list[bytes]:
+    """``home_fd``: an O_RDONLY directory descriptor of the VM's home."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        for name in sorted(os.listdir(home)):
-            tar.add(home / name, arcname=name, recursive=True)
+        for rel, entries in walk(home_fd):
+            try:
+                dir_fd = _linux.openat2(home_fd, rel or ".", os.O_PATH | os.O_DIRECTORY, _BENEATH)
+            except OSError:
+                continue
+            try:
+                for name, st in entries:
+                    _add(tar, dir_fd, f"{rel}/{name}" if rel else name, name, st)
+            finally:
+                os.close(dir_fd)
     data = buf.getvalue()
     if len(data) > max_bytes:
         raise BadRequest(
@@ -38,7 +71,37 @@ def pack(home: Path, *, max_bytes: int = MAX_BYTES) -> list[bytes]:
     return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [data]
 
 
-def unpack(chunks: list[bytes], home: Path, *, owner: int | None = None) -> None:
+def _add(tar: tarfile.TarFile, dir_fd: int, arcname: str, name: str, st: os.stat_result) -> None:
+    info = tarfile.TarInfo(arcname)
+    info.mode, info.mtime = stat_mod.S_IMODE(st.st_mode), int(st.st_mtime)
+    if stat_mod.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    elif stat_mod.S_ISLNK(st.st_mode):
+        try:
+            info.linkname = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            return
+        info.type = tarfile.SYMTYPE
+        tar.addfile(info)
+    elif stat_mod.S_ISREG(st.st_mode):
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return  # gone, or swapped for a link since the listing
+        try:
+            now = os.fstat(fd)
+            if not stat_mod.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return
+            info.size = now.st_size
+            tar.addfile(info, io.BufferedReader(_Exactly(fd, now.st_size)))
+        finally:
+            os.close(fd)
+    # sockets, fifos: not part of a home worth moving
+
+
+def unpack(chunks: list[bytes], home: Path, *, owner: int) -> None:
+    """Replace ``home`` (on the host disk, as root, before the VM runs) with the snapshot's tree."""
     staging = Path(tempfile.mkdtemp(prefix=".home-restore-", dir=home.parent))
     try:
         links: list[tuple[str, str]] = []
@@ -61,8 +124,11 @@ def unpack(chunks: list[bytes], home: Path, *, owner: int | None = None) -> None
             if inside and not os.path.lexists(dest):
                 os.symlink(target, dest)
         os.chmod(staging, 0o755)
-        if owner is not None:
-            chown_tree(staging, owner)
+        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            chown_tree(fd, owner)
+        finally:
+            os.close(fd)
         old = home.with_name(home.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if home.exists():

@@ -1,7 +1,8 @@
 """The agent VM actor type: ``agent_os(software=[...])`` returns an ordinary actor definition.
 
-Each VM key is one sandbox with its own root under the data directory
-(``<data>/actors/<actor id>/vm``). Its actions (agentOS's names in snake_case) are files,
+Each VM key is one sandbox with its home under the data directory
+(``<data>/actors/<actor id>/vm/home/user``) and, while awake, a host thread of its own (``host.py``)
+through which every host-side action on it runs. Its actions (agentOS's names in snake_case) are files,
 processes, network, cron and agent sessions. Per-wake resources (sandbox, process table, live agent
 drivers) live in ``c.vars``; what must survive (session metadata, cron jobs) in ``c.state``.
 When the VM sleeps its processes and agents are stopped; files, sessions and cron jobs remain.
@@ -12,27 +13,34 @@ This module uses the core like any user actor would; the core knows nothing of V
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import contextlib
+import logging
+import os
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from actorq.agent_os import cron, snapshot
+from actorq.agent_os import cron, fetch, snapshot
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, PromptResult, Session
-from actorq.agent_os.fs import DirEntry, FileStat, VMFileSystem
+from actorq.agent_os.disk import DiskGuard
+from actorq.agent_os.fetch import FetchResult
+from actorq.agent_os.files import VMFiles
+from actorq.agent_os.fs import DirEntry, FileStat
+from actorq.agent_os.host import HOME, VMHost
+from actorq.agent_os.limits import Limits, Network
 from actorq.agent_os.processes import ExecResult, ProcessInfo, ProcessTable
-from actorq.agent_os.sandbox import HOME, Limits, Sandbox, bwrap_path
+from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
 from actorq.agent_os.software import Software
+from actorq.agent_os.workspace import Workspace
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, actor
-from actorq.errors import ActorqError, BadRequest, NotFound, Unavailable
+from actorq.errors import ActorqError, BadRequest, Unavailable
+
+log = logging.getLogger("actorq.agent_os")
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,6 @@ class SpawnedProcess:
     pid: int
     command: str
     args: list[str]
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -73,55 +74,60 @@ class FileResult:
 class _VM:
     """Per-wake resources of one VM (``c.vars``)."""
 
-    sandbox: Sandbox | None = None
-    fs: VMFileSystem | None = None
+    host: VMHost | None = None
+    files: VMFiles | None = None
+    disk: DiskGuard | None = None
     processes: ProcessTable | None = None
     sessions: SessionManager | None = None
-    snapshotter: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def _pi_factory(opts: DriverOptions, fs: VMFileSystem) -> AgentDriver:
+def _pi_factory(opts: DriverOptions, files: VMFiles) -> AgentDriver:
     from actorq.agent_os.agents.pi import PiDriver
 
     return PiDriver(opts)
 
 
 def _acp_factory(agent: AcpAgent) -> AgentFactory:
-    def factory(opts: DriverOptions, fs: VMFileSystem) -> AgentDriver:
-        return agent.driver(opts, fs=fs)  # the agent's fs/* requests go through the VM's resolver
+    def factory(opts: DriverOptions, files: VMFiles) -> AgentDriver:
+        return agent.driver(opts, fs=files)  # the agent's fs/* requests are the VM's own file actions
 
     return factory
 
 
 def _vm(c: ActorContext) -> _VM:
     v: _VM = c.vars
-    if v.sandbox is None:
+    if v.host is None:
         raise Unavailable("the VM is not running (it is going to sleep); retry")
     return v
 
 
-def _fs(c: ActorContext) -> VMFileSystem:
-    fs = _vm(c).fs
-    assert fs is not None
-    return fs
+def _files(c: ActorContext) -> VMFiles:
+    f = _vm(c).files
+    assert f is not None
+    return f
 
 
 def _procs(c: ActorContext) -> ProcessTable:
-    p = _vm(c).processes
-    assert p is not None
-    return p
+    v = _vm(c)
+    assert v.processes is not None and v.disk is not None
+    v.disk.check()
+    return v.processes
 
 
-def _sessions(c: ActorContext) -> SessionManager:
-    s = _vm(c).sessions
-    assert s is not None
-    return s
+def _sessions(c: ActorContext, *, starts_work: bool = True) -> SessionManager:
+    v = _vm(c)
+    assert v.sessions is not None and v.disk is not None
+    if starts_work:
+        v.disk.check()
+    return v.sessions
 
 
 def agent_os(
     software: Sequence[Software] = (),
     *,
-    network: bool = True,
+    network: bool | Network = True,
+    limits: Limits | None = None,
     agents: Mapping[str, AgentFactory | AcpAgent] | None = None,
     exec_timeout: float = 300.0,
     max_output: int = 1024 * 1024,
@@ -132,38 +138,66 @@ def agent_os(
     """Declare the agent VM actor type.
 
     ``software``: what is mounted (``software.common``, ``software.pi``, ``npm_package(...)``);
-    ``network=False`` gives the VM only its own loopback; ``agents`` adds agent types beside
+    ``network``: ``True`` (``Network()``: outbound through user-mode networking, nothing of the host
+    or private ranges), ``False`` (only the VM's own loopback) or a ``Network(host_ports=[...],
+    allow=[...])``; ``limits``: ``Limits(memory_mb=2048, cpus=1.0, pids=512, disk_mb=4096,
+    tmp_mb=512)`` unless given (``limits.UNLIMITED`` for none); ``agents`` adds agent types beside
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
     ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
     to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
     """
     sw = tuple(software)
+    net = Network.of(network)
+    lim = Limits() if limits is None else limits
+    if not isinstance(lim, Limits):
+        raise ValueError(f"limits is a Limits(...), not {lim!r}")
     names = {s.name for s in sw}
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in names:
         agent_types["pi"] = _pi_factory
     for name, agent in (agents or {}).items():
         agent_types[name] = _acp_factory(agent) if isinstance(agent, AcpAgent) else agent
-    limits = Limits(timeout=exec_timeout, max_output=max_output)
+    exec_limits = ExecLimits(timeout=exec_timeout, max_output=max_output)
 
     async def on_wake(c: ActorContext) -> None:
-        bwrap_path()  # a clear SandboxUnavailable when bubblewrap is missing
-        root = c.files_dir / "vm"
-        sandbox = Sandbox(root, sw, network=network)
-        sandbox.prepare()  # a few small file operations: cheaper inline than a thread hop
-        await _restore(c, sandbox)
-        fs = VMFileSystem(root, owner=sandbox.uid)
         v: _VM = c.vars
-        v.sandbox, v.fs = sandbox, fs
-        v.processes = ProcessTable(sandbox, c.broadcast, limits)
+
+        async def over_disk(used: int) -> None:
+            c.broadcast("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": lim.disk_mb})
+            c.log.warning("VM over its disk cap (%d bytes used): stopping its processes", used)
+            if v.sessions is not None:
+                await v.sessions.stop_all()
+            if v.processes is not None:
+                await v.processes.close()
+
+        root = c.files_dir / "vm"
+
+        async def restore(home: Path, uid: int) -> Callable[[], None] | None:
+            return await _restore_job(c, root, home, uid)
+
+        ws = await Workspace.open(
+            root,
+            data_dir=c.files_dir.parent.parent,
+            name=c.actor_id,
+            software=sw,
+            network=net,
+            limits=lim,
+            before_home=restore,
+            on_over_disk=over_disk,
+        )
+        v.host, v.files, v.disk = ws.host, ws.files, ws.disk
+        v.processes = ProcessTable(ws.sandbox, c.broadcast, exec_limits)
 
         async def save() -> None:
             await c.save_state()
 
-        v.sessions = SessionManager(c.actor_id, c.state, agent_types, fs, sandbox.launch, c.broadcast, save)
+        launch = ws.sandbox.launch
+        v.sessions = SessionManager(c.actor_id, c.state, agent_types, ws.files, launch, c.broadcast, save)
+        if lim.disk_mb is not None:
+            v.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))
         if c.snapshots is not None and snapshot_interval:
-            v.snapshotter = asyncio.create_task(_snapshot_every(c, snapshot_interval))
+            v.tasks.append(asyncio.create_task(_snapshot_every(c, snapshot_interval), name="vm-snapshot"))
         c.state.setdefault("cron", {})
         now = time.time()
         for job_id, job in c.state["cron"].items():
@@ -172,16 +206,22 @@ def agent_os(
 
     async def on_sleep(c: ActorContext) -> None:
         v: _VM = c.vars
-        sandbox, v.sandbox = v.sandbox, None
+        host, v.host = v.host, None
+        for task in v.tasks:
+            task.cancel()
+        for task in v.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        v.tasks.clear()
         if v.sessions is not None:
             await v.sessions.stop_all()
         if v.processes is not None:
             await v.processes.close()
-        if v.snapshotter is not None:
-            v.snapshotter.cancel()
-        if sandbox is not None:
-            await sandbox.close()
-            await _snapshot(c, sandbox)  # after every process stopped: a quiet, whole home
+        if host is not None:
+            try:
+                await _snapshot(c, host)  # after every process stopped: a quiet, whole home
+            finally:
+                await host.close()
 
     # -- sessions ------------------------------------------------------------------------------
     async def create_session(
@@ -202,13 +242,13 @@ def agent_os(
         return await _sessions(c).prompt(session_id, prompt, timeout)
 
     async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
-        return await _sessions(c).cancel(session_id)
+        return await _sessions(c, starts_work=False).cancel(session_id)
 
     async def close_session(c: ActorContext, session_id: str) -> Session:
-        return await _sessions(c).close(session_id)
+        return await _sessions(c, starts_work=False).close(session_id)
 
     async def list_sessions(c: ActorContext) -> list[Session]:
-        return _sessions(c).list()
+        return _sessions(c, starts_work=False).list()
 
     async def resume_session(
         c: ActorContext, session_id: str, *, env: dict[str, str] | None = None
@@ -217,56 +257,60 @@ def agent_os(
 
     # -- files ---------------------------------------------------------------------------------
     async def read_file(c: ActorContext, path: str) -> bytes:
-        return await asyncio.to_thread(_fs(c).read_file, path)
+        return await _files(c).read_file(path)
 
     async def write_file(c: ActorContext, path: str, data: str | bytes) -> int:
-        return await asyncio.to_thread(_fs(c).write_file, path, data)
+        return await _files(c).write_file(path, data)
 
     async def read_files(c: ActorContext, paths: list[str]) -> list[FileResult]:
-        fs = _fs(c)
+        files = _files(c)
+        if not isinstance(paths, list):
+            raise BadRequest("paths is a list of VM paths")
         out: list[FileResult] = []
         for p in paths:
             try:
-                out.append(FileResult(p, await asyncio.to_thread(fs.read_file, p)))
+                out.append(FileResult(p, await files.read_file(p)))
             except ActorqError as exc:
-                out.append(FileResult(p, None, ok=False, error=exc.to_dict()))
+                out.append(FileResult(str(p), None, ok=False, error=exc.to_dict()))
         return out
 
-    async def write_files(c: ActorContext, files: list[dict[str, Any]]) -> list[FileResult]:
-        fs = _fs(c)
+    async def write_files(c: ActorContext, files_: list[dict[str, Any]]) -> list[FileResult]:
+        files = _files(c)
+        if not isinstance(files_, list):
+            raise BadRequest("files is a list of {'path': str, 'content': str | bytes}")
         out: list[FileResult] = []
-        for item in files:
+        for item in files_:
             path = item.get("path") if isinstance(item, dict) else None
             content = item.get("content") if isinstance(item, dict) else None
             try:
                 if not isinstance(path, str) or not isinstance(content, (str, bytes)):
                     raise BadRequest("each file is {'path': str, 'content': str | bytes}")
-                await asyncio.to_thread(fs.write_file, path, content)
+                await files.write_file(path, content)
                 out.append(FileResult(path))
             except ActorqError as exc:
                 out.append(FileResult(str(path), None, ok=False, error=exc.to_dict()))
         return out
 
     async def mkdir(c: ActorContext, path: str) -> None:
-        _fs(c).mkdir(path)
+        await _files(c).mkdir(path)
 
     async def readdir(c: ActorContext, path: str = HOME) -> list[str]:
-        return _fs(c).readdir(path)
+        return await _files(c).readdir(path)
 
     async def readdir_recursive(c: ActorContext, path: str = HOME) -> list[DirEntry]:
-        return await asyncio.to_thread(_fs(c).readdir_recursive, path)
+        return await _files(c).readdir_recursive(path)
 
     async def stat(c: ActorContext, path: str) -> FileStat:
-        return _fs(c).stat(path)
+        return await _files(c).stat(path)
 
     async def exists(c: ActorContext, path: str) -> bool:
-        return _fs(c).exists(path)
+        return await _files(c).exists(path)
 
     async def move(c: ActorContext, src: str, dst: str) -> None:
-        await asyncio.to_thread(_fs(c).move, src, dst)
+        await _files(c).move(src, dst)
 
     async def delete_file(c: ActorContext, path: str, *, recursive: bool = False) -> None:
-        await asyncio.to_thread(_fs(c).delete_file, path, recursive=recursive)
+        await _files(c).delete_file(path, recursive=recursive)
 
     # -- processes -----------------------------------------------------------------------------
     async def exec_(
@@ -277,7 +321,8 @@ def agent_os(
         env: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        return await _procs(c).exec(command, cwd=_fs(c).cwd(cwd), env=env, timeout=timeout)
+        table = _procs(c)
+        return await table.exec(command, cwd=await _files(c).cwd(cwd), env=env, timeout=timeout)
 
     async def spawn(
         c: ActorContext,
@@ -288,22 +333,22 @@ def agent_os(
         env: dict[str, str] | None = None,
     ) -> SpawnedProcess:
         table = _procs(c)
-        entry = await table.spawn(command, args or [], cwd=_fs(c).cwd(cwd), env=env)
+        entry = await table.spawn(command, args or [], cwd=await _files(c).cwd(cwd), env=env)
         c.keep_awake(table.pump(entry))  # a running process keeps its VM awake
         return SpawnedProcess(entry.pid, entry.command, entry.args)
 
     async def wait_process(c: ActorContext, pid: int, *, timeout: float | None = None) -> int | None:
         """The process's exit code; ``None`` if it is still running after ``timeout`` seconds."""
         try:
-            return await _procs(c).wait(pid, timeout)
+            return await _vm_procs(c).wait(pid, timeout)
         except TimeoutError:
             return None
 
     async def list_processes(c: ActorContext) -> list[ProcessInfo]:
-        return _procs(c).list()
+        return _vm_procs(c).list()
 
     async def kill_process(c: ActorContext, pid: int, *, signal: int = 9) -> None:
-        _procs(c).kill(pid, signal)
+        _vm_procs(c).kill(pid, signal)
 
     # -- network -------------------------------------------------------------------------------
     async def vm_fetch(
@@ -315,14 +360,7 @@ def agent_os(
         headers: dict[str, str] | None = None,
         body: str | bytes | None = None,
     ) -> FetchResult:
-        if not (0 < port < 65536):
-            raise BadRequest("port must be 1..65535")
-        if not url.startswith("/"):
-            raise BadRequest("url is a path on the VM's server, starting with '/'")
-        raw = body.encode() if isinstance(body, str) else body
-        if network:
-            return await _fetch_direct(port, url, method, headers or {}, raw)
-        return await _fetch_inside(_vm(c), port, url, method, headers or {}, raw)
+        return await fetch.vm_fetch(_vm(c).host, port, url, method=method, headers=headers, body=body)
 
     # -- cron ----------------------------------------------------------------------------------
     async def schedule_cron(c: ActorContext, schedule: str, action: dict[str, Any]) -> CronJob:
@@ -352,7 +390,9 @@ def agent_os(
         result: Any
         try:
             if action["type"] == "exec":
-                r = await _procs(c).exec(action["command"], cwd=action.get("cwd", HOME))
+                table = _procs(c)
+                cwd = await _files(c).cwd(action.get("cwd", HOME))
+                r = await table.exec(action["command"], cwd=cwd)
                 result = {"exit_code": r.exit_code, "stdout": r.stdout[-4096:], "stderr": r.stderr[-4096:]}
             else:
                 p = await _sessions(c).prompt(action["session_id"], action["prompt"], None)
@@ -414,28 +454,41 @@ def _local_generation(root: Path) -> int:
         return 0
 
 
-async def _restore(c: ActorContext, sandbox: Sandbox) -> None:
-    """On wake: if shared storage holds a newer snapshot than this node's disk, unpack it."""
+async def _restore_job(c: ActorContext, root: Path, home: Path, uid: int) -> Callable[[], None] | None:
+    """On wake: if shared storage holds a newer snapshot than this node's disk, the job unpacking it
+    (run by the VM's host thread before it binds the home)."""
     store = c.snapshots
     wanted = int(c.state.get("snapshot_generation", 0)) if isinstance(c.state, dict) else 0
-    if store is None or wanted <= _local_generation(sandbox.root):
-        return
+    if store is None or wanted <= _local_generation(root):
+        return None
     found = await store.load_snapshot(c.actor_id)
     if found is None:
         c.log.warning("VM snapshot %d is missing from storage; keeping the local files", wanted)
-        return
+        return None
     generation, chunks = found
-    await asyncio.to_thread(snapshot.unpack, chunks, sandbox.home, owner=sandbox.uid)
-    (sandbox.root / _GEN_FILE).write_text(str(generation))
-    c.log.info("restored VM files from snapshot %d (%d bytes)", generation, sum(map(len, chunks)))
+
+    def job() -> None:
+        snapshot.unpack(chunks, home, owner=uid)
+        (root / _GEN_FILE).write_text(str(generation))
+        c.log.info("restored VM files from snapshot %d (%d bytes)", generation, sum(map(len, chunks)))
+
+    return job
 
 
-async def _snapshot(c: ActorContext, sandbox: Sandbox) -> None:
+def _pack(host: VMHost) -> list[bytes]:
+    fd = os.open(host.stage.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return snapshot.pack(fd)
+    finally:
+        os.close(fd)
+
+
+async def _snapshot(c: ActorContext, host: VMHost) -> None:
     store = c.snapshots
     if store is None:
         return
     try:
-        chunks = await asyncio.to_thread(snapshot.pack, sandbox.home)
+        chunks = await host.as_vm_user(_pack, host)
     except ActorqError as exc:
         c.log.error("VM snapshot skipped: %s", exc.message)
         return
@@ -443,68 +496,23 @@ async def _snapshot(c: ActorContext, sandbox: Sandbox) -> None:
     await store.save_snapshot(c.actor_id, generation, chunks)
     c.state["snapshot_generation"] = generation
     await c.save_state()
-    (sandbox.root / _GEN_FILE).write_text(str(generation))
+    (c.files_dir / "vm" / _GEN_FILE).write_text(str(generation))
 
 
 async def _snapshot_every(c: ActorContext, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        sandbox = c.vars.sandbox
-        if sandbox is None:
+        host = c.vars.host
+        if host is None:
             return
         try:
-            await _snapshot(c, sandbox)
+            await _snapshot(c, host)
         except Exception as exc:  # a failed periodic snapshot must not end the VM
             c.log.warning("periodic VM snapshot failed: %s", exc)
 
 
-async def _fetch_direct(
-    port: int, url: str, method: str, headers: dict[str, str], body: bytes | None
-) -> FetchResult:
-    timeout = aiohttp.ClientTimeout(total=60)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, f"http://127.0.0.1:{port}{url}", headers=headers, data=body) as resp,
-        ):
-            return FetchResult(resp.status, dict(resp.headers), await resp.read())
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise NotFound(f"nothing answered on port {port} in the VM: {exc}") from None
-
-
-# runs inside the VM's sandbox (network=False): the VM's own loopback is only reachable from there
-_FETCH_SCRIPT = """
-import base64, json, sys, urllib.request, urllib.error
-req = json.load(sys.stdin)
-r = urllib.request.Request(req["url"], data=base64.b64decode(req["body"]) if req["body"] else None,
-                           headers=req["headers"], method=req["method"])
-try:
-    resp = urllib.request.urlopen(r, timeout=60)
-except urllib.error.HTTPError as e:
-    resp = e
-except Exception as e:
-    print(json.dumps({"error": str(e)})); sys.exit(0)
-print(json.dumps({"status": resp.status, "headers": dict(resp.headers.items()),
-                  "body": base64.b64encode(resp.read()).decode()}))
-"""
-
-
-async def _fetch_inside(
-    vm: _VM, port: int, url: str, method: str, headers: dict[str, str], body: bytes | None
-) -> FetchResult:
-    assert vm.sandbox is not None
-    proc = await vm.sandbox.launch(["python3", "-c", _FETCH_SCRIPT], cwd=HOME, env={})
-    req = {
-        "url": f"http://127.0.0.1:{port}{url}",
-        "method": method,
-        "headers": headers,
-        "body": base64.b64encode(body).decode() if body else None,
-    }
-    out, err = await asyncio.wait_for(proc.communicate(json.dumps(req).encode()), 90)
-    try:
-        data = json.loads(out)
-    except ValueError:
-        raise Unavailable(f"vm_fetch failed inside the VM: {err.decode(errors='replace')[-300:]}") from None
-    if "error" in data:
-        raise NotFound(f"nothing answered on port {port} in the VM: {data['error']}")
-    return FetchResult(data["status"], data["headers"], base64.b64decode(data["body"]))
+def _vm_procs(c: ActorContext) -> ProcessTable:
+    """The process table without the disk check: waiting for or killing a process stays possible."""
+    p = _vm(c).processes
+    assert p is not None
+    return p

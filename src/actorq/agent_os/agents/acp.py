@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import importlib.metadata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -52,8 +52,9 @@ from acp.schema import (
 )
 
 from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
+from actorq.agent_os.process import VMProcess
 from actorq.agent_os.sandbox import kill_tree
-from actorq.errors import ActorqError, PromptFailed, SessionClosed
+from actorq.errors import ActorqError, NotFound, PromptFailed, SessionClosed
 
 _STDERR_TAIL = 8192  # bytes of the agent's stderr kept for error messages
 _PREVIEW = 200  # characters of a tool call's title kept in an event
@@ -61,11 +62,12 @@ T = TypeVar("T")
 
 
 class TextFiles(Protocol):
-    """VM-path text file access (the VM's resolver); raises PathOutsideVM for paths out of the VM."""
+    """VM-path text file access (the VM's own file actions, run on its host thread as its uid);
+    raises PathOutsideVM for paths out of the VM."""
 
-    def read_text(self, vm_path: str, /) -> str: ...
+    async def read_text(self, vm_path: str, /) -> str: ...
 
-    def write_text(self, vm_path: str, text: str, /) -> None: ...
+    async def write_text(self, vm_path: str, text: str, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class _Client:
         self, session_id: str, path: str, line: int | None = None, limit: int | None = None, **kwargs: Any
     ) -> ReadTextFileResponse:
         fs = self._files()
-        text = await _fs_call(path, lambda: fs.read_text(path))
+        text = await _fs_call(path, fs.read_text(path))
         if line is not None or limit is not None:
             lines = text.splitlines(keepends=True)
             start = max((line or 1) - 1, 0)
@@ -181,7 +183,7 @@ class _Client:
         self, session_id: str, path: str, content: str, **kwargs: Any
     ) -> WriteTextFileResponse:
         fs = self._files()
-        await _fs_call(path, lambda: fs.write_text(path, content))
+        await _fs_call(path, fs.write_text(path, content))
         return WriteTextFileResponse()
 
     def _files(self) -> TextFiles:
@@ -190,10 +192,12 @@ class _Client:
         return self._driver._fs
 
 
-async def _fs_call(path: str, call: Callable[[], T]) -> T:
-    """Run a (blocking) fs call off the loop and turn its failures into JSON-RPC errors for the agent."""
+async def _fs_call(path: str, call: Awaitable[T]) -> T:
+    """Await a VM file action and turn its failures into JSON-RPC errors for the agent."""
     try:
-        return await asyncio.to_thread(call)
+        return await call
+    except NotFound:
+        raise acp.RequestError.resource_not_found(path) from None
     except ActorqError as exc:  # PathOutsideVM and friends: the agent asked for something not allowed
         raise acp.RequestError.invalid_params({"path": path, "message": exc.message}) from None
     except FileNotFoundError:
@@ -225,7 +229,7 @@ class AcpDriver:
         self._fs = fs
         self._start_timeout = start_timeout
         self._cancel_grace = cancel_grace
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: VMProcess | None = None
         self._conn: ClientSideConnection | None = None
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0

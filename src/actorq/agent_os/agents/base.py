@@ -7,10 +7,11 @@ processes inside the sandbox and a callback that broadcasts events to connected 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from actorq.agent_os.process import VMProcess
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,7 @@ class PromptResult:
 
 
 class Launcher(Protocol):
-    async def __call__(
-        self, argv: list[str], *, cwd: str, env: Mapping[str, str]
-    ) -> asyncio.subprocess.Process:
+    async def __call__(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> VMProcess:
         """Start ``argv`` inside the VM's sandbox with stdin, stdout and stderr as pipes."""
         ...
 

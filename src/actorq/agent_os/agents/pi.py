@@ -21,6 +21,7 @@ from collections import deque
 from typing import Any
 
 from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
+from actorq.agent_os.process import VMProcess
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
 from actorq.errors import ActorqError, PromptFailed, SessionClosed
@@ -134,7 +135,7 @@ class PiDriver:
         self._opts = opts
         self._start_timeout = start_timeout
         self._abort_grace = abort_grace
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: VMProcess | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stderr_task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
