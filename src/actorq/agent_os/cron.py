@@ -18,6 +18,7 @@ from croniter import croniter
 from actorq.errors import BadRequest, ValidationError
 
 _ACTIONS = ("exec", "prompt")
+MAX_JOBS = 100  # per VM: each lives in the VM's persisted state
 
 
 def next_after(schedule: str, after: float) -> float:

@@ -37,6 +37,7 @@ _ROOTS = ("/home/user", "/tmp")
 _MAX_LINKS = 40
 _TMP_SUFFIX = ".actorq-tmp"
 MAX_READ = 64 * 1024 * 1024  # bytes read_file returns at most: larger files go through exec/vm_fetch
+MAX_ENTRIES = 100_000  # names readdir / readdir_recursive return at most
 _IN_ROOT = _linux.RESOLVE_IN_ROOT | _linux.RESOLVE_NO_MAGICLINKS
 _BENEATH = _linux.RESOLVE_BENEATH | _linux.RESOLVE_NO_SYMLINKS | _linux.RESOLVE_NO_MAGICLINKS
 
@@ -401,13 +402,20 @@ class VMFileSystem:
                 raise BadRequest(f"{path} is not a directory", details={"path": path}) from None
         try:
             self.where(fd, path)
-            with self._errors(path):
-                names = os.listdir(fd)
+            names: list[str] = []
+            with self._errors(path), os.scandir(fd) as it:
+                for entry in it:
+                    if len(names) >= MAX_ENTRIES:
+                        raise MessageTooLarge(
+                            f"{path} holds more than {MAX_ENTRIES} entries; list it with exec",
+                            details={"path": path, "max_entries": MAX_ENTRIES},
+                        )
+                    names.append(entry.name)
         finally:
             os.close(fd)
         return sorted(_show(n) for n in names if not n.endswith(_TMP_SUFFIX))
 
-    def readdir_recursive(self, path: str, *, max_entries: int = 100_000) -> list[DirEntry]:
+    def readdir_recursive(self, path: str, *, max_entries: int = MAX_ENTRIES) -> list[DirEntry]:
         vm = vm_path(path)
         _check_tree(vm, path)
         with self._errors(path):

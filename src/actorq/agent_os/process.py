@@ -18,7 +18,9 @@ import os
 import subprocess
 from typing import IO
 
-_LIMIT = 1 << 20  # StreamReader buffer bound (readline); the drivers read in chunks anyway
+# StreamReader bound for readline (the ACP library reads JSON-RPC lines): what a VM process writes
+# is bounded, and a longer line fails that connection instead of growing the server's memory
+_LIMIT = 16 << 20
 
 
 class VMProcess:

@@ -23,6 +23,7 @@ from actorq.errors import BadRequest, NotFound
 
 Emit = Callable[[str, Any], None]
 _TAIL = 64 * 1024
+_KEEP_FINISHED = 256  # finished processes listed (with their output tails) before the oldest go
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ class ProcessTable:
         entry = _Proc(self._next, command, list(args), proc, time.time())
         self._next += 1
         self._procs[entry.pid] = entry
+        done = [pid for pid, p in self._procs.items() if p.done.is_set()]
+        for pid in done[: max(0, len(done) - _KEEP_FINISHED)]:  # oldest first: dicts keep order
+            del self._procs[pid]
         return entry
 
     async def pump(self, entry: _Proc) -> None:

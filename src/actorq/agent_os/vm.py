@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from actorq.agent_os import cron, fetch, snapshot
+from actorq.agent_os import fs as fs_mod
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, PromptResult, Session
 from actorq.agent_os.disk import DiskGuard
@@ -38,9 +39,10 @@ from actorq.agent_os.software import Software
 from actorq.agent_os.workspace import Workspace
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, actor
-from actorq.errors import ActorqError, BadRequest, Unavailable
+from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unavailable
 
 log = logging.getLogger("actorq.agent_os")
+MAX_BATCH = 1000  # paths in one read_files / write_files
 
 
 @dataclass(frozen=True)
@@ -264,20 +266,27 @@ def agent_os(
 
     async def read_files(c: ActorContext, paths: list[str]) -> list[FileResult]:
         files = _files(c)
-        if not isinstance(paths, list):
-            raise BadRequest("paths is a list of VM paths")
+        if not isinstance(paths, list) or len(paths) > MAX_BATCH:
+            raise BadRequest(f"paths is a list of at most {MAX_BATCH} VM paths")
         out: list[FileResult] = []
+        budget = fs_mod.MAX_READ  # for the whole answer, not each file
         for p in paths:
             try:
-                out.append(FileResult(p, await files.read_file(p)))
+                data = await files.read_file(p)
+                if len(data) > budget:
+                    raise MessageTooLarge(f"read_files returns at most {fs_mod.MAX_READ} bytes in all")
+                budget -= len(data)
+                out.append(FileResult(p, data))
             except ActorqError as exc:
                 out.append(FileResult(str(p), None, ok=False, error=exc.to_dict()))
         return out
 
     async def write_files(c: ActorContext, files_: list[dict[str, Any]]) -> list[FileResult]:
         files = _files(c)
-        if not isinstance(files_, list):
-            raise BadRequest("files is a list of {'path': str, 'content': str | bytes}")
+        if not isinstance(files_, list) or len(files_) > MAX_BATCH:
+            raise BadRequest(
+                f"files is a list of at most {MAX_BATCH} {{'path': str, 'content': str | bytes}}"
+            )
         out: list[FileResult] = []
         for item in files_:
             path = item.get("path") if isinstance(item, dict) else None
@@ -365,7 +374,10 @@ def agent_os(
     # -- cron ----------------------------------------------------------------------------------
     async def schedule_cron(c: ActorContext, schedule: str, action: dict[str, Any]) -> CronJob:
         job_id, job = cron.new_job(schedule, action)
-        c.state.setdefault("cron", {})[job_id] = job
+        jobs = c.state.setdefault("cron", {})
+        if len(jobs) >= cron.MAX_JOBS:
+            raise BadRequest(f"a VM holds at most {cron.MAX_JOBS} cron jobs; cancel one first")
+        jobs[job_id] = job
         await c.save_state()
         await c.schedule.at(job["next_run"], "cron_tick", job_id, job["next_run"])
         return CronJob(**cron.public(job_id, job))

@@ -29,6 +29,7 @@ from actorq.errors import ActorqError, PromptFailed, SessionClosed
 _STDERR_TAIL = 4096  # characters of pi's stderr kept for error messages
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit
+_MAX_LINE = 64 << 20  # a line longer than this is not pi speaking its protocol: the session ends
 _RETRIES_SEEN = "_actorq_retries_seen"  # stamped on agent_end events by the reader
 _DIALOGS = {"select", "confirm", "input", "editor"}  # extension UI requests that block for an answer
 
@@ -379,6 +380,10 @@ class PiDriver:
                     break
                 buf += chunk
                 if b"\n" not in chunk:
+                    if len(buf) > _MAX_LINE:  # output of the VM's: bounded, whatever it sends
+                        self._events.put_nowait({"type": "_malformed", "line": "a line over 64 MiB"})
+                        kill_tree(self._proc)
+                        break
                     continue  # a long line (agent_end carries whole messages) still arriving
                 # split on LF only: U+2028/9 are legal inside pi's JSON strings
                 *lines, rest = bytes(buf).split(b"\n")
