@@ -47,7 +47,7 @@ from typing import Any, ParamSpec, TypeVar
 from actorq.agent_os import _linux, cgroups, seccomp
 from actorq.agent_os import network as vmnet
 from actorq.agent_os.limits import Limits, Network
-from actorq.errors import ResourceLimit, SandboxUnavailable
+from actorq.errors import ResourceLimit, SandboxUnavailable, Unavailable
 
 log = logging.getLogger("actorq.agent_os")
 
@@ -282,7 +282,7 @@ class VMHost:
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the VM's thread (as root, inside the VM's namespaces)."""
         if self._thread is None or self._closed:
-            raise SandboxUnavailable("the VM is not running (it is going to sleep); retry")
+            raise Unavailable("the VM is not running (it is going to sleep); retry")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._jobs.put((lambda: fn(*args, **kwargs), fut))
         return await asyncio.wrap_future(fut)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import posixpath
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,18 @@ __all__ = ["HOME", "ExecLimits", "Sandbox", "bwrap_path", "check_env", "kill_tre
 
 _USR_LINKS = (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin"))
 _MAX_ENV_BYTES = 256 * 1024
+
+
+def _final_path(path: str, hops: int = 8) -> str:
+    """Where ``path`` ends up after the host's symlinks (the sandbox sees the host's ``/etc``, so a
+    file bound over a link must go where the link leads)."""
+    for _ in range(hops):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return path
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return path
 
 
 def check_env(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -134,7 +147,10 @@ class Sandbox:
             if os.path.lexists(link):
                 args += ["--symlink", target, link]
         for name in ("passwd", "group", "hostname", "resolv.conf"):
-            args += ["--ro-bind", st.etc(name), f"/etc/{name}"]
+            dest = _final_path(f"/etc/{name}")
+            if not dest.startswith("/etc/"):  # e.g. systemd's resolv.conf -> /run/systemd/resolve/...
+                args += ["--dir", posixpath.dirname(dest)]
+            args += ["--ro-bind", st.etc(name), dest]
         args += ["--bind", st.home, HOME, "--bind", st.tmp, "/tmp", "--proc", "/proc", "--dev", "/dev"]
         return args
 
