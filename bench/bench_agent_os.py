@@ -1,15 +1,23 @@
-"""Agent VM benchmarks: sandbox cold start, pi session start, idle pi memory, concurrent prompts.
+"""Agent VM benchmarks: sandbox layers, cold start, warm exec, pi session start, idle memory, prompts.
 
-  python bench/bench_agent_os.py            # full run, prints a table, writes bench/results/agent_os.json
+  python bench/bench_agent_os.py            # full run: this tree and the baseline, side by side
   python bench/bench_agent_os.py --quick    # small counts
+  python bench/bench_agent_os.py --baseline none   # this tree only
 
 Everything runs through a real server (``registry.test()``: uvicorn on loopback, SQLite) and the
-async client, with the real pi binary in bubblewrap sandboxes talking to the local fake LLM.
+async client, with the real pi binary in bubblewrap sandboxes talking to the local fake LLM
+(through a declared host port). The same benchmark of the baseline revision (default: the last one
+before VMs were fenced, whose sandbox shared the host's network and ran bwrap as root) runs first,
+from a temporary git worktree, so both columns come from one run on one machine.
 
-* cold start: ``exec("true")`` on a VM key never used before (wake + sandbox + process), p50/p99;
-  also the bare sandbox launch (bwrap + ``true``) without the actor around it.
-* session start: ``create_session("pi")`` until pi answers its RPC state request.
-* idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt.
+* layers: what one sandboxed ``true`` costs with each layer added, on a VM's host thread:
+  bubblewrap as root (the old model, without its setpriv step), as the VM's uid in a user namespace
+  with ``--disable-userns``, with the seccomp filter, and the full launch (cgroups, rlimits, pause);
+* cold start: ``exec("true")`` on a VM key never used before (wake + namespaces + cgroups + network
+  + sandbox + process), p50/p99, and where a wake's time goes;
+* warm exec: ``exec("true")`` on an awake VM;
+* session start: ``create_session("pi")`` until pi answers its RPC state request;
+* idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt;
 * concurrency: 8 VMs each with a pi session prompting at once (each prompt: a tool call round trip,
   two LLM requests); wall time and per-prompt latency.
 """
@@ -18,8 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,14 +45,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actorq import setup  # noqa: E402
-from actorq.agent_os import agent_os, software  # noqa: E402
+from actorq.agent_os import _linux, agent_os, seccomp, software  # noqa: E402  # noqa: E402
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files  # noqa: E402
+from actorq.agent_os.host import LAUNCH_ENV, VMHost, bwrap_path  # noqa: E402
 from actorq.agent_os.limits import Limits, Network  # noqa: E402
 from actorq.agent_os.workspace import Workspace  # noqa: E402
 from actorq.server.serve import free_port  # noqa: E402
 from bench.report import write_results  # noqa: E402
 
 LLM_PORT = free_port()  # the fake LLM's port on the host, declared so the VMs may reach it
+HOST_TIMINGS: list[dict[str, float]] = []  # VMHost.timings of each wake, in order
+_start = VMHost.start
+
+
+async def _timed_start(self: VMHost, *args: Any, **kwargs: Any) -> None:
+    await _start(self, *args, **kwargs)
+    HOST_TIMINGS.append(dict(self.timings))
+
+
+VMHost.start = _timed_start  # type: ignore[method-assign]
 registry = setup(
     use={"vm": agent_os(software=[software.common, software.pi], network=Network(host_ports=[LLM_PORT]))}
 )
@@ -76,8 +99,18 @@ def tree_rss_mb(root_pid: int) -> float:
     return total / 1024
 
 
-async def bare_launch(n: int) -> list[float]:
-    """The sandbox alone (host thread, namespaces, cgroups, bubblewrap + ``true``), no actor, no HTTP."""
+def _run(argv: list[str], fds: list[int], uid: int | None) -> float:
+    """One sandboxed ``true`` started by the calling (VM host) thread; milliseconds to its exit."""
+    t = time.perf_counter()
+    ctx = _linux.thread_ids(uid, uid) if uid is not None else contextlib.nullcontext()
+    with ctx:
+        p = subprocess.Popen(argv, pass_fds=fds, env=LAUNCH_ENV, cwd="/", stdout=subprocess.DEVNULL)
+    p.wait()
+    return (time.perf_counter() - t) * 1000
+
+
+async def layers(n: int) -> dict[str, Any]:
+    """Each layer of a sandbox launch, added one by one, on a real VM's host thread."""
     root = Path(tempfile.mkdtemp(prefix="actorq-bench-vm-"))
     ws = await Workspace.open(
         root / "vm",
@@ -87,15 +120,38 @@ async def bare_launch(n: int) -> list[float]:
         network=Network(outbound=False),
         limits=Limits(),
     )
-    out = []
+    out: dict[str, Any] = {}
     try:
+        base = ws.sandbox.bwrap_args()
+        userns = base[: base.index("--unshare-pid")]  # --unshare-user --disable-userns --uid/--gid
+        as_root = [a for a in base if a not in userns]
+        bwrap = bwrap_path()
+        sfd = os.memfd_create("bench-seccomp")
+        os.write(sfd, seccomp.program())
+
+        def seccomp_run() -> float:
+            os.lseek(sfd, 0, os.SEEK_SET)
+            return _run([bwrap, *base, "--seccomp", str(sfd), "--", "true"], [sfd], ws.host.uid)
+
+        variants = {
+            "bwrap_as_root": lambda: _run([bwrap, *as_root, "--", "true"], [], None),
+            "as_vm_uid_with_userns": lambda: _run([bwrap, *base, "--", "true"], [], ws.host.uid),
+            "plus_seccomp": seccomp_run,
+        }
+        for name, fn in variants.items():
+            xs = [await ws.host.call(fn) for _ in range(n)]
+            out[name] = {"p50_ms": pct(xs, 50), "p99_ms": pct(xs, 99)}
+        full = []
         for _ in range(n):
             t = time.perf_counter()
             p = await ws.sandbox.launch(["true"], stdin=False)
             await p.communicate()
-            out.append((time.perf_counter() - t) * 1000)
+            full.append((time.perf_counter() - t) * 1000)
+        out["full_launch"] = {"p50_ms": pct(full, 50), "p99_ms": pct(full, 99)}
+        os.close(sfd)
     finally:
         await ws.close()
+        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -120,10 +176,11 @@ async def run(quick: bool) -> dict[str, Any]:
     cold_n = 10 if quick else 50
     vms = 2 if quick else 8
     results: dict[str, Any] = {}
-    bare = await bare_launch(cold_n)
-    results["sandbox_launch"] = {"p50_ms": pct(bare, 50), "p99_ms": pct(bare, 99), "n": cold_n}
+    results["layers"] = await layers(cold_n)
+    results["sandbox_launch"] = {**results["layers"]["full_launch"], "n": cold_n}
     async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
         cold = []
+        wakes: list[dict[str, float]] = []
         for i in range(cold_n):
             vm = client.vm.get_or_create([f"cold-{i}"])
             await vm.resolve()
@@ -131,7 +188,10 @@ async def run(quick: bool) -> dict[str, Any]:
             r = await vm.exec("true")
             cold.append((time.perf_counter() - t) * 1000)
             assert r["exit_code"] == 0
+            wakes.append(HOST_TIMINGS[-1] if HOST_TIMINGS else {})
         results["cold_start_exec_true"] = {"p50_ms": pct(cold, 50), "p99_ms": pct(cold, 99), "n": cold_n}
+        parts = sorted({k for w in wakes for k in w})
+        results["cold_start_parts"] = {k: pct([w.get(k, 0.0) for w in wakes], 50) for k in parts}
         warm = []
         vm = client.vm.get_or_create(["cold-0"])
         for _ in range(cold_n):
@@ -180,51 +240,110 @@ async def run(quick: bool) -> dict[str, Any]:
     return results
 
 
+BASELINE = "cd1ba91~1"  # the last revision before VMs were fenced (own uid, network, cgroups)
+
+
+def baseline(rev: str, quick: bool) -> dict[str, Any] | None:
+    """The same benchmark at revision ``rev``, from a temporary worktree; its results (or None)."""
+    if rev == "none":
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="actorq-bench-baseline-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+    try:
+        out = tmp / "baseline.json"
+        env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"}
+        argv = [sys.executable, str(tree / "bench" / "bench_agent_os.py"), "--out", str(out)]
+        Console(stderr=True).print(f"baseline: {rev} (in {tree})")
+        subprocess.run(
+            [*argv, *(["--quick"] if quick else [])], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        doc: dict[str, Any] = json.loads(out.read_text())
+        return {"revision": rev, "commit": _commit(rev), "results": doc["results"]}
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(rev: str) -> str:
+    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def _p(r: dict[str, Any] | None, key: str, a: str = "p50_ms", b: str = "p99_ms", fmt: str = ".1f") -> str:
+    if r is None or key not in r:
+        return "-"
+    x = r[key]
+    return f"{x[a]:{fmt}} / {x[b]:{fmt}} ms"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
     args = ap.parse_args()
+    before = baseline(args.baseline, args.quick)
     res = asyncio.run(run(args.quick))
+    b = before["results"] if before else None
+    title = "actorq agent VM benchmarks" + (" (quick)" if args.quick else "")
     table = Table(
-        "metric", "measured", "goal", title="actorq agent VM benchmarks" + (" (quick)" if args.quick else "")
+        "metric", f"before ({before['commit']})" if before else "before", "after", "goal", title=title
     )
     r = res
+    for name, label in (
+        ("bwrap_as_root", "layer: bwrap as root, no user namespace"),
+        ("as_vm_uid_with_userns", "layer: as the VM's uid, user namespace"),
+        ("plus_seccomp", "layer: + seccomp filter"),
+        ("full_launch", "layer: + cgroups, rlimits (full launch)"),
+    ):
+        table.add_row(f"{label} p50 / p99", "", _p(r["layers"], name), "")
     table.add_row(
-        "sandbox launch (bwrap + true) p50 / p99",
-        f"{r['sandbox_launch']['p50_ms']:.1f} / {r['sandbox_launch']['p99_ms']:.1f} ms",
-        "",
+        "sandbox launch (bwrap + true) p50 / p99", _p(b, "sandbox_launch"), _p(r, "sandbox_launch"), ""
     )
     table.add_row(
         "cold start: exec('true') on a fresh VM p50 / p99",
-        f"{r['cold_start_exec_true']['p50_ms']:.1f} / {r['cold_start_exec_true']['p99_ms']:.1f} ms",
-        "p50 <= 10 ms",
+        _p(b, "cold_start_exec_true"),
+        _p(r, "cold_start_exec_true"),
+        "p50 <= 30 ms",
     )
+    parts = ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in r["cold_start_parts"].items())
+    table.add_row("  where a wake's time goes (p50, ms)", "", parts, "")
     table.add_row(
-        "warm exec('true') p50 / p99",
-        f"{r['warm_exec_true']['p50_ms']:.1f} / {r['warm_exec_true']['p99_ms']:.1f} ms",
-        "",
+        "warm exec('true') p50 / p99", _p(b, "warm_exec_true"), _p(r, "warm_exec_true"), "p50 <= 10 ms"
     )
     table.add_row(
         "pi session create -> ready p50 / max",
-        f"{r['pi_session_start']['p50_ms']:.0f} / {r['pi_session_start']['max_ms']:.0f} ms",
-        "",
+        _p(b, "pi_session_start", "p50_ms", "max_ms", ".0f"),
+        _p(r, "pi_session_start", "p50_ms", "max_ms", ".0f"),
+        "no slower than before",
     )
-    table.add_row("one prompt (tool call round trip)", f"{r['prompt_single']['ms']:.0f} ms", "")
-    c = r["prompts_concurrent"]
     table.add_row(
-        f"{c['vms']} VMs prompting at once: wall / p50 / max",
-        f"{c['wall_s'] * 1000:.0f} / {c['p50_ms']:.0f} / {c['max_ms']:.0f} ms",
+        "one prompt (tool call round trip)",
+        f"{b['prompt_single']['ms']:.0f} ms" if b else "-",
+        f"{r['prompt_single']['ms']:.0f} ms",
         "",
     )
-    m = r["idle_pi_session_rss"]
+
+    def conc(x: dict[str, Any] | None) -> str:
+        if x is None:
+            return "-"
+        c = x["prompts_concurrent"]
+        return f"{c['wall_s'] * 1000:.0f} / {c['p50_ms']:.0f} / {c['max_ms']:.0f} ms"
+
     table.add_row(
-        "idle pi session RSS (bwrap + node) mean / max",
-        f"{m['mean_mb']:.0f} / {m['max_mb']:.0f} MB ({m['sessions']} sessions)",
-        "",
+        f"{r['prompts_concurrent']['vms']} VMs prompting at once: wall / p50 / max", conc(b), conc(r), ""
     )
-    Console().print(table)
-    write_results(args.out, res, quick=args.quick)
+
+    def mem(x: dict[str, Any] | None) -> str:
+        if x is None:
+            return "-"
+        m = x["idle_pi_session_rss"]
+        return f"{m['mean_mb']:.0f} / {m['max_mb']:.0f} MB ({m['sessions']} sessions)"
+
+    table.add_row("idle pi session RSS (bwrap + node) mean / max", mem(b), mem(r), "")
+    Console(width=150).print(table)
+    write_results(args.out, {**res, "baseline": before}, quick=args.quick)
     return 0
 
 

@@ -192,6 +192,7 @@ class VMHost:
         self._slirp: vmnet.Slirp | None = None
         self._relay: vmnet.PortRelay | None = None
         self._closed = False
+        self.timings: dict[str, float] = {}  # how long each part of start() took (benchmarks, logs)
 
     # -- the thread ---------------------------------------------------------------------------
     def _main(self, ready: concurrent.futures.Future[None]) -> None:
@@ -268,7 +269,8 @@ class VMHost:
     def _fence_network(self) -> None:
         """Policy rules that refuse the host's addresses and private ranges (see ``network.py``)."""
         # /proc/net is the thread group leader's namespace: the host's, not this thread's
-        batch = vmnet.rules(self.network, vmnet.host_addresses())
+        own = list(dict.fromkeys([*vmnet.host_addresses(), *vmnet.host_gateways()]))
+        batch = vmnet.rules(self.network, own)
         r = subprocess.run(
             ["ip", "-batch", "-"], input=batch.encode(), capture_output=True, env=LAUNCH_ENV, check=False
         )
@@ -302,25 +304,38 @@ class VMHost:
         (a snapshot restore replaces the home directory, and a bind holds the old one)."""
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._main, args=(ready,), name=f"vm-{self.name}", daemon=True)
+        t = time.perf_counter()
+
+        def lap(what: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            self.timings[what] = (now - t) * 1000
+            t = now
+
         self._thread.start()
         try:
             await asyncio.wrap_future(ready)
+            lap("namespaces_ms")
             if before_home is not None:
                 await self.call(before_home)
+                lap("restore_ms")
             await self.call(self._bind_home)
             if self.cgroup is not None:
                 cg, lim = self.cgroup, self.limits
                 await asyncio.to_thread(cg.create, memory_mb=lim.memory_mb, cpus=lim.cpus, pids=lim.pids)
-            if self.network.outbound:
-                # slirp first: adding its default route needs its gateway, which the rules refuse;
-                # no VM process runs before start() returns
+                lap("cgroups_ms")
+            if self.network.outbound:  # no VM process runs before start() returns
                 self._slirp = vmnet.Slirp()
-                await self._slirp.start(f"/proc/{os.getpid()}/task/{self.tid}/ns/net")
-                await self.call(self._fence_network)
+                await asyncio.gather(
+                    self._slirp.start(f"/proc/{os.getpid()}/task/{self.tid}/ns/net"),
+                    self.call(self._fence_network),
+                )
+                lap("network_ms")
             if self.network.host_ports:
                 socks = await self.call(vmnet.listeners, self.network.host_ports)
                 self._relay = vmnet.PortRelay()
                 await self._relay.start(socks)
+                lap("relays_ms")
         except BaseException:
             await self.close()
             raise

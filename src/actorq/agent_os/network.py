@@ -3,10 +3,11 @@
 Every VM has its own network namespace (made by the VM's host thread, see ``host.py``), so its
 loopback is its own and the host's loopback services (the actorq API among them) are out of reach.
 With ``Network(outbound=True)`` a ``slirp4netns`` process, running on the host with its own
-sandbox and seccomp filter, carries the VM's connections out as ordinary sockets of the host. Before
-it starts, policy routing rules in the VM's namespace make the host's own addresses, private,
-link-local (cloud metadata) and CGNAT ranges answer ``EACCES`` (``prohibit``), except what
-``Network(allow=...)`` opts back in; slirp's DNS forwarder (10.0.2.3) stays reachable on port 53.
+sandbox and seccomp filter, carries the VM's connections out as ordinary sockets of the host.
+Before any VM process runs, policy routing rules in the VM's namespace make the host's own
+addresses and gateways, private, link-local (cloud metadata) and CGNAT ranges answer ``EACCES``
+(``prohibit``), except what ``Network(allow=...)`` opts back in (never the host's own addresses);
+slirp's DNS forwarder (10.0.2.3) stays reachable on port 53.
 The VM has no capabilities in that namespace, so it cannot change the rules.
 
 ``Network(host_ports=[...])`` listens on those ports on the VM's 127.0.0.1 (and ::1) and relays each
@@ -32,6 +33,7 @@ from actorq.errors import SandboxUnavailable
 
 SLIRP_NET = "10.0.2.0/24"
 SLIRP_DNS = "10.0.2.3"
+SLIRP_GATEWAY = "10.0.2.2"
 _RELAY_CHUNK = 65536
 
 
@@ -49,12 +51,32 @@ def host_addresses(fib_trie: str | None = None) -> list[str]:
     return out
 
 
+def host_gateways(route: str | None = None) -> list[str]:
+    """The host's IPv4 gateways (its router is the way to its network's other machines)."""
+    text = Path("/proc/net/route").read_text() if route is None else route
+    out: list[str] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[2] != "00000000":
+            try:
+                addr = socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
+            except (ValueError, struct.error):
+                continue
+            if addr not in out:
+                out.append(addr)
+    return out
+
+
 def rules(net: Network, own: list[str]) -> str:
-    """``ip -batch`` input that fences an outbound VM (see the module docstring)."""
-    lines = [f"rule add prio {40 + i} to {a}/32 prohibit" for i, a in enumerate(own)]  # before any allow
+    """``ip -batch`` input that fences an outbound VM (see the module docstring); ``own``: the host's
+    addresses and gateways, refused before any ``allow`` can let them through."""
+    lines = [f"rule add prio {40 + i} to {a}/32 prohibit" for i, a in enumerate(own)]
     lines += [
         f"rule add prio 1000 to {SLIRP_DNS}/32 ipproto udp dport 53 lookup main",
         f"rule add prio 1001 to {SLIRP_DNS}/32 ipproto tcp dport 53 lookup main",
+        # slirp's gateway, so that slirp can add its default route whether or not these rules came
+        # first; slirp itself refuses connections to it (--disable-host-loopback)
+        f"rule add prio 1002 to {SLIRP_GATEWAY}/32 lookup main",
     ]
     lines += [f"rule add prio {2000 + i} to {cidr} lookup main" for i, cidr in enumerate(net.allow)]
     lines += [f"rule add prio {3000 + i} to {cidr} prohibit" for i, cidr in enumerate(BLOCKED)]

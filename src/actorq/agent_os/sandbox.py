@@ -154,6 +154,10 @@ class Sandbox:
         args += ["--bind", st.home, HOME, "--bind", st.tmp, "/tmp", "--proc", "/proc", "--dev", "/dev"]
         return args
 
+    def bwrap_args(self, cwd: str = HOME) -> list[str]:
+        """bubblewrap's arguments for a process of this VM (the host thread adds seccomp, env, pause)."""
+        return [*self._base, "--chdir", cwd]
+
     async def launch(
         self,
         argv: Sequence[str],
@@ -163,9 +167,8 @@ class Sandbox:
         stdin: bool = True,
     ) -> VMProcess:
         """Start ``argv`` in the sandbox with pipes (stdin optional); its own process group."""
-        args = [*self._base, "--chdir", cwd]
         popen = await self.host.call(
-            self.host.spawn, args, list(argv), self.environment(env or {}), stdin=stdin
+            self.host.spawn, self.bwrap_args(cwd), list(argv), self.environment(env or {}), stdin=stdin
         )
         return await VMProcess.attach(popen)
 
