@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,6 +451,53 @@ async def tcp_listener(host: str, banner: bytes, port: int = 0) -> AsyncIterator
     finally:
         lst.server.close()
         await lst.server.wait_closed()
+
+
+_LAN_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.sendall(sys.argv[3].encode()); c.close()
+"""
+
+
+@contextlib.contextmanager
+def lan_host(banner: str) -> Iterator[tuple[str, int]]:
+    """Another machine on a private LAN: a network namespace behind a veth pair, with a TCP
+    service at 10.199.x.2 (the host's end, 10.199.x.1, is one of the host's own addresses)."""
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 is not installed")
+    n = secrets.randbelow(250) + 1
+    name, host_if, peer_if = f"aq-lan-{n}", f"aqlan{n}a", f"aqlan{n}b"
+    here, there, port = f"10.199.{n}.1", f"10.199.{n}.2", 18080
+    setup = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+        ["ip", "link", "set", peer_if, "netns", name],
+        ["ip", "addr", "add", f"{here}/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", name, "addr", "add", f"{there}/30", "dev", peer_if],
+        ["ip", "-n", name, "link", "set", peer_if, "up"],
+        ["ip", "-n", name, "link", "set", "lo", "up"],
+    ]
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        for cmd in setup:
+            subprocess.run(cmd, check=True, capture_output=True)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-c", _LAN_SERVER, there, str(port), banner],
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        yield there, port
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @contextlib.asynccontextmanager

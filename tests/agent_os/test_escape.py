@@ -611,20 +611,28 @@ async def test_a_declared_host_port_is_forwarded_and_nothing_else(tmp_path: Path
 
 
 async def test_network_allow_opts_a_range_back_in(tmp_path: Path) -> None:
-    addr = t.host_ipv4()
-    if addr is None:
-        pytest.skip("this host has no non-loopback IPv4 address")
-    async with t.tcp_listener("0.0.0.0", b"allowed-range\n") as lst:
-        reg = escape_app.build(
-            vm=escape_app.vm_type(network=escape_app.network(allow=[f"{addr}/32"])),
-            closed=escape_app.vm_type(network=escape_app.network()),
-        )
-        async with reg.test(storage=tmp_path / "data") as client:
-            target = f"tcp:{addr}:{lst.port}"
-            opened = await _connect(client.vm.get_or_create(["allow"]), target)
-            closed = await _connect(client.closed.get_or_create(["allow"]), target)
+    """A private address (another machine on the LAN) is refused unless allowed; the host's own
+    addresses stay refused even when an allow range covers them."""
+    own = t.host_ipv4()
+    with t.lan_host("allowed-range\n") as (lan, port):
+        async with t.tcp_listener("0.0.0.0", b"host-itself\n") as on_host:
+            allow = [f"{lan}/32"] + ([f"{own}/32"] if own else [])
+            reg = escape_app.build(
+                vm=escape_app.vm_type(network=escape_app.network(allow=allow)),
+                closed=escape_app.vm_type(network=escape_app.network()),
+            )
+            async with reg.test(storage=tmp_path / "data") as client:
+                target = f"tcp:{lan}:{port}"
+                host_target = f"tcp:{own}:{on_host.port}"
+                opened = await _connect(
+                    client.vm.get_or_create(["allow"]), target, *([host_target] if own else [])
+                )
+                closed = await _connect(client.closed.get_or_create(["allow"]), target)
     assert opened[target]["connected"] and opened[target]["banner"] == "allowed-range\n", opened
     assert not closed[target]["connected"], closed
+    if own:
+        assert not opened[host_target]["connected"], opened
+        assert on_host.accepted == 0
 
 
 async def _serve(vm: Any, port: int, text: str) -> dict[str, Any]:
@@ -1077,12 +1085,20 @@ async def test_a_long_path_does_not_stall_the_server(client: AsyncClient) -> Non
     assert not slow, f"a 400-component path took {took} s; /healthz waited up to {max(latencies):.1f} s"
 
 
-async def test_a_vm_cannot_learn_the_host_layout(client: AsyncClient, tmp_path: Path) -> None:
-    """/proc/self/mountinfo names the host directories bind-mounted into the VM: the data
-    directory and the VM's own root (a map for every link attack above)."""
+async def test_a_vm_learns_no_host_layout_but_its_homes_mount_root(
+    client: AsyncClient, tmp_path: Path
+) -> None:
+    """/proc/self/mountinfo names, as the root of each bind mount, where the source lies on the
+    host filesystem: for the VM's home that is its directory in the data directory, and nothing
+    can hide that short of a filesystem of its own (documented). Nothing else may name the data
+    directory: not the generated /etc files, not /tmp, not the cgroup or the descriptors."""
     vm = client.vm.get_or_create(["layout"])
     r = await vm.exec("cat /proc/self/mountinfo /proc/mounts /proc/self/cgroup; ls -la /proc/self/fd/")
     data = tmp_path / "data"
-    where = t.leak(r["stdout"], data)
-    lines = [line for line in r["stdout"].splitlines() if where and where in line]
-    assert where is None, f"the VM sees the host path {where!r}:\n" + "\n".join(lines[:5])
+    lines = [line for line in r["stdout"].splitlines() if str(data) in line]
+    others = [
+        line for line in lines if not (line.split()[3].endswith("/vm/home/user") and " /home/user " in line)
+    ]
+    assert not others, "the VM sees the data directory beyond its home's mount root:\n" + "\n".join(
+        others[:5]
+    )

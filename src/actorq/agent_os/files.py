@@ -28,7 +28,7 @@ class VMFiles:
 
     async def write_file(self, path: str, data: str | bytes) -> int:
         size = len(data.encode("utf-8", "replace")) if isinstance(data, str) else len(data)
-        self.disk.check(size)
+        await self.disk.check(size)
         n = await self.host.as_vm_user(self.fs.write_file, path, data)
         self.disk.wrote(n)
         return n
@@ -37,7 +37,7 @@ class VMFiles:
         await self.write_file(path, text)
 
     async def mkdir(self, path: str) -> None:
-        self.disk.check()
+        await self.disk.check()
         await self.host.as_vm_user(self.fs.mkdir, path)
 
     async def readdir(self, path: str) -> list[str]:

@@ -24,13 +24,20 @@ import contextlib
 import errno
 import os
 import secrets
-import shutil
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from actorq.agent_os import _linux
-from actorq.errors import ActorqError, BadRequest, MessageTooLarge, NotFound, PathOutsideVM, ResourceLimit
+from actorq.errors import (
+    ActorqError,
+    BadRequest,
+    MessageTooLarge,
+    NotFound,
+    PathOutsideVM,
+    ResourceLimit,
+    Unavailable,
+)
 
 HOME = "/home/user"
 _ROOTS = ("/home/user", "/tmp")
@@ -135,8 +142,14 @@ def _errors(path: str, missing: Callable[[], ActorqError] | None = None) -> Iter
             raise ResourceLimit(f"the VM is out of space writing {path}", details=details) from None
         if code == errno.EXDEV:
             raise BadRequest(f"{path}: cannot move between /home/user and /tmp", details=details) from None
-        raise ActorqError(
-            f"file action on {path} failed: {os.strerror(code or 0)}", details=details
+        if code in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN):  # the server's, not the VM's
+            raise Unavailable(f"the server cannot do this file action now: {os.strerror(code)}") from None
+        if code in (errno.EIO, errno.EBADF, errno.EFAULT):
+            raise ActorqError(f"file action on {path} failed: {os.strerror(code)}", details=details) from None
+        # what the VM made of its files: a socket (ENXIO), a move into itself (EINVAL), a busy or
+        # read-only mount, an existing name... the request cannot be done, and nothing changed
+        raise BadRequest(
+            f"file action on {path} refused: {os.strerror(code or 0)}", details=details
         ) from None
 
 
@@ -423,7 +436,7 @@ class VMFileSystem:
         try:
             base = self.where(fd, path).rstrip("/")
             out: list[DirEntry] = []
-            for rel, entries in walk(fd):
+            for rel, _, entries in walk(fd):
                 prefix = f"{base}/{rel}" if rel else base
                 dirs = [(n, s) for n, s in entries if stat_mod.S_ISDIR(s.st_mode)]
                 files = [(n, s) for n, s in entries if not stat_mod.S_ISDIR(s.st_mode)]
@@ -529,7 +542,7 @@ class VMFileSystem:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if stat_mod.S_ISDIR(st.st_mode):
                     if recursive:
-                        shutil.rmtree(name, dir_fd=fd)  # descriptor-based, never follows links
+                        remove_tree(fd, name)
                     else:
                         os.rmdir(name, dir_fd=fd)
                 else:
@@ -538,38 +551,109 @@ class VMFileSystem:
             os.close(fd)
 
 
-def walk(top_fd: int) -> Iterator[tuple[str, list[tuple[str, os.stat_result]]]]:
-    """Every directory under ``top_fd`` (an O_RDONLY directory fd), top-down and sorted, as
-    (path relative to the top, [(name, lstat)]). Links are never followed: subdirectories are
-    opened with ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``, and what vanished or changed is skipped.
-    An explicit stack, not recursion: a VM can nest directories thousands deep."""
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        try:
-            fd = _linux.openat2(top_fd, rel or ".", os.O_RDONLY | os.O_DIRECTORY, _BENEATH)
-        except OSError:
-            continue
-        try:
-            entries: list[tuple[str, os.stat_result]] = []
-            with os.scandir(fd) as it:
-                for e in it:
-                    with contextlib.suppress(OSError):
-                        entries.append((e.name, e.stat(follow_symlinks=False)))
-        except OSError:
-            continue
-        finally:
+MAX_DEPTH = 1024  # directory levels a host-side walk descends (one open descriptor per level)
+
+
+def _listing(fd: int) -> list[tuple[str, os.stat_result]]:
+    entries: list[tuple[str, os.stat_result]] = []
+    with os.scandir(fd) as it:
+        for e in it:
+            with contextlib.suppress(OSError):
+                entries.append((e.name, e.stat(follow_symlinks=False)))
+    entries.sort(key=lambda x: x[0])
+    return entries
+
+
+def _child(fd: int, name: str) -> int:
+    """A subdirectory, by one name that cannot be a link (it may have been swapped for one)."""
+    return _linux.openat2(fd, name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, _BENEATH)
+
+
+def walk(top_fd: int) -> Iterator[tuple[str, int, list[tuple[str, os.stat_result]]]]:
+    """Every directory under ``top_fd`` (a directory descriptor), top-down and sorted, as (path
+    relative to the top, its descriptor (valid until the next step), [(name, lstat)]). Links are
+    never followed: each subdirectory is opened by one name relative to its parent's descriptor,
+    and what vanished or changed is skipped. No recursion and no long paths, since a VM can nest
+    directories thousands deep; past
+    ``MAX_DEPTH`` levels it raises BadRequest rather than holding a descriptor per level."""
+    stack: list[tuple[int, str, Iterator[str]]] = []
+    try:
+        fd = _linux.openat2(top_fd, ".", os.O_RDONLY | os.O_DIRECTORY, _BENEATH)
+        entries = _listing(fd)
+        stack.append((fd, "", iter([n for n, st in entries if stat_mod.S_ISDIR(st.st_mode)])))
+        yield "", fd, entries
+        while stack:
+            fd, rel, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            try:
+                child = _child(fd, name)
+            except OSError:
+                continue
+            try:
+                entries = _listing(child)
+            except OSError:
+                os.close(child)
+                continue
+            if len(stack) >= MAX_DEPTH:
+                os.close(child)
+                raise BadRequest(f"the tree is more than {MAX_DEPTH} directories deep", details={"at": rel})
+            sub = f"{rel}/{name}" if rel else name
+            stack.append((child, sub, iter([n for n, st in entries if stat_mod.S_ISDIR(st.st_mode)])))
+            yield sub, child, entries
+    finally:
+        for fd, _, _ in stack:
             os.close(fd)
-        entries.sort(key=lambda x: x[0])
-        yield rel, entries
-        subdirs = [n for n, s in entries if stat_mod.S_ISDIR(s.st_mode)]
-        stack.extend(f"{rel}/{n}" if rel else n for n in reversed(subdirs))
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """``rm -r`` of ``name`` in ``parent_fd``, never following a link, however deep: levels past
+    ``MAX_DEPTH`` are first moved up next to the tree (a rename), so descriptors stay bounded."""
+    counter = 0
+    todo = [name]
+    while todo:
+        top = todo.pop()
+        chain: list[tuple[int, str]] = []  # (descriptor of a directory, its name in the one above)
+        try:
+            chain.append((_child(parent_fd, top), top))
+            while chain:
+                fd, _ = chain[-1]
+                sub: str | None = None
+                with os.scandir(fd) as it:
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False):
+                            sub = e.name
+                        else:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(e.name, dir_fd=fd)
+                if sub is not None and len(chain) >= MAX_DEPTH:
+                    counter += 1
+                    moved = f".actorq-rm-{secrets.token_hex(6)}-{counter}"
+                    os.rename(sub, moved, src_dir_fd=fd, dst_dir_fd=parent_fd)
+                    todo.append(moved)
+                    continue
+                if sub is not None:
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        chain.append((_child(fd, sub), sub))
+                    continue
+                os.close(fd)
+                _, leaf = chain.pop()
+                above = chain[-1][0] if chain else parent_fd
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(leaf, dir_fd=above)
+        finally:
+            for fd, _ in chain:
+                os.close(fd)
 
 
 def usage(top_fd: int) -> int:
-    """Bytes of disk the tree under ``top_fd`` takes (allocated blocks, not apparent sizes)."""
+    """Bytes of disk the tree under ``top_fd`` takes (allocated blocks, not apparent sizes);
+    raises BadRequest for a tree too deep to walk (its size cannot be known, so it is not allowed)."""
     total = 0
-    for _, entries in walk(top_fd):
+    for _, _, entries in walk(top_fd):
         total += sum(s.st_blocks * 512 for _, s in entries)
     return total
 
@@ -577,11 +661,7 @@ def usage(top_fd: int) -> int:
 def chown_tree(top_fd: int, uid: int) -> None:
     """Give everything under ``top_fd`` (and itself) to ``uid``, links included, never through one."""
     os.chown(top_fd, uid, uid)
-    for rel, entries in walk(top_fd):
-        fd = _linux.openat2(top_fd, rel or ".", os.O_PATH | os.O_DIRECTORY, _BENEATH)
-        try:
-            for name, _ in entries:
-                with contextlib.suppress(FileNotFoundError):
-                    os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
-        finally:
-            os.close(fd)
+    for _, fd, entries in walk(top_fd):
+        for name, _ in entries:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)

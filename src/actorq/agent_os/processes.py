@@ -76,10 +76,13 @@ async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[b
 
 
 class ProcessTable:
-    def __init__(self, sandbox: Sandbox, emit: Emit, limits: ExecLimits) -> None:
+    def __init__(
+        self, sandbox: Sandbox, emit: Emit, limits: ExecLimits, on_exit: Callable[[], None] | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.emit = emit
         self.limits = limits
+        self._on_exit = on_exit or (lambda: None)  # a process ended (it may have written files)
         self._procs: dict[int, _Proc] = {}
         self._next = 1
         self._running_exec: set[VMProcess] = set()
@@ -117,6 +120,7 @@ class ProcessTable:
             self._running_exec.discard(proc)
             if proc.returncode is None:
                 kill_tree(proc)
+            self._on_exit()
         return ExecResult(
             exit_code=code if code >= 0 else 128 - code,
             stdout=out.decode("utf-8", "replace"),
@@ -176,6 +180,7 @@ class ProcessTable:
             entry.exit_code = code if code >= 0 else 128 - code
             entry.done.set()
             self.emit("process_exit", {"pid": entry.pid, "exit_code": entry.exit_code})
+            self._on_exit()
 
     def _get(self, pid: int) -> _Proc:
         entry = self._procs.get(pid)

@@ -21,8 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from actorq.agent_os import _linux
-from actorq.agent_os.fs import _BENEATH, chown_tree, walk
+from actorq.agent_os.fs import chown_tree, walk
 from actorq.errors import BadRequest
 
 CHUNK = 1024 * 1024
@@ -52,16 +51,9 @@ def pack(home_fd: int, *, max_bytes: int = MAX_BYTES) -> list[bytes]:
     """``home_fd``: an O_RDONLY directory descriptor of the VM's home."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        for rel, entries in walk(home_fd):
-            try:
-                dir_fd = _linux.openat2(home_fd, rel or ".", os.O_PATH | os.O_DIRECTORY, _BENEATH)
-            except OSError:
-                continue
-            try:
-                for name, st in entries:
-                    _add(tar, dir_fd, f"{rel}/{name}" if rel else name, name, st)
-            finally:
-                os.close(dir_fd)
+        for rel, dir_fd, entries in walk(home_fd):
+            for name, st in entries:
+                _add(tar, dir_fd, f"{rel}/{name}" if rel else name, name, st)
     data = buf.getvalue()
     if len(data) > max_bytes:
         raise BadRequest(

@@ -110,18 +110,19 @@ def _files(c: ActorContext) -> VMFiles:
     return f
 
 
-def _procs(c: ActorContext) -> ProcessTable:
+async def _procs(c: ActorContext) -> ProcessTable:
+    """The process table, once the VM is known to be under its disk cap."""
     v = _vm(c)
     assert v.processes is not None and v.disk is not None
-    v.disk.check()
+    await v.disk.check()
     return v.processes
 
 
-def _sessions(c: ActorContext, *, starts_work: bool = True) -> SessionManager:
+async def _sessions(c: ActorContext, *, starts_work: bool = True) -> SessionManager:
     v = _vm(c)
     assert v.sessions is not None and v.disk is not None
     if starts_work:
-        v.disk.check()
+        await v.disk.check()
     return v.sessions
 
 
@@ -189,7 +190,7 @@ def agent_os(
             on_over_disk=over_disk,
         )
         v.host, v.files, v.disk = ws.host, ws.files, ws.disk
-        v.processes = ProcessTable(ws.sandbox, c.broadcast, exec_limits)
+        v.processes = ProcessTable(ws.sandbox, c.broadcast, exec_limits, on_exit=ws.disk.touched)
 
         async def save() -> None:
             await c.save_state()
@@ -209,6 +210,8 @@ def agent_os(
     async def on_sleep(c: ActorContext) -> None:
         v: _VM = c.vars
         host, v.host = v.host, None
+        if v.disk is not None:
+            await v.disk.close()
         for task in v.tasks:
             task.cancel()
         for task in v.tasks:
@@ -234,28 +237,32 @@ def agent_os(
         cwd: str = HOME,
         additional_instructions: str | None = None,
     ) -> Session:
-        return await _sessions(c).create(
+        return await (await _sessions(c)).create(
             agent_type, env=env, cwd=cwd, additional_instructions=additional_instructions
         )
 
     async def send_prompt(
         c: ActorContext, session_id: str, prompt: str, *, timeout: float | None = None
     ) -> PromptResult:
-        return await _sessions(c).prompt(session_id, prompt, timeout)
+        sessions = await _sessions(c)
+        try:
+            return await sessions.prompt(session_id, prompt, timeout)
+        finally:
+            _vm(c).disk.touched()  # type: ignore[union-attr]
 
     async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
-        return await _sessions(c, starts_work=False).cancel(session_id)
+        return await (await _sessions(c, starts_work=False)).cancel(session_id)
 
     async def close_session(c: ActorContext, session_id: str) -> Session:
-        return await _sessions(c, starts_work=False).close(session_id)
+        return await (await _sessions(c, starts_work=False)).close(session_id)
 
     async def list_sessions(c: ActorContext) -> list[Session]:
-        return _sessions(c, starts_work=False).list()
+        return (await _sessions(c, starts_work=False)).list()
 
     async def resume_session(
         c: ActorContext, session_id: str, *, env: dict[str, str] | None = None
     ) -> Session:
-        return await _sessions(c).resume(session_id, env)
+        return await (await _sessions(c)).resume(session_id, env)
 
     # -- files ---------------------------------------------------------------------------------
     async def read_file(c: ActorContext, path: str) -> bytes:
@@ -330,7 +337,7 @@ def agent_os(
         env: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        table = _procs(c)
+        table = await _procs(c)
         return await table.exec(command, cwd=await _files(c).cwd(cwd), env=env, timeout=timeout)
 
     async def spawn(
@@ -341,7 +348,7 @@ def agent_os(
         cwd: str = HOME,
         env: dict[str, str] | None = None,
     ) -> SpawnedProcess:
-        table = _procs(c)
+        table = await _procs(c)
         entry = await table.spawn(command, args or [], cwd=await _files(c).cwd(cwd), env=env)
         c.keep_awake(table.pump(entry))  # a running process keeps its VM awake
         return SpawnedProcess(entry.pid, entry.command, entry.args)
@@ -402,12 +409,13 @@ def agent_os(
         result: Any
         try:
             if action["type"] == "exec":
-                table = _procs(c)
+                table = await _procs(c)
                 cwd = await _files(c).cwd(action.get("cwd", HOME))
                 r = await table.exec(action["command"], cwd=cwd)
                 result = {"exit_code": r.exit_code, "stdout": r.stdout[-4096:], "stderr": r.stderr[-4096:]}
             else:
-                p = await _sessions(c).prompt(action["session_id"], action["prompt"], None)
+                p = await (await _sessions(c)).prompt(action["session_id"], action["prompt"], None)
+                _vm(c).disk.touched()  # type: ignore[union-attr]
                 result = {"stop_reason": p.stop_reason, "text": p.text[-4096:]}
         except ActorqError as exc:
             result = {"error": exc.to_dict()}
