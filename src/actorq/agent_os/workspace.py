@@ -10,6 +10,7 @@ Must not import the core or storage.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -45,7 +46,10 @@ def cgroup_manager() -> cgroups.Manager | None:
                     "(processes, file size, and data size where memory is missing)",
                     what,
                 )
-            _cgroups.append(cgroups.Manager(support) if support.usable else None)
+            manager = cgroups.Manager(support) if support.usable else None
+            if manager is not None:
+                atexit.register(manager.close)  # its per-VM groups went with their VMs; now the parent
+            _cgroups.append(manager)
         return _cgroups[0]
 
 
