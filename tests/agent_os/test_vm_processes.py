@@ -169,3 +169,24 @@ async def test_actions_are_not_cut_by_the_clients_request_timeout(client: AsyncC
         vm = short.vm.get_or_create(["long-action"])
         r = await vm.exec("sleep 1; echo done")  # an action may take as long as it takes
         assert r["stdout"] == "done\n"
+
+
+async def test_bad_process_arguments_are_typed_errors(client: AsyncClient) -> None:
+    vm = client.vm.get_or_create(["bad-args"])
+    for call in (
+        vm.exec("echo a\0b"),
+        vm.spawn("echo", ["a\0b"]),
+        vm.exec("true", timeout=float("nan")),
+        vm.exec("true", timeout=-1),
+        vm.exec("true", env={"A=B": "x"}),
+        vm.exec("true", env={"A": "x\0y"}),
+    ):
+        with pytest.raises((BadRequest, ValidationError)):
+            await call
+    p = await vm.spawn("sleep", ["5"])
+    with pytest.raises(BadRequest):
+        await vm.kill_process(p["pid"], signal=999)
+    with pytest.raises((BadRequest, ValidationError)):
+        await vm.wait_process(p["pid"], timeout=float("inf"))
+    await vm.kill_process(p["pid"])
+    assert await vm.wait_process(p["pid"], timeout=10) == 137

@@ -35,6 +35,7 @@ SLIRP_NET = "10.0.2.0/24"
 SLIRP_DNS = "10.0.2.3"
 SLIRP_GATEWAY = "10.0.2.2"
 _RELAY_CHUNK = 65536
+MAX_RELAYED = 256  # connections a VM may have open through its host ports at once
 
 
 def host_addresses(fib_trie: str | None = None) -> list[str]:
@@ -234,6 +235,9 @@ class PortRelay:
         self, port: int
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], asyncio.Future[None]]:
         async def handle(vm_r: asyncio.StreamReader, vm_w: asyncio.StreamWriter) -> None:
+            if len(self._tasks) >= MAX_RELAYED:  # a VM opening connections without end
+                vm_w.close()
+                return
             task = asyncio.current_task()
             if task is not None:
                 self._tasks.add(task)

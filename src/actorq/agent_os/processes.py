@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actorq.agent_os.process import VMProcess
-from actorq.agent_os.sandbox import HOME, ExecLimits, Sandbox, check_env, kill_tree
+from actorq.agent_os.sandbox import HOME, ExecLimits, Sandbox, check_args, check_env, check_timeout, kill_tree
 from actorq.errors import BadRequest, NotFound
 
 Emit = Callable[[str, Any], None]
@@ -98,9 +98,8 @@ class ProcessTable:
         """Run a shell command line to completion (``/bin/sh -c``); bounded time and output."""
         if not isinstance(command, str) or not command:
             raise BadRequest("command is a non-empty shell command line")
-        limit = self.limits.timeout if timeout is None else timeout
-        if limit <= 0:
-            raise BadRequest("timeout must be positive")
+        check_args([command])
+        limit = check_timeout(timeout) or self.limits.timeout
         started = time.perf_counter()
         proc = await self.sandbox.launch(["/bin/sh", "-c", command], cwd=cwd, env=check_env(env), stdin=False)
         self._running_exec.add(proc)
@@ -141,8 +140,9 @@ class ProcessTable:
         """Start ``command args...`` (no shell) in the background; output arrives as events."""
         if not isinstance(command, str) or not command:
             raise BadRequest("command is a non-empty program name or path")
-        if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+        if not isinstance(args, (list, tuple)):
             raise BadRequest("args is a list of strings")
+        check_args([command, *args], "command and args")
         proc = await self.sandbox.launch([command, *args], cwd=cwd, env=check_env(env), stdin=False)
         entry = _Proc(self._next, command, list(args), proc, time.time())
         self._next += 1
@@ -183,14 +183,15 @@ class ProcessTable:
             self._on_exit()
 
     def _get(self, pid: int) -> _Proc:
-        entry = self._procs.get(pid)
+        entry = self._procs.get(pid) if isinstance(pid, int) and not isinstance(pid, bool) else None
         if entry is None:
             raise NotFound(f"no process {pid} in this VM", details={"pids": sorted(self._procs)})
         return entry
 
     async def wait(self, pid: int, timeout: float | None = None) -> int:
         entry = self._get(pid)
-        await asyncio.wait_for(entry.done.wait(), timeout)
+        limit = check_timeout(timeout)
+        await asyncio.wait_for(entry.done.wait(), limit)
         assert entry.exit_code is not None
         return entry.exit_code
 
@@ -210,6 +211,8 @@ class ProcessTable:
         ]
 
     def kill(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        if isinstance(sig, bool) or not isinstance(sig, int) or sig not in signal.valid_signals():
+            raise BadRequest("signal is a signal number such as 15 (TERM) or 9 (KILL)")
         entry = self._get(pid)
         if not entry.done.is_set():
             kill_tree(entry.proc, sig)

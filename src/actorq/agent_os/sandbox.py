@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import posixpath
 import signal
@@ -32,7 +33,16 @@ from actorq.agent_os.process import VMProcess
 from actorq.agent_os.software import Software
 from actorq.errors import BadRequest
 
-__all__ = ["HOME", "ExecLimits", "Sandbox", "bwrap_path", "check_env", "kill_tree"]
+__all__ = [
+    "HOME",
+    "ExecLimits",
+    "Sandbox",
+    "bwrap_path",
+    "check_args",
+    "check_env",
+    "check_timeout",
+    "kill_tree",
+]
 
 _USR_LINKS = (("/bin", "usr/bin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/sbin", "usr/sbin"))
 _MAX_ENV_BYTES = 256 * 1024
@@ -48,6 +58,34 @@ def _final_path(path: str, hops: int = 8) -> str:
             return path
         path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
     return path
+
+
+def check_args(argv: Sequence[object], what: str = "command") -> list[str]:
+    """Strings a process can be given: no NUL, valid Unicode (typed errors, not failures at exec)."""
+    out: list[str] = []
+    for a in argv:
+        if not isinstance(a, str) or "\0" in a:
+            raise BadRequest(f"{what} holds strings without NUL")
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{what} must be valid Unicode (no lone surrogates)") from None
+        out.append(a)
+    return out
+
+
+def check_timeout(value: object, what: str = "timeout") -> float | None:
+    """A timeout in seconds: None, or a finite number > 0."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise BadRequest(f"{what} is a finite number of seconds > 0", details={"field": what})
+    return float(value)
 
 
 def check_env(env: Mapping[str, str] | None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, PromptResult, Session
 from actorq.agent_os.files import VMFiles
-from actorq.agent_os.sandbox import check_env
+from actorq.agent_os.sandbox import check_env, check_timeout
 from actorq.errors import BadRequest, NotFound, SessionClosed
 
 AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
@@ -138,8 +138,7 @@ class SessionManager:
     async def prompt(self, sid: str, prompt: str, timeout: float | None) -> PromptResult:
         if not isinstance(prompt, str) or not prompt:
             raise BadRequest("prompt is a non-empty string")
-        if timeout is not None and timeout <= 0:
-            raise BadRequest("timeout must be positive")
+        timeout = check_timeout(timeout)
         live = await self._live(sid)
         async with live.lock:
             meta = self._meta(sid)
