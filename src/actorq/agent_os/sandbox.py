@@ -189,7 +189,19 @@ class Sandbox:
             if not dest.startswith("/etc/"):  # e.g. systemd's resolv.conf -> /run/systemd/resolve/...
                 args += ["--dir", posixpath.dirname(dest)]
             args += ["--ro-bind", st.etc(name), dest]
-        args += ["--bind", st.home, HOME, "--bind", st.tmp, "/tmp", "--proc", "/proc", "--dev", "/dev"]
+        args += [
+            "--bind",
+            st.home,
+            HOME,
+            "--bind",
+            st.tmp,
+            "/tmp",
+            "--proc",
+            "/proc",
+            "--dev-bind",
+            st.dev,
+            "/dev",
+        ]
         return args
 
     def bwrap_args(self, cwd: str = HOME) -> list[str]:
