@@ -218,6 +218,10 @@ class VMGroup:
                 else:
                     _write(d / "cpu.cfs_period_us", str(_PERIOD_US))
                     _write(d / "cpu.cfs_quota_us", str(quota))
+                # quota left unused while idle may be spent in a burst (an agent starting up uses
+                # several cores for a moment); on average the VM still gets ``cpus``
+                with contextlib.suppress(OSError):  # kernels before 5.14 have no burst
+                    _write(d / ("cpu.max.burst" if h.v2 else "cpu.cfs_burst_us"), str(quota))
             elif c == "pids" and pids is not None:
                 _write(d / "pids.max", str(pids))
 

@@ -1,8 +1,8 @@
 """Run a VM's processes under bubblewrap: the one place that builds a sandbox's view of the world.
 
 Every process of a VM (``exec``, ``spawn``, agents) starts through :meth:`Sandbox.launch`, forked
-by the VM's host thread (``host.py``) as the VM's own unprivileged uid, in new user, PID, IPC, UTS
-and cgroup namespaces and the VM's network namespace, as uid 1000 with no capabilities, no new user
+by the VM's host thread (``host.py``) as the VM's own unprivileged uid, in new user, PID and cgroup
+namespaces and the VM's network, IPC and UTS namespaces, as uid 1000 with no capabilities, no new user
 namespaces (``--disable-userns``) and a seccomp filter (``seccomp.py``), seeing only:
 
 * the declared software read-only (the host's ``/usr`` and ``/etc``, npm packages under ``/opt``);
@@ -168,11 +168,7 @@ class Sandbox:
             "--gid",
             "1000",
             "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
             "--unshare-cgroup-try",
-            "--hostname",
-            "vm",
             "--die-with-parent",
             "--new-session",
         ]
