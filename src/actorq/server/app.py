@@ -22,6 +22,7 @@ from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
 from actorq.results import SendReceipt, SendResult
 from actorq.server import metrics
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
+from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
 from actorq.server.responses import (
     error_response,
@@ -30,7 +31,7 @@ from actorq.server.responses import (
     on_http_error,
     on_unexpected,
 )
-from actorq.server.websocket import connect_endpoint
+from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
 from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, read_envelope
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
@@ -340,10 +341,40 @@ class ActorqMiddleware:
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 return hmac.compare_digest(value[7:].strip(), self.token)
         if scope["type"] == "websocket":
+            # browsers cannot set headers on a WebSocket: the token as a subprotocol
+            # (``actorq.token.<token>``), or the older ``?token=`` (redacted in the logs)
+            for offered in scope.get("subprotocols", ()):
+                if offered.startswith(TOKEN_SUBPROTOCOL):
+                    return hmac.compare_digest(offered[len(TOKEN_SUBPROTOCOL) :].encode(), self.token)
             for part in scope.get("query_string", b"").split(b"&"):
                 if part.startswith(b"token="):
                     return hmac.compare_digest(part[6:], self.token)
         return False
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The token to require: ``token``, else ``$ACTORQ_TOKEN``; ``None`` when neither is set.
+
+    A token that is set but empty (or blank) is refused with :class:`ValueError` instead of
+    turning authentication off, and so is one that cannot travel in an ``Authorization`` header
+    (anything but visible ASCII)."""
+    source = "token"
+    if token is None:
+        token = os.environ.get("ACTORQ_TOKEN")
+        source = "ACTORQ_TOKEN"
+        if token is None:
+            return None
+    if not token.strip():
+        raise ValueError(
+            f"{source} is set but empty: refusing to start without authentication "
+            "(give a real token, or unset it to run without one)"
+        )
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise ValueError(
+            f"{source} must be visible ASCII characters (no whitespace, control or non-ASCII "
+            "characters): an Authorization header cannot carry anything else the same way everywhere"
+        )
+    return token
 
 
 def create_app(
@@ -356,8 +387,9 @@ def create_app(
     **config: Any,
 ) -> Starlette:
     """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
+    token = resolve_token(token)
+    install_log_redaction()  # for any uvicorn serving this app, with its access log on or off
     rt = runtime or Runtime(registry, open_storage(storage), RuntimeConfig(**config))
-    token = token if token is not None else (os.environ.get("ACTORQ_TOKEN") or None)
     if rt.forwarder is None:  # used only when several nodes share a PostgreSQL database
         rt.forwarder = HttpForwarder(token)
 

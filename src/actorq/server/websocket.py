@@ -44,6 +44,18 @@ log = logging.getLogger("actorq.server")
 
 _LOCATE_FOR = 1.5  # seconds a connect waits for an actor that is being claimed right now
 
+SUBPROTOCOL = "actorq"
+TOKEN_SUBPROTOCOL = "actorq.token."  # + the token: how a browser authenticates a WebSocket
+
+
+def chosen_subprotocol(ws: WebSocket) -> str | None:
+    """The subprotocol to accept with: ``actorq`` when offered, else the token subprotocol a
+    client offered alone (a browser drops a connection whose answer names none of its offers)."""
+    offered: list[str] = list(ws.scope.get("subprotocols", ()))
+    if SUBPROTOCOL in offered:
+        return SUBPROTOCOL
+    return next((p for p in offered if p.startswith(TOKEN_SUBPROTOCOL)), None)
+
 
 def _dumps(obj: Any) -> str:
     try:
@@ -156,7 +168,9 @@ async def _connect_in_cluster(ws: WebSocket, rt: Runtime, actor_id: str, *, forw
                 await _deny(ws, err)
                 return
             try:
-                await relay_websocket(ws, upstream, init, address=exc.address)
+                await relay_websocket(
+                    ws, upstream, init, address=exc.address, subprotocol=chosen_subprotocol(ws)
+                )
             finally:
                 cluster.forget_owner(actor_id)  # a dropped owner: look it up afresh on reconnect
             return
@@ -177,7 +191,7 @@ async def _serve(
     """Serve the connection on this node. ``inst``: the actor's instance here when this node is one
     of several; if it stops (the lease moved to another node) the client is closed with 1012."""
     try:
-        await ws.accept()
+        await ws.accept(subprotocol=chosen_subprotocol(ws))
     except BaseException:
         rt.unsubscribe(actor_id, sub)
         raise
