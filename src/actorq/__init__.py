@@ -16,6 +16,7 @@ from actorq.errors import (
     QueueFull,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
     ValidationError,
 )
 from actorq.results import SendReceipt, SendResult
@@ -38,6 +39,7 @@ __all__ = [
     "SendResult",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "ValidationError",
     "actor",
     "errors",

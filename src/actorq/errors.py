@@ -73,6 +73,14 @@ class MessageTooLarge(ActorqError):
     status = 413
 
 
+class UnsupportedMediaType(ActorqError):
+    """A request body that is not declared JSON (``application/json`` or ``application/*+json``,
+    UTF-8), or a body sent without a ``Content-Type``."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class ValidationError(ActorqError):
     """A body, response or action arguments failed validation; ``details`` holds pydantic's errors."""
 
@@ -149,6 +157,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         ActorExists,
         CompletionError,
         MessageTooLarge,
+        UnsupportedMediaType,
         ValidationError,
         QueueFull,
         ActorError,
@@ -197,6 +206,7 @@ __all__ = [
     "SessionClosed",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "ValidationError",
     "error_from_dict",
 ]

@@ -32,7 +32,15 @@ from actorq.server.responses import (
     on_unexpected,
 )
 from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
-from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, read_envelope
+from actorq.server.wire import (
+    CallAction,
+    ResolveActor,
+    SendAny,
+    SendBatch,
+    SendMessage,
+    media_type_error,
+    read_envelope,
+)
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -304,14 +312,16 @@ class ActorqMiddleware:
                 await error_response(err)(scope, receive, send)
                 return
         if scope["type"] == "http":
-            too_big = self._declared_too_big(scope)
-            if too_big is not None:
-                await error_response(too_big)(scope, receive, send)
+            refused = media_type_error(scope["method"], scope.get("headers", ())) or self._declared_too_big(
+                scope
+            )
+            if refused is not None:
+                await error_response(refused)(scope, receive, send)
                 return
             receive = self._bounded(receive)
         await self.app(scope, receive, send)
 
-    def _declared_too_big(self, scope: Scope) -> MessageTooLarge | None:
+    def _declared_too_big(self, scope: Scope) -> ActorqError | None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_request_bytes:
                 return MessageTooLarge(

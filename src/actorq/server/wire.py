@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.requests import Request
 
 from actorq._typing import pydantic_errors
-from actorq.errors import BadRequest
+from actorq.errors import BadRequest, UnsupportedMediaType
 
 
 class _Envelope(BaseModel):
@@ -58,6 +59,57 @@ class SendAny(_Envelope):
 class CallAction(_Envelope):
     args: list[Any] = Field(default_factory=list, description="positional arguments after the context")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
+
+
+# -- media types ----------------------------------------------------------------------------------
+ACCEPTED_MEDIA_TYPES = ("application/json", "application/*+json")
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_json_media_type(value: str) -> bool:
+    """``application/json`` or ``application/<something>+json``, with at most a UTF-8 charset
+    (other parameters are ignored; the body is always read as UTF-8)."""
+    media, *params = (part.strip() for part in value.split(";"))
+    media = media.lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        return False
+    if media == "application/+json":
+        return False
+    for param in params:
+        name, _, val = param.partition("=")
+        if name.strip().lower() == "charset" and val.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def media_type_error(method: str, headers: Iterable[tuple[bytes, bytes]]) -> UnsupportedMediaType | None:
+    """Why a request may not reach a JSON route, if it may not: a ``Content-Type`` that is not
+    JSON, or a body without one. Requests without a body need no ``Content-Type``."""
+    if method in _NO_BODY_METHODS:
+        return None
+    content_type: bytes | None = None
+    has_body = False
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            has_body = has_body or value.strip() != b"0"
+        elif name == b"transfer-encoding":
+            has_body = True
+    accepted = {"accepted": list(ACCEPTED_MEDIA_TYPES)}
+    if content_type is None:
+        if not has_body:
+            return None
+        return UnsupportedMediaType(
+            "a request body needs Content-Type: application/json", details={"content_type": None, **accepted}
+        )
+    text = content_type.decode("latin-1")
+    if is_json_media_type(text):
+        return None
+    return UnsupportedMediaType(
+        f"Content-Type {text!r} is not JSON: send application/json (UTF-8)",
+        details={"content_type": text, **accepted},
+    )
 
 
 def parse_json(raw: bytes) -> Any:
