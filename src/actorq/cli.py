@@ -149,6 +149,13 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="log every HTTP request (a token in a query string is redacted)")
     ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="also answer requests addressed to this host name (repeatable; '*': any)",
+        ),
+    ] = None,
 ) -> None:
     """Serve a registry over HTTP and WebSocket until SIGINT/SIGTERM."""
     import logging
@@ -174,6 +181,7 @@ def serve(
         grace=grace,
         log_level=log_level,
         access_log=access_log,
+        allowed_hosts=allowed_host or None,
     )
 
 

@@ -45,6 +45,14 @@ class Unauthorized(ActorqError):
     status = 401
 
 
+class Forbidden(ActorqError):
+    """The request came by a name the server does not answer to (``Host``: DNS rebinding) or
+    from a web page of another site (``Origin``); see ``allowed_hosts``."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(ActorqError):
     """Unknown actor type, actor, queue, action or message."""
 
@@ -153,6 +161,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         ActorqError,
         BadRequest,
         Unauthorized,
+        Forbidden,
         NotFound,
         ActorExists,
         CompletionError,
@@ -196,6 +205,7 @@ __all__ = [
     "ActorqError",
     "BadRequest",
     "CompletionError",
+    "Forbidden",
     "LeaseLost",
     "MessageTooLarge",
     "NotFound",

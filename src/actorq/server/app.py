@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
-from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
+from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.results import SendReceipt, SendResult
 from actorq.server import metrics
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
+from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
 from actorq.server.responses import (
@@ -285,32 +286,39 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class ActorqMiddleware:
-    """Bearer-token check (HTTP and WebSocket) and lazy runtime start when mounted in another app."""
+    """What every request goes through before its route (HTTP and WebSocket alike): the
+    ``Host``/``Origin`` check (403), the bearer token (401), then for HTTP the body's media type
+    (415) and size (413); and the lazy runtime start when mounted in another app."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, token: str | None, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        runtime: Runtime,
+        token: str | None,
+        max_request_bytes: int,
+        hosts: HostPolicy,
+    ) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
         self.max_request_bytes = max_request_bytes
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            if not self.runtime.started:
-                await self.runtime.start()
-            if (
-                self.token is not None
-                and _route_path(scope) not in _OPEN_PATHS
-                and not self._authorized(scope)
-            ):
-                err = Unauthorized("missing or wrong bearer token")
+            refused = self._refusal(scope)
+            if refused is not None:
                 if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
                     "extensions", {}
                 ):
-                    await send({"type": "websocket.close", "code": 4401, "reason": "unauthorized"})
+                    code = 4403 if isinstance(refused, Forbidden) else 4401
+                    await send({"type": "websocket.close", "code": code, "reason": refused.code})
                     return
-                # HTTP, or a WebSocket handshake refused with a real 401 (denial response extension)
-                await error_response(err)(scope, receive, send)
+                # HTTP, or a WebSocket handshake refused with a real 401/403 (denial response extension)
+                await error_response(refused)(scope, receive, send)
                 return
+            if not self.runtime.started:
+                await self.runtime.start()
         if scope["type"] == "http":
             refused = media_type_error(scope["method"], scope.get("headers", ())) or self._declared_too_big(
                 scope
@@ -320,6 +328,20 @@ class ActorqMiddleware:
                 return
             receive = self._bounded(receive)
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> ActorqError | None:
+        host: str | None = None
+        origin: str | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        refused: ActorqError | None = self.hosts.check(host, origin)
+        if refused is None and self.token is not None and _route_path(scope) not in _OPEN_PATHS:
+            if not self._authorized(scope):
+                refused = Unauthorized("missing or wrong bearer token")
+        return refused
 
     def _declared_too_big(self, scope: Scope) -> ActorqError | None:
         for name, value in scope.get("headers", ()):
@@ -394,9 +416,15 @@ def create_app(
     token: str | None = None,
     runtime: Runtime | None = None,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    host: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
     **config: Any,
 ) -> Starlette:
-    """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
+    """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig.
+
+    ``host``: the address the server is bound to, which decides the ``Host`` names it answers to
+    (``None``, as when mounted in another app: any, unless ``allowed_hosts`` lists them);
+    ``allowed_hosts``: further names to accept (see :mod:`actorq.server.hosts`)."""
     token = resolve_token(token)
     install_log_redaction()  # for any uvicorn serving this app, with its access log on or off
     rt = runtime or Runtime(registry, open_storage(storage), RuntimeConfig(**config))
@@ -421,5 +449,8 @@ def create_app(
         },
     )
     app.state.runtime = rt
-    app.add_middleware(ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes)
+    hosts = HostPolicy(host, allowed_hosts, rt.config.advertise)
+    app.add_middleware(
+        ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes, hosts=hosts
+    )
     return app

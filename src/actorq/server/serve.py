@@ -10,7 +10,7 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -80,6 +80,7 @@ def build(
     access_log: bool = False,
     signals: bool = True,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    allowed_hosts: Sequence[str] | None = None,
     **options: Any,
 ) -> ActorqServer:
     rt_opts, rest = _split(options)
@@ -89,7 +90,14 @@ def build(
     # the address other nodes forward requests to (several nodes on one PostgreSQL database)
     rt_opts.setdefault("advertise", os.environ.get("ACTORQ_ADVERTISE") or f"{host}:{port}")
     runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
-    app = create_app(registry, runtime=runtime, token=token, max_request_bytes=max_request_bytes)
+    app = create_app(
+        registry,
+        runtime=runtime,
+        token=token,
+        max_request_bytes=max_request_bytes,
+        host=host,
+        allowed_hosts=allowed_hosts,
+    )
     config = uvicorn.Config(
         app,
         host=host,
