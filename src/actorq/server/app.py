@@ -20,7 +20,7 @@ from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.results import SendReceipt, SendResult
-from actorq.server import metrics
+from actorq.server import metrics, wire
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
@@ -33,15 +33,7 @@ from actorq.server.responses import (
     on_unexpected,
 )
 from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
-from actorq.server.wire import (
-    CallAction,
-    ResolveActor,
-    SendAny,
-    SendBatch,
-    SendMessage,
-    media_type_error,
-    read_envelope,
-)
+from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, media_type_error
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -55,23 +47,12 @@ def _runtime(request: Request) -> Runtime:
     return rt
 
 
-def _int(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{what} must be an integer") from None
+def _actor_id(request: Request) -> str:
+    return wire.actor_id(request.path_params["actor_id"])
 
 
-def _float(value: str | None, what: str) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        out = float(value)
-    except ValueError:
-        raise BadRequest(f"{what} must be a number") from None
-    if out < 0:
-        raise BadRequest(f"{what} must not be negative")
-    return out
+def _msg_id(request: Request) -> int:
+    return wire.message_id(request.path_params["msg_id"])
 
 
 def _result(r: SendResult) -> dict[str, Any]:
@@ -93,20 +74,21 @@ async def openapi(request: Request) -> Response:
 
 async def list_actors(request: Request) -> Response:
     q = request.query_params
-    limit = _int(q.get("limit", "100"), "limit")
-    actors = await _runtime(request).list_actors(q.get("name"), limit, q.get("after"))
+    limit = wire.query_limit(q)
+    after = wire.query_actor_id(q, "after")
+    actors = await _runtime(request).list_actors(q.get("name"), limit, after)
     return json_response({"actors": [asdict(a) for a in actors]})
 
 
 async def resolve_actor(request: Request) -> Response:
-    env: ResolveActor = await read_envelope(request, ResolveActor)
+    env: ResolveActor = await wire.read_envelope(request, ResolveActor)
     info = await _runtime(request).resolve(env.name, env.key, env.mode)
     return json_response(asdict(info), 201 if info.created else 200)
 
 
 async def get_actor(request: Request) -> Response:
     rt = _runtime(request)
-    actor_id = request.path_params["actor_id"]
+    actor_id = _actor_id(request)
     info = await rt.actor_info(actor_id)
     out: dict[str, Any] = {**asdict(info), "awake": rt.is_awake(actor_id)}
     if rt.cluster is not None:  # several nodes: which one runs it now (None: asleep, unowned)
@@ -117,10 +99,11 @@ async def get_actor(request: Request) -> Response:
 
 async def send_message(request: Request) -> Response:
     rt = _runtime(request)
-    env: SendMessage = await read_envelope(request, SendMessage)
-    actor_id = request.path_params["actor_id"]
+    actor_id = _actor_id(request)
+    header_key = wire.header_idempotency_key(request.headers.get("idempotency-key"))
+    env: SendMessage = await wire.read_envelope(request, SendMessage, max_wait=rt.config.max_wait)
     queue = request.path_params["queue"]
-    key = env.idempotency_key or request.headers.get("idempotency-key") or None
+    key = env.idempotency_key or header_key
     if env.wait:
         result = await rt.send_and_wait(
             actor_id,
@@ -144,13 +127,14 @@ async def send_message(request: Request) -> Response:
 
 
 async def send_batch(request: Request) -> Response:
-    env: SendBatch = await read_envelope(request, SendBatch)
+    actor_id = _actor_id(request)
+    env: SendBatch = await wire.read_envelope(request, SendBatch)
     items = [Outgoing(m.queue, m.body, m.delay, m.idempotency_key) for m in env.messages]
-    return _batch_response(await _runtime(request).send_batch(request.path_params["actor_id"], items))
+    return _batch_response(await _runtime(request).send_batch(actor_id, items))
 
 
 async def send_any(request: Request) -> Response:
-    env: SendAny = await read_envelope(request, SendAny)
+    env: SendAny = await wire.read_envelope(request, SendAny)
     items = [(m.actor_id, Outgoing(m.queue, m.body, m.delay, m.idempotency_key)) for m in env.messages]
     return _batch_response(await _runtime(request).send_items(items))
 
@@ -168,35 +152,41 @@ def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
 
 async def get_message(request: Request) -> Response:
     rt = _runtime(request)
-    actor_id = request.path_params["actor_id"]
-    msg_id = _int(request.path_params["msg_id"], "message id")
+    actor_id = _actor_id(request)
+    msg_id = _msg_id(request)
     q = request.query_params
-    if q.get("wait", "false").lower() in ("1", "true", "yes"):
+    if wire.query_bool(q, "wait"):
+        timeout = wire.query_seconds(q, "timeout", rt.config.max_wait)
         await rt.actor_info(actor_id)
-        result = await rt.wait_result(actor_id, msg_id, _float(q.get("timeout"), "timeout"))
+        result = await rt.wait_result(actor_id, msg_id, timeout)
     else:
         result = await rt.lookup_result(actor_id, msg_id)
     return json_response(_result(result))
 
 
 async def list_queues(request: Request) -> Response:
-    infos = await _runtime(request).queue_info(request.path_params["actor_id"])
+    infos = await _runtime(request).queue_info(_actor_id(request))
     return json_response({"queues": [asdict(i) for i in infos]})
 
 
 async def list_pending(request: Request) -> Response:
     rt = _runtime(request)
+    actor_id = _actor_id(request)
     q = request.query_params
     status_name = q.get("status", "pending")
     statuses = {"pending": MessageStatus.PENDING, "in_flight": MessageStatus.INFLIGHT}
     if status_name not in statuses:
-        raise BadRequest("status must be 'pending' or 'in_flight'")
-    recs = await rt.list_messages(
-        request.path_params["actor_id"],
-        statuses[status_name],
-        _int(q.get("limit", "100"), "limit"),
-        q.get("queue"),
-    )
+        raise BadRequest(
+            "status must be 'pending' or 'in_flight'",
+            details=[
+                {
+                    "loc": ["query", "status"],
+                    "msg": "Input should be 'pending' or 'in_flight'",
+                    "type": "literal_error",
+                }
+            ],
+        )
+    recs = await rt.list_messages(actor_id, statuses[status_name], wire.query_limit(q), q.get("queue"))
     return json_response(
         {
             "messages": [
@@ -214,9 +204,10 @@ async def list_pending(request: Request) -> Response:
 
 
 async def call_action(request: Request) -> Response:
-    env: CallAction = await read_envelope(request, CallAction, optional=True)
+    actor_id = _actor_id(request)
+    env: CallAction = await wire.read_envelope(request, CallAction, optional=True)
     result = await _runtime(request).call_action(
-        request.path_params["actor_id"],
+        actor_id,
         request.path_params["action"],
         decode_bytes(env.args),
         decode_bytes(env.kwargs) or None,
@@ -227,22 +218,19 @@ async def call_action(request: Request) -> Response:
 
 
 async def dead_letters(request: Request) -> Response:
-    limit = _int(request.query_params.get("limit", "100"), "limit")
-    letters = await _runtime(request).dead_letters(request.path_params["actor_id"], limit)
+    actor_id = _actor_id(request)
+    limit = wire.query_limit(request.query_params)
+    letters = await _runtime(request).dead_letters(actor_id, limit)
     return json_response({"dead_letters": [asdict(d) for d in letters]})
 
 
 async def retry_dead(request: Request) -> Response:
-    await _runtime(request).retry_dead(
-        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
-    )
+    await _runtime(request).retry_dead(_actor_id(request), _msg_id(request))
     return json_response({"ok": True})
 
 
 async def delete_dead(request: Request) -> Response:
-    await _runtime(request).delete_dead(
-        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
-    )
+    await _runtime(request).delete_dead(_actor_id(request), _msg_id(request))
     return json_response({"ok": True})
 
 

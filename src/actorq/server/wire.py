@@ -1,45 +1,131 @@
-"""Request envelopes of the wire protocol (pydantic models; also the OpenAPI schemas)."""
+"""The wire protocol's input, validated in one place: request envelopes and WebSocket frames
+(pydantic models, also the OpenAPI schemas), path and query parameters, media types, JSON.
+
+Hostile input is normal input: every value is checked before anything runs or is stored, and a
+bad one is a typed 400 whose ``details`` name the field (``loc``: inside the JSON body, or
+``["query" | "path" | "header", name]``). Numbers are finite and in range, strings are Unicode
+(JSON escapes can spell lone surrogates, which no UTF-8 store takes), keys are lists of strings
+without NUL of at most 1 KiB, ids fit in 64 bits.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any, Literal
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
 from actorq._typing import pydantic_errors
 from actorq.errors import BadRequest, UnsupportedMediaType
 
+# -- limits ------------------------------------------------------------------------------------
+MAX_DELAY = 366 * 24 * 3600.0  # seconds: a message may be delayed by at most 366 days
+MAX_KEY_BYTES = 1024  # an actor key's parts together, in UTF-8
+MAX_LIMIT = 1000  # page size of the list routes
+MAX_ID = 2**63 - 1  # message ids are positive 64-bit integers
+MAX_TEXT = 200  # actor ids and idempotency keys, in characters
 
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "String should not contain NUL (\\u0000)")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PydanticCustomError("string_control", "String should not contain control characters")
+    return value
+
+
+def _key_size(value: list[str]) -> list[str]:
+    size = sum(len(part.encode("utf-8")) for part in value)
+    if size > MAX_KEY_BYTES:
+        raise PydanticCustomError(
+            "key_too_long",
+            "An actor key should be at most {max} bytes of UTF-8 in total, not {size}",
+            {"max": MAX_KEY_BYTES, "size": size},
+        )
+    return value
+
+
+def _within_max_wait(value: float | None, info: ValidationInfo) -> float | None:
+    limit = (info.context or {}).get("max_wait")
+    if value is not None and limit is not None and value > limit:
+        raise PydanticCustomError(
+            "less_than_equal",
+            "Input should be less than or equal to {le} (the server's max_wait)",
+            {"le": limit},
+        )
+    return value
+
+
+KeyPart = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
+Key = Annotated[
+    list[KeyPart],
+    AfterValidator(_key_size),
+    Field(description=f"the actor's key, e.g. ['main']: strings without NUL, at most {MAX_KEY_BYTES} bytes"),
+]
+Delay = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=MAX_DELAY,
+        allow_inf_nan=False,
+        description="deliver no earlier than this many seconds from now (at most 366 days)",
+    ),
+]
+Timeout = Annotated[
+    float,
+    Field(ge=0, allow_inf_nan=False, description="seconds, at most the server's max_wait"),
+    AfterValidator(_within_max_wait),
+]
+ActorId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]+$"}),
+    AfterValidator(_no_control),
+]
+IdempotencyKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": r"^[^\x00]+$"}),
+    AfterValidator(_no_nul),
+]
+
+
+# -- request envelopes ------------------------------------------------------------------------
 class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no "5" for 5, no true for 1, no 1 for true
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ResolveActor(_Envelope):
     name: str = Field(description="actor type, as registered with setup(use=...)")
-    key: list[str] = Field(description="the actor's key, e.g. ['main']")
+    key: Key
     mode: Literal["get", "create", "get_or_create"] = "get_or_create"
 
 
 class SendMessage(_Envelope):
     body: Any = Field(default=None, description="validated against the queue's body type")
     wait: bool = Field(default=False, description="wait for completion (request/response)")
-    timeout: float | None = Field(
-        default=None, ge=0, description="seconds to wait (wait/block); None: max_wait"
+    timeout: Timeout | None = Field(
+        default=None, description="seconds to wait (wait/block; else bounds the request); None: max_wait"
     )
     block: bool = Field(default=False, description="wait for room when the queue is full")
-    delay: float | None = Field(default=None, ge=0, description="deliver no earlier than this many seconds")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    delay: Delay | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class BatchItem(_Envelope):
     queue: str
     body: Any = None
-    delay: float | None = Field(default=None, ge=0)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    delay: Delay | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class SendBatch(_Envelope):
@@ -47,7 +133,7 @@ class SendBatch(_Envelope):
 
 
 class AddressedItem(BatchItem):
-    actor_id: str = Field(min_length=1, max_length=200, description="the actor this message is for")
+    actor_id: ActorId = Field(description="the actor this message is for")
 
 
 class SendAny(_Envelope):
@@ -59,6 +145,133 @@ class SendAny(_Envelope):
 class CallAction(_Envelope):
     args: list[Any] = Field(default_factory=list, description="positional arguments after the context")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
+
+
+# -- WebSocket frames (client -> server) ------------------------------------------------------
+class ActionFrame(_Envelope):
+    type: Literal["action"]
+    id: Any = Field(default=None, description="echoed in the answer")
+    name: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] | None = None
+
+
+class SendFrame(_Envelope):
+    type: Literal["send"]
+    id: Any = Field(default=None, description="echoed in the answer")
+    queue: str
+    body: Any = None
+    wait: bool = False
+    timeout: Timeout | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+_FRAMES: dict[Any, type[_Envelope]] = {"action": ActionFrame, "send": SendFrame}
+
+
+def parse_frame(frame: Any, *, max_wait: float) -> ActionFrame | SendFrame:
+    """A decoded WebSocket frame as its model; :class:`BadRequest` (with ``details``) if it is
+    not one."""
+    if not isinstance(frame, dict):
+        raise BadRequest("a frame is a JSON object")
+    kind = frame.get("type")
+    model = _FRAMES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        what = repr(kind) if isinstance(kind, (str, int, float, bool)) or kind is None else "of that kind"
+        raise BadRequest(
+            f"unknown frame type {what}: 'action' or 'send'",
+            details=[{"loc": ["type"], "msg": "Input should be 'action' or 'send'", "type": "literal_error"}],
+        )
+    out: ActionFrame | SendFrame = _validate(model, frame, f"{kind} frame", max_wait)
+    return out
+
+
+def _validate(model: type[_Envelope], data: Any, what: str, max_wait: float | None) -> Any:
+    try:
+        return model.model_validate(data, context={"max_wait": max_wait})
+    except PydanticValidationError as exc:
+        raise BadRequest(f"invalid {what}", details=pydantic_errors(exc)) from None
+
+
+# -- path, query and header parameters --------------------------------------------------------
+def _param_error(where: str, name: str, msg: str, kind: str) -> BadRequest:
+    return BadRequest(
+        f"invalid {where} parameter {name!r}: {msg}",
+        details=[{"loc": [where, name], "msg": msg, "type": kind}],
+    )
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def message_id(value: str, name: str = "msg_id") -> int:
+    """A message id from the path: a positive integer that fits in 64 bits, digits only."""
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_ID:
+        raise _param_error("path", name, f"a message id is an integer from 1 to {MAX_ID}", "int_range")
+    return int(value)
+
+
+def actor_id(value: str, where: str = "path", name: str = "actor_id") -> str:
+    """An actor id (from the path or a query): 1 to 200 characters, no control characters.
+    Whether such an actor exists is the runtime's answer (404)."""
+    if not 1 <= len(value) <= MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _param_error(
+            where,
+            name,
+            f"an actor id is 1 to {MAX_TEXT} characters without control characters",
+            "string_type",
+        )
+    return value
+
+
+def query_limit(params: Mapping[str, str], default: int = 100) -> int:
+    raw = params.get("limit")
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise _param_error("query", "limit", f"an integer from 1 to {MAX_LIMIT}", "int_range")
+    return int(raw)
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def query_bool(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name)
+    if raw is None:
+        return False
+    low = raw.lower()
+    if low not in _TRUE | _FALSE:
+        raise _param_error("query", name, "true or false", "bool_parsing")
+    return low in _TRUE
+
+
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?")
+
+
+def query_seconds(params: Mapping[str, str], name: str, max_value: float) -> float | None:
+    """A number of seconds from 0 to ``max_value``; absent or empty: ``None``."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = float(raw) if _NUMBER.fullmatch(raw) else math.nan
+    if not (math.isfinite(value) and 0 <= value <= max_value):
+        raise _param_error("query", name, f"a number of seconds from 0 to {max_value:g}", "float_range")
+    return value
+
+
+def query_actor_id(params: Mapping[str, str], name: str) -> str | None:
+    raw = params.get(name)
+    return None if raw is None else actor_id(raw, "query", name)
+
+
+def header_idempotency_key(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_TEXT or "\x00" in value:
+        raise _param_error("header", "idempotency-key", f"1 to {MAX_TEXT} characters", "string_too_long")
+    return value
 
 
 # -- media types ----------------------------------------------------------------------------------
@@ -112,25 +325,91 @@ def media_type_error(method: str, headers: Iterable[tuple[bytes, bytes]]) -> Uns
     )
 
 
-def parse_json(raw: bytes) -> Any:
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_PROBLEMS = 20
+
+
+def _bad_values(data: Any) -> list[dict[str, Any]]:
+    """Where a decoded JSON value holds a lone surrogate or a non-finite number (pydantic's
+    error shape; no bad string is ever repeated in them)."""
+    problems: list[dict[str, Any]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                problems.append(
+                    {
+                        "loc": list(loc),
+                        "msg": "String should be Unicode text: it holds a lone surrogate (\\ud800-\\udfff)",
+                        "type": "string_unicode",
+                    }
+                )
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(
+                    {"loc": list(loc), "msg": "Input should be a finite number", "type": "finite_number"}
+                )
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            for k, v in reversed(list(value.items())):
+                if _LONE_SURROGATE.search(k):
+                    problems.append(
+                        {
+                            "loc": list(loc),
+                            "msg": "Object keys should be Unicode text: one holds a lone surrogate",
+                            "type": "string_unicode",
+                        }
+                    )
+                else:
+                    stack.append(((*loc, k), v))
+    return problems
+
+
+def parse_json(raw: bytes | str, what: str = "request body") -> Any:
+    """Decode JSON that may hold nothing but JSON: UTF-8, no NaN / Infinity (nor numbers that
+    overflow to them), no lone surrogates. :class:`BadRequest` otherwise, with ``details``
+    naming where."""
     if not raw:
-        raise BadRequest("request body is empty; expected JSON")
+        raise BadRequest(f"{what} is empty; expected JSON")
+    suspicious = False
+
+    def constant(name: str) -> float:
+        nonlocal suspicious
+        suspicious = True
+        return float(name)
+
+    def number(text: str) -> float:
+        nonlocal suspicious
+        value = float(text)
+        if not math.isfinite(value):
+            suspicious = True
+        return value
+
     try:
-        return json.loads(raw)
+        data = json.loads(raw, parse_constant=constant, parse_float=number)
     except UnicodeDecodeError as exc:
-        raise BadRequest(f"request body is not valid UTF-8: {exc.reason}") from None
+        raise BadRequest(f"{what} is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("JSON nested too deeply") from None
+    escapes = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    if suspicious or _SURROGATE_ESCAPE.search(escapes):
+        problems = _bad_values(data)
+        if problems:
+            raise BadRequest(f"{what} holds values JSON cannot carry faithfully", details=problems)
+    return data
 
 
-async def read_envelope(request: Request, model: type[_Envelope], *, optional: bool = False) -> Any:
+async def read_envelope(
+    request: Request, model: type[_Envelope], *, optional: bool = False, max_wait: float | None = None
+) -> Any:
+    """The request's JSON body as ``model``; an empty body is the model's defaults if
+    ``optional``. ``max_wait``: the largest ``timeout`` the server takes."""
     raw = await request.body()
     if not raw and optional:
         return model()
-    data = parse_json(raw)
-    try:
-        return model.model_validate(data)
-    except PydanticValidationError as exc:
-        raise BadRequest(f"invalid {model.__name__} request", details=pydantic_errors(exc)) from None
+    return _validate(model, parse_json(raw), f"{model.__name__} request", max_wait)
