@@ -69,7 +69,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document(_runtime(request).registry))
+    rt = _runtime(request)
+    return json_response(openapi_document(rt.registry, rt.config.max_wait))
 
 
 async def list_actors(request: Request) -> Response:

@@ -147,6 +147,123 @@ class CallAction(_Envelope):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
 
 
+# -- responses ---------------------------------------------------------------------------------
+# The routes build these bodies as plain dicts (no per-request model cost); the models are their
+# documentation (the OpenAPI schemas), which the schemathesis run in the test suite holds them to.
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(_Answer):
+    status: Literal["ok", "stopping"]
+    awake_actors: int = Field(ge=0)
+
+
+class Actor(_Answer):
+    actor_id: str
+    name: str
+    key: list[str]
+    created: bool = Field(description="true only on the answer that created it (201)")
+
+
+class Owner(_Answer):
+    node: str
+    address: str | None
+
+
+class ActorDetail(Actor):
+    awake: bool = Field(description="awake in this server process")
+    owner: Owner | None = Field(
+        default=None, description="several nodes (PostgreSQL) only: the node that runs it now"
+    )
+
+
+class ActorList(_Answer):
+    actors: list[Actor]
+
+
+class QueueStats(_Answer):
+    queue: str
+    pending: int = Field(ge=0)
+    delayed: int = Field(ge=0)
+    in_flight: int = Field(ge=0)
+    completed: int = Field(ge=0)
+    dead: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+
+
+class QueueList(_Answer):
+    queues: list[QueueStats]
+
+
+class SendAccepted(_Answer):
+    id: int = Field(ge=1)
+    status: Literal["accepted"]
+    duplicate: bool = Field(description="the idempotency key was used before: that message's id")
+
+
+class MessageResult(_Answer):
+    id: int = Field(ge=1)
+    status: Literal["pending", "in_flight", "completed", "failed", "timed_out"]
+    response: Any = None
+    attempt: int = Field(ge=0)
+    error: str | None = Field(default=None, description="why it failed (dead-lettered)")
+
+
+class ErrorBody(_Answer):
+    code: str
+    message: str
+    details: Any = None
+    retry_after: float | None = None
+
+
+class ItemFailed(_Answer):
+    error: ErrorBody
+    status: int = Field(ge=400, le=599)
+
+
+class BatchResults(_Answer):
+    results: list[SendAccepted | ItemFailed] = Field(description="one per item, in order")
+
+
+class PendingMessage(_Answer):
+    id: int = Field(ge=1)
+    queue: str
+    attempt: int = Field(ge=0)
+    created_at: float
+    available_at: float
+
+
+class MessageList(_Answer):
+    messages: list[PendingMessage]
+
+
+class ActionResult(_Answer):
+    result: Any = Field(description='the action\'s return value (bytes as {"$bytes": base64})')
+
+
+class DeadLetter(_Answer):
+    id: int = Field(ge=1)
+    queue: str
+    body: Any
+    attempt: int = Field(ge=0)
+    error: str | None
+    created_at: float
+    failed_at: float | None
+
+
+class DeadLetterList(_Answer):
+    dead_letters: list[DeadLetter]
+
+
+class Done(_Answer):
+    ok: Literal[True]
+
+
+class ErrorAnswer(_Answer):
+    error: ErrorBody
+
+
 # -- WebSocket frames (client -> server) ------------------------------------------------------
 class ActionFrame(_Envelope):
     type: Literal["action"]
@@ -233,18 +350,18 @@ def query_limit(params: Mapping[str, str], default: int = 100) -> int:
     return int(raw)
 
 
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
+QUERY_TRUE = ("true", "1", "yes")
+QUERY_FALSE = ("false", "0", "no")
 
 
 def query_bool(params: Mapping[str, str], name: str) -> bool:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (absent: false)."""
     raw = params.get(name)
     if raw is None:
         return False
-    low = raw.lower()
-    if low not in _TRUE | _FALSE:
-        raise _param_error("query", name, "true or false", "bool_parsing")
-    return low in _TRUE
+    if raw not in QUERY_TRUE and raw not in QUERY_FALSE:
+        raise _param_error("query", name, "true or false (also 1/0, yes/no)", "bool_parsing")
+    return raw in QUERY_TRUE
 
 
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?")
@@ -266,11 +383,21 @@ def query_actor_id(params: Mapping[str, str], name: str) -> str | None:
     return None if raw is None else actor_id(raw, "query", name)
 
 
+HEADER_KEY_PATTERN = r"^[\x21-\x7e]+$"
+_HEADER_KEY = re.compile(HEADER_KEY_PATTERN)
+
+
 def header_idempotency_key(value: str | None) -> str | None:
-    if value is None or value == "":
+    """The ``Idempotency-Key`` header: 1 to 200 visible ASCII characters (absent: ``None``)."""
+    if value is None:
         return None
-    if len(value) > MAX_TEXT or "\x00" in value:
-        raise _param_error("header", "idempotency-key", f"1 to {MAX_TEXT} characters", "string_too_long")
+    if len(value) > MAX_TEXT or not _HEADER_KEY.match(value):
+        raise _param_error(
+            "header",
+            "idempotency-key",
+            f"1 to {MAX_TEXT} visible ASCII characters",
+            "string_pattern_mismatch",
+        )
     return value
 
 
