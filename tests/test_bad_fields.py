@@ -316,11 +316,9 @@ async def test_delay_over_366_days_and_timeout_over_max_wait_are_400(client: Asy
 )
 async def test_result_wait_timeout_in_the_query_must_be_in_range(client: AsyncClient, value: str) -> None:
     aid, _ = await ids(client)
-    r = await raw(client, "GET", f"/v1/actors/{aid}/messages/1?wait=true&timeout={value}")
-    if value == "":
-        assert r.status_code == 200, "an empty timeout is no timeout (the server's max_wait)"
-        return
-    names_field(error_of(r, 400, "bad_request"), "query", "timeout")
+    for wait in ("true", "false"):  # checked even where it is not used
+        r = await raw(client, "GET", f"/v1/actors/{aid}/messages/1?wait={wait}&timeout={value}")
+        names_field(error_of(r, 400, "bad_request"), "query", "timeout")
 
 
 async def test_clients_get_bad_request_for_bad_numbers(client: AsyncClient) -> None:
@@ -453,3 +451,40 @@ async def test_bad_values_in_websocket_frames_are_error_frames(client: AsyncClie
     [jobs, idle] = await h.queues()
     assert (jobs.pending, jobs.completed, idle.pending) == (0, 0, 0), "no frame stored anything"
     assert await h.add(0) == 0, "no action ran"
+
+
+# -- query parameters a route does not take -------------------------------------------------------------
+async def test_unknown_or_repeated_query_parameters_are_400(client: AsyncClient) -> None:
+    aid, sid = await ids(client)
+    before = await snapshot(client)
+    for method, path, content, name in [
+        ("GET", "/v1/actors?limit=5&lmit=5", None, "lmit"),
+        ("GET", "/v1/actors?=null", None, ""),
+        ("GET", f"/v1/actors/{aid}/messages?status=pending&token=x", None, "token"),
+        ("GET", f"/v1/actors/{aid}/messages/1?wait=false&delay=1", None, "delay"),
+        ("GET", f"/v1/actors/{aid}/queues?limit=1", None, "limit"),
+        ("POST", f"/v1/actors/{sid}/queues/q/messages?wait=true", b'{"body": 1}', "wait"),
+        ("POST", f"/v1/actors/{sid}/batch?x=1", b'{"messages": [{"queue": "q"}]}', "x"),
+        ("POST", "/v1/actors?name=store", b'{"name": "store", "key": ["q-extra"]}', "name"),
+        ("POST", f"/v1/actors/{aid}/actions/seen?args=1", b"{}", "args"),
+        ("GET", "/v1/actors?limit=1&limit=2", None, "limit"),
+    ]:
+        err = error_of(await raw(client, method, path, content), 400, "bad_request")
+        names_field(err, "query", name)
+    assert await snapshot(client) == before
+
+
+async def test_a_method_a_path_does_not_have_is_405_with_allow(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    for method, path, allow in [
+        ("DELETE", "/v1/actors", {"GET", "HEAD", "POST"}),
+        ("PUT", "/v1/actors", {"GET", "HEAD", "POST"}),
+        ("GET", f"/v1/actors/{aid}/actions/seen", {"POST"}),
+        ("GET", f"/v1/actors/{aid}/dead-letters/1", {"DELETE"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
+    ]:
+        r = await raw(client, method, path)
+        error_of(r, 405, "bad_request")
+        assert {m.strip() for m in r.headers["allow"].split(",")} == allow, (method, path, r.headers)
+    assert await snapshot(client) == before

@@ -90,7 +90,7 @@ def test_no_success_body_is_left_as_a_bare_object() -> None:
 
 
 def test_every_route_documents_its_error_statuses_with_the_error_schema() -> None:
-    doc = json.loads(json.dumps(openapi_document(registry)))
+    doc = json.loads(json.dumps(openapi_document(registry, auth=True)))
     error_ref = {"$ref": "#/components/schemas/Error"}
     for path, method, op in operations(doc):
         statuses = {int(s) for s in op["responses"] if s.isdigit()}
@@ -105,6 +105,10 @@ def test_every_route_documents_its_error_statuses_with_the_error_schema() -> Non
             if status >= 400:
                 content = op["responses"][str(status)]["content"]
                 assert content == {"application/json": {"schema": error_ref}}, (method, path, status)
+    assert doc["security"] == [{"bearer": []}] and doc["paths"]["/healthz"]["get"]["security"] == []
+    without = json.loads(json.dumps(openapi_document(registry)))
+    assert "security" not in without, "no token: nothing to authenticate"
+    assert all("401" not in op["responses"] for _, _, op in operations(without))
     code = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
     assert set(code["enum"]) == set(ERRORS)
     assert "unsupported_media_type" in code["enum"] and "forbidden" in code["enum"]

@@ -136,13 +136,13 @@ async def test_the_token_never_appears_in_the_server_log(tmp_path: Path) -> None
                 await session.ws_connect(f"{ws}?token={TOKEN}x")
             async with session.ws_connect(ws, protocols=("actorq", f"actorq.token.{TOKEN}")) as sock:
                 assert (await sock.receive_json(timeout=5))["type"] == "init"
-            # plain HTTP with the token in the query (no route reads it there): logged, redacted
+            # plain HTTP with the token in the query (no route takes it there): refused, logged redacted
             async with session.get(f"{server.url}/v1/actors?token={TOKEN}&limit=5") as resp:
                 assert resp.status == 401
             async with session.get(
                 f"{server.url}/v1/actors?limit=5&token={TOKEN}", headers={"Authorization": f"Bearer {TOKEN}"}
             ) as resp:
-                assert resp.status == 200
+                assert resp.status == 400
         assert server.terminate() == 0
         log = server.log()
         assert "/connect" in log and "GET /v1/actors" in log, "the access log and WebSocket lines are on"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from actorq.storage.protocol import Storage
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
 def _runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
@@ -70,7 +73,8 @@ async def healthz(request: Request) -> Response:
 
 async def openapi(request: Request) -> Response:
     rt = _runtime(request)
-    return json_response(openapi_document(rt.registry, rt.config.max_wait))
+    auth: bool = request.app.state.token_required
+    return json_response(openapi_document(rt.registry, rt.config.max_wait, auth=auth))
 
 
 async def list_actors(request: Request) -> Response:
@@ -156,8 +160,8 @@ async def get_message(request: Request) -> Response:
     actor_id = _actor_id(request)
     msg_id = _msg_id(request)
     q = request.query_params
+    timeout = wire.query_seconds(q, "timeout", rt.config.max_wait)  # checked with or without wait
     if wire.query_bool(q, "wait"):
-        timeout = wire.query_seconds(q, "timeout", rt.config.max_wait)
         await rt.actor_info(actor_id)
         result = await rt.wait_result(actor_id, msg_id, timeout)
     else:
@@ -240,23 +244,40 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+def _route(path: str, **methods: tuple[Endpoint, tuple[str, ...]]) -> Route:
+    """One route per path: ``GET=(endpoint, query parameters it takes)``, ``POST=...``. Any other
+    query parameter is a 400; any other method a 405 whose ``Allow`` lists the path's methods."""
+    allowed = {method: (endpoint, frozenset(query)) for method, (endpoint, query) in methods.items()}
+    if "GET" in allowed:
+        allowed["HEAD"] = allowed["GET"]
+
+    async def dispatch(request: Request) -> Response:
+        endpoint, query = allowed[request.method]
+        wire.check_query(request.query_params, query)
+        return await endpoint(request)
+
+    name = "_".join(endpoint.__name__ for endpoint, _ in methods.values())
+    return Route(path, dispatch, methods=list(methods), name=name)
+
+
+NONE: tuple[str, ...] = ()
+
 ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/v1/actors", list_actors, methods=["GET"]),
-    Route("/v1/actors", resolve_actor, methods=["POST"]),
-    Route("/v1/actors/{actor_id}", get_actor, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/queues", list_queues, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/queues/{queue}/messages", send_message, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/batch", send_batch, methods=["POST"]),
-    Route("/v1/batch", send_any, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/messages", list_pending, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/messages/{msg_id}", get_message, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/actions/{action}", call_action, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/dead-letters", dead_letters, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", retry_dead, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}", delete_dead, methods=["DELETE"]),
+    _route("/healthz", GET=(healthz, NONE)),
+    _route("/metrics", GET=(metrics_endpoint, NONE)),
+    _route("/openapi.json", GET=(openapi, NONE)),
+    _route("/v1/actors", GET=(list_actors, ("name", "limit", "after")), POST=(resolve_actor, NONE)),
+    _route("/v1/actors/{actor_id}", GET=(get_actor, NONE)),
+    _route("/v1/actors/{actor_id}/queues", GET=(list_queues, NONE)),
+    _route("/v1/actors/{actor_id}/queues/{queue}/messages", POST=(send_message, NONE)),
+    _route("/v1/actors/{actor_id}/batch", POST=(send_batch, NONE)),
+    _route("/v1/batch", POST=(send_any, NONE)),
+    _route("/v1/actors/{actor_id}/messages", GET=(list_pending, ("status", "queue", "limit"))),
+    _route("/v1/actors/{actor_id}/messages/{msg_id}", GET=(get_message, ("wait", "timeout"))),
+    _route("/v1/actors/{actor_id}/actions/{action}", POST=(call_action, NONE)),
+    _route("/v1/actors/{actor_id}/dead-letters", GET=(dead_letters, ("limit",))),
+    _route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", POST=(retry_dead, NONE)),
+    _route("/v1/actors/{actor_id}/dead-letters/{msg_id}", DELETE=(delete_dead, NONE)),
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
 ]
 
@@ -438,6 +459,7 @@ def create_app(
         },
     )
     app.state.runtime = rt
+    app.state.token_required = token is not None
     hosts = HostPolicy(host, allowed_hosts, rt.config.advertise)
     app.add_middleware(
         ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes, hosts=hosts

@@ -84,7 +84,6 @@ def _op(
     body: type[BaseModel] | None = None,
     body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
-    security: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params or []}
     if body is not None:
@@ -99,8 +98,6 @@ def _op(
             resp["headers"] = _RETRY_AFTER
         responses[str(status)] = resp
     op["responses"] = responses
-    if not security:
-        op["security"] = []
     return op
 
 
@@ -199,7 +196,7 @@ def _schemas(max_wait: float) -> dict[str, Any]:
 
 
 @functools.cache
-def _base(max_wait: float) -> dict[str, Any]:
+def _base(max_wait: float, auth: bool) -> dict[str, Any]:
     q = _path("queue", "queue name")
     send_ok = {
         201: _json(_ref(wire.SendAccepted), "accepted: stored before this answer"),
@@ -209,7 +206,7 @@ def _base(max_wait: float) -> dict[str, Any]:
         ),
     }
     paths: dict[str, Any] = {
-        "/healthz": {"get": _op("Liveness", {200: _json(_ref(wire.Health))}, _ALWAYS, security=False)},
+        "/healthz": {"get": _op("Liveness (no token needed)", {200: _json(_ref(wire.Health))}, _ALWAYS)},
         "/metrics": {
             "get": _op(
                 "Prometheus metrics",
@@ -381,7 +378,7 @@ def _base(max_wait: float) -> dict[str, Any]:
             }
         },
     }
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "actorq",
@@ -390,12 +387,17 @@ def _base(max_wait: float) -> dict[str, Any]:
             "(see docs/protocol.md).",
         },
         "paths": paths,
-        "components": {
-            "schemas": _schemas(max_wait),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
+        "components": {"schemas": _schemas(max_wait)},
     }
+    if auth:  # this server has a token: every route but /healthz needs it
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+        paths["/healthz"]["get"]["security"] = []
+    else:  # no token: no 401 can come back
+        for item in paths.values():
+            for op in item.values():
+                op["responses"].pop("401", None)
+    return doc
 
 
 def _schema(adapter: Any) -> Any:
@@ -407,8 +409,12 @@ def _schema(adapter: Any) -> Any:
         return {}
 
 
-def openapi_document(registry: Registry, max_wait: float = DEFAULT_MAX_WAIT) -> dict[str, Any]:
-    doc = dict(_base(float(max_wait)))
+def openapi_document(
+    registry: Registry, max_wait: float = DEFAULT_MAX_WAIT, *, auth: bool = False
+) -> dict[str, Any]:
+    """The document for a server with this ``max_wait`` (the largest ``timeout``) that requires a
+    token (``auth``) or not."""
+    doc = dict(_base(float(max_wait), auth))
     actors: dict[str, Any] = {}
     for name, d in registry.definitions.items():
         actors[name] = {

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from actorq._typing import pydantic_errors
@@ -318,6 +319,20 @@ def _param_error(where: str, name: str, msg: str, kind: str) -> BadRequest:
     )
 
 
+def check_query(params: QueryParams, allowed: frozenset[str]) -> None:
+    """A route takes only its own query parameters, each at most once."""
+    seen: set[str] = set()
+    for name, _ in params.multi_items():
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise _param_error(
+                "query", name, f"not a parameter of this route (it takes: {known})", "extra_forbidden"
+            )
+        if name in seen:
+            raise _param_error("query", name, "given more than once", "extra_forbidden")
+        seen.add(name)
+
+
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -368,9 +383,9 @@ _NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-
 
 
 def query_seconds(params: Mapping[str, str], name: str, max_value: float) -> float | None:
-    """A number of seconds from 0 to ``max_value``; absent or empty: ``None``."""
+    """A number of seconds from 0 to ``max_value``; absent: ``None``."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     value = float(raw) if _NUMBER.fullmatch(raw) else math.nan
     if not (math.isfinite(value) and 0 <= value <= max_value):
