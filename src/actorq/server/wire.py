@@ -468,6 +468,7 @@ def media_type_error(method: str, headers: Iterable[tuple[bytes, bytes]]) -> Uns
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MAY_OVERFLOW = re.compile(rb"[eE]\+?[0-9]{3}|[0-9]{309}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_PROBLEMS = 20
 
@@ -530,16 +531,19 @@ def parse_json(raw: bytes | str, what: str = "request body") -> Any:
             suspicious = True
         return value
 
+    # only a literal with a 3-digit exponent or 309+ digits can overflow to infinity: keep the C
+    # float parser for everything else
+    scan = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    big = _MAY_OVERFLOW.search(scan) is not None
     try:
-        data = json.loads(raw, parse_constant=constant, parse_float=number)
+        data = json.loads(raw, parse_constant=constant, parse_float=number if big else float)
     except UnicodeDecodeError as exc:
         raise BadRequest(f"{what} is not valid UTF-8: {exc.reason}") from None
     except ValueError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("JSON nested too deeply") from None
-    escapes = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
-    if suspicious or _SURROGATE_ESCAPE.search(escapes):
+    if suspicious or _SURROGATE_ESCAPE.search(scan):
         problems = _bad_values(data)
         if problems:
             raise BadRequest(f"{what} holds values JSON cannot carry faithfully", details=problems)
