@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from actorq import ActorContext, actor, setup
 from actorq.storage.postgres import PostgresStorage
 from actorq.storage.sqlite import SQLiteStorage
 from tests.apps.api_app import registry
@@ -58,6 +59,26 @@ async def test_a_new_data_directory_and_its_files_are_private(tmp_path: Path, lo
         # while the server runs: the database, its WAL and shared-memory files, the lock
         assert_private(data, {"actorq.db", "actorq.db-wal", "actorq.db-shm", "LOCK"})
     assert_private(data, {"actorq.db", "LOCK"})
+
+
+async def keep(c: ActorContext, name: str) -> str:
+    (c.files_dir / name).write_text("kept")
+    return str(c.files_dir)
+
+
+files_registry = setup(use={"keeper": actor(actions={"keep": keep})})
+
+
+async def test_the_per_actor_files_directories_are_private(tmp_path: Path, loose_umask: None) -> None:
+    data = tmp_path / "data"
+    async with files_registry.test(storage=data) as client:
+        where = Path(await client.keeper.get_or_create(["a"]).keep("notes.txt"))
+        await client.keeper.get_or_create(["b"]).keep("other.txt")
+    assert where.parent == data / "actors"
+    assert mode(data / "actors") == 0o700
+    for d in (data / "actors").iterdir():
+        assert mode(d) == 0o700, d
+    assert mode(data) == 0o700
 
 
 async def test_looser_modes_left_by_an_earlier_run_are_tightened_at_start(
