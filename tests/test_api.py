@@ -95,12 +95,12 @@ async def test_listing_and_inspection() -> None:
             r = await http.post(
                 f"/v1/actors/{h.actor_id}/queues/q/messages",
                 content=b'{"body": 9}',
-                headers={"Idempotency-Key": "hdr-1"},
+                headers={"Idempotency-Key": "hdr-1", "Content-Type": "application/json"},
             )
             r2 = await http.post(
                 f"/v1/actors/{h.actor_id}/queues/q/messages",
                 content=b'{"body": 10}',
-                headers={"Idempotency-Key": "hdr-1"},
+                headers={"Idempotency-Key": "hdr-1", "Content-Type": "application/json"},
             )
             assert r.status_code == 201 and r2.status_code == 200 and r.json()["id"] == r2.json()["id"] == 4
         [q] = await h.queues()

@@ -63,6 +63,8 @@ async def raw(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    if content is not None and headers is None:
+        headers = {"Content-Type": "application/json"}  # as every JSON client sends
     async with httpx.AsyncClient(base_url=client.url) as http:
         return await http.request(method, path, content=content, headers=headers)
 

@@ -75,6 +75,8 @@ async def raw(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    if content is not None and headers is None:
+        headers = {"Content-Type": "application/json"}  # as every JSON client sends
     async with httpx.AsyncClient(base_url=client.url) as http:
         return await http.request(method, path, content=content, headers=headers)
 
@@ -177,14 +179,15 @@ async def test_oversized_and_pathological_requests(client: AsyncClient) -> None:
         sh = small.inbox.get_or_create(["main"])
         await sh.resolve()
         spath = f"/v1/actors/{sh.actor_id}/queues/free/messages"
-        r = await http.post(spath, content=b'{"body": "' + b"x" * 2000 + b'"}')
+        json_type = {"Content-Type": "application/json"}
+        r = await http.post(spath, content=b'{"body": "' + b"x" * 2000 + b'"}', headers=json_type)
         assert r.status_code == 413 and r.json()["error"]["code"] == "message_too_large"
 
         async def chunks():  # type: ignore[no-untyped-def]
             for _ in range(40):
                 yield b" " * 100  # no Content-Length: chunked, counted as it arrives
 
-        r = await http.post(spath, content=chunks())
+        r = await http.post(spath, content=chunks(), headers=json_type)
         assert r.status_code == 413
         [q] = [q for q in await sh.queues() if q.queue == "free"]
         assert q.pending + q.completed + q.in_flight == 0

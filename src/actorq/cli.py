@@ -146,14 +146,43 @@ def serve(
     token: Token = None,
     grace: Annotated[float, typer.Option(help="seconds a running handler may finish on shutdown")] = 10.0,
     log_level: Annotated[str, typer.Option(help="uvicorn/actorq log level")] = "info",
+    access_log: Annotated[
+        bool, typer.Option(help="log every HTTP request (a token in a query string is redacted)")
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="also answer requests addressed to this host name (repeatable; '*': any)",
+        ),
+    ] = None,
 ) -> None:
     """Serve a registry over HTTP and WebSocket until SIGINT/SIGTERM."""
     import logging
 
+    from actorq.server.app import resolve_token
+
+    # --token after `serve`, else before it, else $ACTORQ_TOKEN read here: click treats an empty
+    # variable as unset, and an empty token must refuse to start rather than turn auth off
+    root = ctx.find_object(Target)
+    chosen = token if token is not None else root.token if root is not None else None
+    try:
+        chosen = resolve_token(chosen)
+    except ValueError as exc:
+        _console(stderr=True).print(Text(f"actorq serve: {exc}", style="red"), highlight=False)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = load_registry(target)
-    token = where_to(ctx, None, token).token
-    registry.start(host=host, port=port, storage=storage, token=token, grace=grace, log_level=log_level)
+    registry.start(
+        host=host,
+        port=port,
+        storage=storage,
+        token=chosen,
+        grace=grace,
+        log_level=log_level,
+        access_log=access_log,
+        allowed_hosts=allowed_host or None,
+    )
 
 
 @app.command()

@@ -45,6 +45,14 @@ class Unauthorized(ActorqError):
     status = 401
 
 
+class Forbidden(ActorqError):
+    """The request came by a name the server does not answer to (``Host``: DNS rebinding) or
+    from a web page of another site (``Origin``); see ``allowed_hosts``."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(ActorqError):
     """Unknown actor type, actor, queue, action or message."""
 
@@ -71,6 +79,14 @@ class MessageTooLarge(ActorqError):
 
     code = "message_too_large"
     status = 413
+
+
+class UnsupportedMediaType(ActorqError):
+    """A request body that is not declared JSON (``application/json`` or ``application/*+json``,
+    UTF-8), or a body sent without a ``Content-Type``."""
+
+    code = "unsupported_media_type"
+    status = 415
 
 
 class ValidationError(ActorqError):
@@ -152,10 +168,12 @@ ERRORS: dict[str, type[ActorqError]] = {
         ActorqError,
         BadRequest,
         Unauthorized,
+        Forbidden,
         NotFound,
         ActorExists,
         CompletionError,
         MessageTooLarge,
+        UnsupportedMediaType,
         ValidationError,
         QueueFull,
         ActorError,
@@ -195,6 +213,7 @@ __all__ = [
     "ActorqError",
     "BadRequest",
     "CompletionError",
+    "Forbidden",
     "LeaseLost",
     "MessageTooLarge",
     "NotFound",
@@ -206,6 +225,7 @@ __all__ = [
     "SessionClosed",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "ValidationError",
     "error_from_dict",
 ]

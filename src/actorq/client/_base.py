@@ -4,6 +4,7 @@ error parsing, retry policy, and the lazy actor-handle bookkeeping (httpx's Base
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,13 @@ class Request:
     def body(self) -> bytes | None:
         if self.json is None:
             return None
-        return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = json.dumps(self.json, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate (not Unicode): sent as the escape it is, for the server to refuse
+            # with a typed error naming the field, the same answer as for any other bad value
+            return json.dumps(self.json, separators=(",", ":")).encode("ascii")
 
 
 def to_json(value: Any) -> Any:
@@ -219,7 +226,17 @@ class HandleCore:
         )
 
 
+_LONGEST_WAIT = 366 * 86400.0
+
+
 def _http_timeout(waits: bool, timeout: float | None, http_timeout: float | None) -> float | None:
+    if not (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and math.isfinite(timeout)
+        and 0 <= timeout <= _LONGEST_WAIT
+    ):
+        timeout = None  # not a usable number: the server refuses it at once with a typed error
     if waits:
         # the server answers timed_out itself; leave it room to say so
         return None if timeout is None else timeout + 30.0

@@ -13,6 +13,7 @@ from actorq import _typing as t
 from actorq.core.message import Message
 from actorq.errors import BadRequest, NotFound
 from actorq.results import SendReceipt, SendResult
+from actorq.storage._files import private_dir
 from actorq.storage.snapshots import SnapshotStorage
 
 if TYPE_CHECKING:
@@ -120,8 +121,12 @@ class ActorContext:
 
     @property
     def files_dir(self) -> Path:
-        """A local directory for this actor's files on this node (e.g. an agent VM's root)."""
-        return self._instance.runtime.storage.files_dir / "actors" / self.actor_id
+        """A local directory for this actor's files on this node (e.g. an agent VM's root),
+        there on first use: 0700, like ``actors/`` above it, whatever the umask."""
+        path = self._instance.runtime.storage.files_dir / "actors" / self.actor_id
+        private_dir(path.parent)  # a few syscalls; made again if something removed it
+        private_dir(path)
+        return path
 
     @property
     def snapshots(self) -> SnapshotStorage | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -18,10 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
-from actorq.errors import ActorqError, BadRequest, MessageTooLarge, Unauthorized
+from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.results import SendReceipt, SendResult
-from actorq.server import metrics
+from actorq.server import metrics, wire
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
+from actorq.server.hosts import HostPolicy
+from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
 from actorq.server.responses import (
     error_response,
@@ -30,8 +32,8 @@ from actorq.server.responses import (
     on_http_error,
     on_unexpected,
 )
-from actorq.server.websocket import connect_endpoint
-from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, read_envelope
+from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
+from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, media_type_error
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -40,28 +42,20 @@ if TYPE_CHECKING:
     from actorq.storage.protocol import Storage
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
 def _runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
 
-def _int(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{what} must be an integer") from None
+def _actor_id(request: Request) -> str:
+    return wire.actor_id(request.path_params["actor_id"])
 
 
-def _float(value: str | None, what: str) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        out = float(value)
-    except ValueError:
-        raise BadRequest(f"{what} must be a number") from None
-    if out < 0:
-        raise BadRequest(f"{what} must not be negative")
-    return out
+def _msg_id(request: Request) -> int:
+    return wire.message_id(request.path_params["msg_id"])
 
 
 def _result(r: SendResult) -> dict[str, Any]:
@@ -78,25 +72,28 @@ async def healthz(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document(_runtime(request).registry))
+    rt = _runtime(request)
+    auth: bool = request.app.state.token_required
+    return json_response(openapi_document(rt.registry, rt.config.max_wait, auth=auth))
 
 
 async def list_actors(request: Request) -> Response:
     q = request.query_params
-    limit = _int(q.get("limit", "100"), "limit")
-    actors = await _runtime(request).list_actors(q.get("name"), limit, q.get("after"))
+    limit = wire.query_limit(q)
+    after = wire.query_actor_id(q, "after")
+    actors = await _runtime(request).list_actors(q.get("name"), limit, after)
     return json_response({"actors": [asdict(a) for a in actors]})
 
 
 async def resolve_actor(request: Request) -> Response:
-    env: ResolveActor = await read_envelope(request, ResolveActor)
+    env: ResolveActor = await wire.read_envelope(request, ResolveActor)
     info = await _runtime(request).resolve(env.name, env.key, env.mode)
     return json_response(asdict(info), 201 if info.created else 200)
 
 
 async def get_actor(request: Request) -> Response:
     rt = _runtime(request)
-    actor_id = request.path_params["actor_id"]
+    actor_id = _actor_id(request)
     info = await rt.actor_info(actor_id)
     out: dict[str, Any] = {**asdict(info), "awake": rt.is_awake(actor_id)}
     if rt.cluster is not None:  # several nodes: which one runs it now (None: asleep, unowned)
@@ -107,10 +104,11 @@ async def get_actor(request: Request) -> Response:
 
 async def send_message(request: Request) -> Response:
     rt = _runtime(request)
-    env: SendMessage = await read_envelope(request, SendMessage)
-    actor_id = request.path_params["actor_id"]
+    actor_id = _actor_id(request)
+    header_key = wire.header_idempotency_key(request.headers.get("idempotency-key"))
+    env: SendMessage = await wire.read_envelope(request, SendMessage, max_wait=rt.config.max_wait)
     queue = request.path_params["queue"]
-    key = env.idempotency_key or request.headers.get("idempotency-key") or None
+    key = env.idempotency_key or header_key
     if env.wait:
         result = await rt.send_and_wait(
             actor_id,
@@ -134,13 +132,14 @@ async def send_message(request: Request) -> Response:
 
 
 async def send_batch(request: Request) -> Response:
-    env: SendBatch = await read_envelope(request, SendBatch)
+    actor_id = _actor_id(request)
+    env: SendBatch = await wire.read_envelope(request, SendBatch)
     items = [Outgoing(m.queue, m.body, m.delay, m.idempotency_key) for m in env.messages]
-    return _batch_response(await _runtime(request).send_batch(request.path_params["actor_id"], items))
+    return _batch_response(await _runtime(request).send_batch(actor_id, items))
 
 
 async def send_any(request: Request) -> Response:
-    env: SendAny = await read_envelope(request, SendAny)
+    env: SendAny = await wire.read_envelope(request, SendAny)
     items = [(m.actor_id, Outgoing(m.queue, m.body, m.delay, m.idempotency_key)) for m in env.messages]
     return _batch_response(await _runtime(request).send_items(items))
 
@@ -158,35 +157,41 @@ def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
 
 async def get_message(request: Request) -> Response:
     rt = _runtime(request)
-    actor_id = request.path_params["actor_id"]
-    msg_id = _int(request.path_params["msg_id"], "message id")
+    actor_id = _actor_id(request)
+    msg_id = _msg_id(request)
     q = request.query_params
-    if q.get("wait", "false").lower() in ("1", "true", "yes"):
+    timeout = wire.query_seconds(q, "timeout", rt.config.max_wait)  # checked with or without wait
+    if wire.query_bool(q, "wait"):
         await rt.actor_info(actor_id)
-        result = await rt.wait_result(actor_id, msg_id, _float(q.get("timeout"), "timeout"))
+        result = await rt.wait_result(actor_id, msg_id, timeout)
     else:
         result = await rt.lookup_result(actor_id, msg_id)
     return json_response(_result(result))
 
 
 async def list_queues(request: Request) -> Response:
-    infos = await _runtime(request).queue_info(request.path_params["actor_id"])
+    infos = await _runtime(request).queue_info(_actor_id(request))
     return json_response({"queues": [asdict(i) for i in infos]})
 
 
 async def list_pending(request: Request) -> Response:
     rt = _runtime(request)
+    actor_id = _actor_id(request)
     q = request.query_params
     status_name = q.get("status", "pending")
     statuses = {"pending": MessageStatus.PENDING, "in_flight": MessageStatus.INFLIGHT}
     if status_name not in statuses:
-        raise BadRequest("status must be 'pending' or 'in_flight'")
-    recs = await rt.list_messages(
-        request.path_params["actor_id"],
-        statuses[status_name],
-        _int(q.get("limit", "100"), "limit"),
-        q.get("queue"),
-    )
+        raise BadRequest(
+            "status must be 'pending' or 'in_flight'",
+            details=[
+                {
+                    "loc": ["query", "status"],
+                    "msg": "Input should be 'pending' or 'in_flight'",
+                    "type": "literal_error",
+                }
+            ],
+        )
+    recs = await rt.list_messages(actor_id, statuses[status_name], wire.query_limit(q), q.get("queue"))
     return json_response(
         {
             "messages": [
@@ -204,9 +209,10 @@ async def list_pending(request: Request) -> Response:
 
 
 async def call_action(request: Request) -> Response:
-    env: CallAction = await read_envelope(request, CallAction, optional=True)
+    actor_id = _actor_id(request)
+    env: CallAction = await wire.read_envelope(request, CallAction, optional=True)
     result = await _runtime(request).call_action(
-        request.path_params["actor_id"],
+        actor_id,
         request.path_params["action"],
         decode_bytes(env.args),
         decode_bytes(env.kwargs) or None,
@@ -217,22 +223,19 @@ async def call_action(request: Request) -> Response:
 
 
 async def dead_letters(request: Request) -> Response:
-    limit = _int(request.query_params.get("limit", "100"), "limit")
-    letters = await _runtime(request).dead_letters(request.path_params["actor_id"], limit)
+    actor_id = _actor_id(request)
+    limit = wire.query_limit(request.query_params)
+    letters = await _runtime(request).dead_letters(actor_id, limit)
     return json_response({"dead_letters": [asdict(d) for d in letters]})
 
 
 async def retry_dead(request: Request) -> Response:
-    await _runtime(request).retry_dead(
-        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
-    )
+    await _runtime(request).retry_dead(_actor_id(request), _msg_id(request))
     return json_response({"ok": True})
 
 
 async def delete_dead(request: Request) -> Response:
-    await _runtime(request).delete_dead(
-        request.path_params["actor_id"], _int(request.path_params["msg_id"], "message id")
-    )
+    await _runtime(request).delete_dead(_actor_id(request), _msg_id(request))
     return json_response({"ok": True})
 
 
@@ -241,23 +244,40 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+def _route(path: str, **methods: tuple[Endpoint, tuple[str, ...]]) -> Route:
+    """One route per path: ``GET=(endpoint, query parameters it takes)``, ``POST=...``. Any other
+    query parameter is a 400; any other method a 405 whose ``Allow`` lists the path's methods."""
+    allowed = {method: (endpoint, frozenset(query)) for method, (endpoint, query) in methods.items()}
+    if "GET" in allowed:
+        allowed["HEAD"] = allowed["GET"]
+
+    async def dispatch(request: Request) -> Response:
+        endpoint, query = allowed[request.method]
+        wire.check_query(request.query_params, query)
+        return await endpoint(request)
+
+    name = "_".join(endpoint.__name__ for endpoint, _ in methods.values())
+    return Route(path, dispatch, methods=list(methods), name=name)
+
+
+NONE: tuple[str, ...] = ()
+
 ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/v1/actors", list_actors, methods=["GET"]),
-    Route("/v1/actors", resolve_actor, methods=["POST"]),
-    Route("/v1/actors/{actor_id}", get_actor, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/queues", list_queues, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/queues/{queue}/messages", send_message, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/batch", send_batch, methods=["POST"]),
-    Route("/v1/batch", send_any, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/messages", list_pending, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/messages/{msg_id}", get_message, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/actions/{action}", call_action, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/dead-letters", dead_letters, methods=["GET"]),
-    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", retry_dead, methods=["POST"]),
-    Route("/v1/actors/{actor_id}/dead-letters/{msg_id}", delete_dead, methods=["DELETE"]),
+    _route("/healthz", GET=(healthz, NONE)),
+    _route("/metrics", GET=(metrics_endpoint, NONE)),
+    _route("/openapi.json", GET=(openapi, NONE)),
+    _route("/v1/actors", GET=(list_actors, ("name", "limit", "after")), POST=(resolve_actor, NONE)),
+    _route("/v1/actors/{actor_id}", GET=(get_actor, NONE)),
+    _route("/v1/actors/{actor_id}/queues", GET=(list_queues, NONE)),
+    _route("/v1/actors/{actor_id}/queues/{queue}/messages", POST=(send_message, NONE)),
+    _route("/v1/actors/{actor_id}/batch", POST=(send_batch, NONE)),
+    _route("/v1/batch", POST=(send_any, NONE)),
+    _route("/v1/actors/{actor_id}/messages", GET=(list_pending, ("status", "queue", "limit"))),
+    _route("/v1/actors/{actor_id}/messages/{msg_id}", GET=(get_message, ("wait", "timeout"))),
+    _route("/v1/actors/{actor_id}/actions/{action}", POST=(call_action, NONE)),
+    _route("/v1/actors/{actor_id}/dead-letters", GET=(dead_letters, ("limit",))),
+    _route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", POST=(retry_dead, NONE)),
+    _route("/v1/actors/{actor_id}/dead-letters/{msg_id}", DELETE=(delete_dead, NONE)),
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
 ]
 
@@ -276,41 +296,64 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 class ActorqMiddleware:
-    """Bearer-token check (HTTP and WebSocket) and lazy runtime start when mounted in another app."""
+    """What every request goes through before its route (HTTP and WebSocket alike): the
+    ``Host``/``Origin`` check (403), the bearer token (401), then for HTTP the body's media type
+    (415) and size (413); and the lazy runtime start when mounted in another app."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, token: str | None, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        runtime: Runtime,
+        token: str | None,
+        max_request_bytes: int,
+        hosts: HostPolicy,
+    ) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
         self.max_request_bytes = max_request_bytes
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            if not self.runtime.started:
-                await self.runtime.start()
-            if (
-                self.token is not None
-                and _route_path(scope) not in _OPEN_PATHS
-                and not self._authorized(scope)
-            ):
-                err = Unauthorized("missing or wrong bearer token")
+            refused = self._refusal(scope)
+            if refused is not None:
                 if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
                     "extensions", {}
                 ):
-                    await send({"type": "websocket.close", "code": 4401, "reason": "unauthorized"})
+                    code = 4403 if isinstance(refused, Forbidden) else 4401
+                    await send({"type": "websocket.close", "code": code, "reason": refused.code})
                     return
-                # HTTP, or a WebSocket handshake refused with a real 401 (denial response extension)
-                await error_response(err)(scope, receive, send)
+                # HTTP, or a WebSocket handshake refused with a real 401/403 (denial response extension)
+                await error_response(refused)(scope, receive, send)
                 return
+            if not self.runtime.started:
+                await self.runtime.start()
         if scope["type"] == "http":
-            too_big = self._declared_too_big(scope)
-            if too_big is not None:
-                await error_response(too_big)(scope, receive, send)
+            refused = media_type_error(scope["method"], scope.get("headers", ())) or self._declared_too_big(
+                scope
+            )
+            if refused is not None:
+                await error_response(refused)(scope, receive, send)
                 return
             receive = self._bounded(receive)
         await self.app(scope, receive, send)
 
-    def _declared_too_big(self, scope: Scope) -> MessageTooLarge | None:
+    def _refusal(self, scope: Scope) -> ActorqError | None:
+        host: str | None = None
+        origin: str | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        refused: ActorqError | None = self.hosts.check(host, origin)
+        if refused is None and self.token is not None and _route_path(scope) not in _OPEN_PATHS:
+            if not self._authorized(scope):
+                refused = Unauthorized("missing or wrong bearer token")
+        return refused
+
+    def _declared_too_big(self, scope: Scope) -> ActorqError | None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_request_bytes:
                 return MessageTooLarge(
@@ -340,10 +383,40 @@ class ActorqMiddleware:
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 return hmac.compare_digest(value[7:].strip(), self.token)
         if scope["type"] == "websocket":
+            # browsers cannot set headers on a WebSocket: the token as a subprotocol
+            # (``actorq.token.<token>``), or the older ``?token=`` (redacted in the logs)
+            for offered in scope.get("subprotocols", ()):
+                if offered.startswith(TOKEN_SUBPROTOCOL):
+                    return hmac.compare_digest(offered[len(TOKEN_SUBPROTOCOL) :].encode(), self.token)
             for part in scope.get("query_string", b"").split(b"&"):
                 if part.startswith(b"token="):
                     return hmac.compare_digest(part[6:], self.token)
         return False
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The token to require: ``token``, else ``$ACTORQ_TOKEN``; ``None`` when neither is set.
+
+    A token that is set but empty (or blank) is refused with :class:`ValueError` instead of
+    turning authentication off, and so is one that cannot travel in an ``Authorization`` header
+    (anything but visible ASCII)."""
+    source = "token"
+    if token is None:
+        token = os.environ.get("ACTORQ_TOKEN")
+        source = "ACTORQ_TOKEN"
+        if token is None:
+            return None
+    if not token.strip():
+        raise ValueError(
+            f"{source} is set but empty: refusing to start without authentication "
+            "(give a real token, or unset it to run without one)"
+        )
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise ValueError(
+            f"{source} must be visible ASCII characters (no whitespace, control or non-ASCII "
+            "characters): an Authorization header cannot carry anything else the same way everywhere"
+        )
+    return token
 
 
 def create_app(
@@ -353,11 +426,18 @@ def create_app(
     token: str | None = None,
     runtime: Runtime | None = None,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    host: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
     **config: Any,
 ) -> Starlette:
-    """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig."""
+    """Build the ASGI app. ``token`` defaults to ``$ACTORQ_TOKEN``; ``config`` feeds RuntimeConfig.
+
+    ``host``: the address the server is bound to, which decides the ``Host`` names it answers to
+    (``None``, as when mounted in another app: any, unless ``allowed_hosts`` lists them);
+    ``allowed_hosts``: further names to accept (see :mod:`actorq.server.hosts`)."""
+    token = resolve_token(token)
+    install_log_redaction()  # for any uvicorn serving this app, with its access log on or off
     rt = runtime or Runtime(registry, open_storage(storage), RuntimeConfig(**config))
-    token = token if token is not None else (os.environ.get("ACTORQ_TOKEN") or None)
     if rt.forwarder is None:  # used only when several nodes share a PostgreSQL database
         rt.forwarder = HttpForwarder(token)
 
@@ -379,5 +459,9 @@ def create_app(
         },
     )
     app.state.runtime = rt
-    app.add_middleware(ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes)
+    app.state.token_required = token is not None
+    hosts = HostPolicy(host, allowed_hosts, rt.config.advertise)
+    app.add_middleware(
+        ActorqMiddleware, runtime=rt, token=token, max_request_bytes=max_request_bytes, hosts=hosts
+    )
     return app

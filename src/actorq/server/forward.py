@@ -140,14 +140,20 @@ class _OwnerGone(Exception):
 
 
 async def relay_websocket(
-    client: WebSocket, upstream: aiohttp.ClientWebSocketResponse, init: str, *, address: str
+    client: WebSocket,
+    upstream: aiohttp.ClientWebSocketResponse,
+    init: str,
+    *,
+    address: str,
+    subprotocol: str | None = None,
 ) -> None:
     """Accept ``client``, hand it the owner's ``init`` frame, then copy frames both ways verbatim
     until one side ends. The client leaving closes the upstream socket; the upstream socket ending
     for any reason closes the client's with 1012 (1008 is passed on: the owner dropped a client
-    that fell behind its events), so the client reconnects and reaches the actor's new owner."""
+    that fell behind its events), so the client reconnects and reaches the actor's new owner.
+    ``subprotocol``: the one the client offered that the handshake answers with."""
     try:
-        await client.accept()
+        await client.accept(subprotocol=subprotocol)
         await client.send_text(init)  # before any event frame: the owner's order is kept
     except BaseException as exc:
         with contextlib.suppress(Exception):

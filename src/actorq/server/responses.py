@@ -46,6 +46,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     err = BadRequest(str(exc.detail))
     resp = error_response(err)
     resp.status_code = exc.status_code
+    for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+        resp.headers[name] = value
     return resp
 
 

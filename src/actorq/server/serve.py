@@ -10,7 +10,7 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from actorq.core.runtime import Runtime, RuntimeConfig
-from actorq.server.app import MAX_REQUEST_BYTES, create_app
+from actorq.server.app import MAX_REQUEST_BYTES, create_app, resolve_token
+from actorq.server.logs import install_log_redaction
 from actorq.storage import open_storage
 
 if TYPE_CHECKING:
@@ -76,17 +77,27 @@ def build(
     storage: str | os.PathLike[str] | Storage | None,
     token: str | None = None,
     log_level: str = "info",
+    access_log: bool = False,
     signals: bool = True,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    allowed_hosts: Sequence[str] | None = None,
     **options: Any,
 ) -> ActorqServer:
     rt_opts, rest = _split(options)
     if rest:
         raise TypeError(f"unknown server option(s): {', '.join(sorted(rest))}")
+    token = resolve_token(token)  # before anything is opened: an empty token never starts a server
     # the address other nodes forward requests to (several nodes on one PostgreSQL database)
     rt_opts.setdefault("advertise", os.environ.get("ACTORQ_ADVERTISE") or f"{host}:{port}")
     runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
-    app = create_app(registry, runtime=runtime, token=token, max_request_bytes=max_request_bytes)
+    app = create_app(
+        registry,
+        runtime=runtime,
+        token=token,
+        max_request_bytes=max_request_bytes,
+        host=host,
+        allowed_hosts=allowed_hosts,
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -94,11 +105,13 @@ def build(
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=int(runtime.config.grace) + 1,
-        access_log=False,
+        access_log=access_log,
         proxy_headers=False,  # no proxy in front by default; saves a middleware per request
         ws="websockets-sansio" if _has_sansio() else "auto",
     )
-    return ActorqServer(config, runtime, signals=signals)
+    server = ActorqServer(config, runtime, signals=signals)
+    install_log_redaction()  # after uvicorn.Config, which (re)configures its loggers
+    return server
 
 
 def _has_sansio() -> bool:
@@ -140,7 +153,7 @@ async def test_server(
 
     tmp = tempfile.mkdtemp(prefix="actorq-test-") if storage is None else None
     port = free_port()
-    token = options.pop("token", None)
+    token = resolve_token(options.pop("token", None))
     server = build(
         registry,
         host="127.0.0.1",

@@ -30,7 +30,7 @@ from actorq.core.cluster import NotOwner
 from actorq.core.instance import ActorInstance
 from actorq.core.runtime import Runtime, Subscriber
 from actorq.errors import ActorqError, BadRequest, NotFound, Unavailable
-from actorq.server import metrics
+from actorq.server import metrics, wire
 from actorq.server.forward import (
     FORWARDED_HEADER,
     WS_SERVICE_RESTART,
@@ -44,6 +44,18 @@ log = logging.getLogger("actorq.server")
 
 _LOCATE_FOR = 1.5  # seconds a connect waits for an actor that is being claimed right now
 
+SUBPROTOCOL = "actorq"
+TOKEN_SUBPROTOCOL = "actorq.token."  # + the token: how a browser authenticates a WebSocket
+
+
+def chosen_subprotocol(ws: WebSocket) -> str | None:
+    """The subprotocol to accept with: ``actorq`` when offered, else the token subprotocol a
+    client offered alone (a browser drops a connection whose answer names none of its offers)."""
+    offered: list[str] = list(ws.scope.get("subprotocols", ()))
+    if SUBPROTOCOL in offered:
+        return SUBPROTOCOL
+    return next((p for p in offered if p.startswith(TOKEN_SUBPROTOCOL)), None)
+
 
 def _dumps(obj: Any) -> str:
     try:
@@ -52,42 +64,29 @@ def _dumps(obj: Any) -> str:
         return json.dumps(to_jsonable_python(obj), separators=(",", ":"), ensure_ascii=False)
 
 
-async def _handle(rt: Runtime, actor_id: str, frame: Any) -> Any:
-    if not isinstance(frame, dict):
-        raise BadRequest("a frame is a JSON object")
-    kind = frame.get("type")
-    if kind == "action":
-        args = frame.get("args", [])
-        kwargs = frame.get("kwargs") or {}
-        name = frame.get("name")
-        if not isinstance(args, list) or not isinstance(name, str) or not isinstance(kwargs, dict):
-            raise BadRequest(
-                "an action frame needs 'name' (string), 'args' (list), optional 'kwargs' (object)"
-            )
+async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
+    frame = wire.parse_frame(data, max_wait=rt.config.max_wait)
+    if isinstance(frame, wire.ActionFrame):
         metrics.ACTIONS.inc()
-        result = await rt.call_action(actor_id, name, decode_bytes(args), decode_bytes(kwargs) or None)
+        result = await rt.call_action(
+            actor_id, frame.name, decode_bytes(frame.args), decode_bytes(frame.kwargs or {}) or None
+        )
         return encode_bytes(result)
-    if kind == "send":
-        if not isinstance(frame.get("queue"), str):
-            raise BadRequest("a send frame needs 'queue' (string)")
-        timeout = frame.get("timeout")
-        if timeout is not None and not isinstance(timeout, (int, float)):
-            raise BadRequest("timeout must be a number")
-        key = frame.get("idempotency_key")
-        if frame.get("wait"):
-            r = await rt.send_and_wait(
-                actor_id, frame["queue"], frame.get("body"), timeout=timeout, idempotency_key=key
-            )
-            return {
-                "id": r.id,
-                "status": r.status,
-                "response": r.response,
-                "error": r.error,
-                "attempt": r.attempt,
-            }
-        receipt = await rt.send(actor_id, frame["queue"], frame.get("body"), idempotency_key=key)
-        return {"id": receipt.id, "status": "accepted", "duplicate": receipt.duplicate}
-    raise BadRequest(f"unknown frame type {kind!r}")
+    if frame.wait:
+        r = await rt.send_and_wait(
+            actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
+        )
+        return {
+            "id": r.id,
+            "status": r.status,
+            "response": r.response,
+            "error": r.error,
+            "attempt": r.attempt,
+        }
+    receipt = await rt.send(
+        actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
+    )
+    return {"id": receipt.id, "status": "accepted", "duplicate": receipt.duplicate}
 
 
 async def _deny(ws: WebSocket, exc: ActorqError) -> None:
@@ -102,8 +101,8 @@ async def _deny(ws: WebSocket, exc: ActorqError) -> None:
 
 async def connect_endpoint(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    actor_id = ws.path_params["actor_id"]
     try:
+        actor_id = wire.actor_id(ws.path_params["actor_id"])
         await rt.actor_info(actor_id)
     except ActorqError as exc:
         await _deny(ws, exc)  # a real 404 at the handshake
@@ -156,7 +155,9 @@ async def _connect_in_cluster(ws: WebSocket, rt: Runtime, actor_id: str, *, forw
                 await _deny(ws, err)
                 return
             try:
-                await relay_websocket(ws, upstream, init, address=exc.address)
+                await relay_websocket(
+                    ws, upstream, init, address=exc.address, subprotocol=chosen_subprotocol(ws)
+                )
             finally:
                 cluster.forget_owner(actor_id)  # a dropped owner: look it up afresh on reconnect
             return
@@ -177,7 +178,7 @@ async def _serve(
     """Serve the connection on this node. ``inst``: the actor's instance here when this node is one
     of several; if it stops (the lease moved to another node) the client is closed with 1012."""
     try:
-        await ws.accept()
+        await ws.accept(subprotocol=chosen_subprotocol(ws))
     except BaseException:
         rt.unsubscribe(actor_id, sub)
         raise
@@ -232,13 +233,9 @@ async def _serve(
                 message["text"] if message.get("text") is not None else message.get("bytes", b"")
             )
             try:
-                frame = json.loads(raw)
-            except (ValueError, RecursionError) as exc:
-                await send_text(
-                    _dumps(
-                        {"type": "error", "id": None, "error": BadRequest(f"malformed JSON: {exc}").to_dict()}
-                    )
-                )
+                frame = wire.parse_json(raw, "frame")
+            except BadRequest as exc:
+                await send_text(_dumps({"type": "error", "id": None, "error": exc.to_dict()}))
                 continue
             task = asyncio.create_task(answer(frame))
             tasks.add(task)

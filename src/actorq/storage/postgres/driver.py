@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from actorq.errors import LeaseLost, QueueFull, Unavailable
+from actorq.storage._files import private_dir, tighten_tree_top
 from actorq.storage._rows import actor as _actor
 from actorq.storage._rows import key_json as _key_json
 from actorq.storage._rows import message as _message
@@ -151,6 +152,10 @@ class PostgresStorage:
         }
 
     async def open(self) -> None:
+        # this node's local files (agent VM roots): private like an embedded data directory
+        private_dir(self.files_dir.parent)
+        private_dir(self.files_dir)
+        tighten_tree_top(self.files_dir)
         try:
             conn = await asyncpg.connect(self.dsn)
         except (OSError, asyncpg.PostgresError) as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from actorq.errors import ActorqError, QueueFull, Unavailable
+from actorq.storage._files import open_private, private_dir, private_file, tighten_tree_top
 from actorq.storage._rows import actor as _actor
 from actorq.storage._rows import key_json as _key_json
 from actorq.storage._rows import message as _message
@@ -212,8 +213,10 @@ class SQLiteStorage:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        # 0700 directory, 0600 files (tightened if an earlier run left them looser); the database
+        # exists before SQLite opens it, so its -wal and -shm files take the same 0600 mode
+        private_dir(self.directory)
+        fd = open_private(self.directory / "LOCK", os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -225,6 +228,12 @@ class SQLiteStorage:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
+        try:
+            tighten_tree_top(self.directory)
+            private_file(self.directory / "actorq.db")
+        except BaseException:
+            self._release_lock()
+            raise
         writer = _Writer(self.directory / "actorq.db", self.synchronous)
         writer.start()
         await asyncio.get_running_loop().run_in_executor(None, writer.ready.wait)
