@@ -1,4 +1,4 @@
-"""Scale-out benchmarks (issue 5): three server nodes sharing one PostgreSQL database, against
+"""Scale-out benchmarks: three server nodes sharing one PostgreSQL database, against
 one SQLite node, in the same run, on the same machine.
 
   python bench/bench_cluster.py            # full run, prints a table, writes bench/results/cluster.json

@@ -1,4 +1,4 @@
-"""Reviewer: SPEC §2's example. A completable queue whose handler has the pi coding agent review a
+"""Reviewer: the README's example. A completable queue whose handler has the pi coding agent review a
 file inside a sandboxed agent VM; the sender waits like a function call (``wait=True, timeout=120``).
 
 queue → actor → VM → pi → ``write`` tool call → file → ``read_file`` → ``complete``.

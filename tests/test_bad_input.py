@@ -1,4 +1,4 @@
-"""SPEC §5 and issue 3's "Bad input" list: every bad request gets a clear typed error and changes
+"""Bad input: every bad request gets a clear typed error and changes
 nothing.
 
 For each case: the HTTP status and error ``code`` on the wire (raw httpx), the exact exception class

@@ -1,4 +1,4 @@
-"""SPEC §5: every bad input gets a clear typed error (status, code, exception class in both
+"""Every bad input gets a clear typed error (status, code, exception class in both
 clients) and changes nothing."""
 
 from __future__ import annotations

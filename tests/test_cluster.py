@@ -1,4 +1,4 @@
-"""Several server nodes sharing one PostgreSQL database (SPEC §4, issue 5).
+"""Several server nodes sharing one PostgreSQL database.
 
 Real ``actorq serve`` processes on loopback ports, one fresh schema per test, a 2 s lease TTL.
 The ``worker`` actor (tests/apps/cluster_app.py) journals start/end of every message with its
@@ -188,7 +188,7 @@ def test_kill9_of_owner_another_node_takes_over(cluster: Cluster) -> None:
     wait_for(lambda: bool(taken_over()), timeout=TTL + 5, what="another node to take the actor over")
     takeover = taken_over()[0]["t"] / 1e9 - kill_at
     print(f"takeover after kill -9: {takeover:.2f}s (ttl {TTL}s)")
-    assert takeover <= TTL + CLAIM, f"takeover took {takeover:.2f}s (issue 5: within TTL + 1 s)"
+    assert takeover <= TTL + CLAIM, f"takeover took {takeover:.2f}s (promised: within TTL + 1 s)"
     acknowledged = set(first) | set(later)
     wait_for(lambda: len(done_list(survivors[0], "busy")) >= len(acknowledged), timeout=30, what="drain")
     done = done_list(survivors[1], "busy")

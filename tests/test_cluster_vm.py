@@ -1,4 +1,4 @@
-"""Agent VMs across PostgreSQL nodes (issue 5, part 4): a VM's /home/user is snapshotted into the
+"""Agent VMs across PostgreSQL nodes: a VM's /home/user is snapshotted into the
 database when the VM sleeps (here: its node shuts down) and at intervals, and restored on the node
 that takes the VM over. Each node has its own files directory, as on separate machines."""
 

@@ -1,4 +1,4 @@
-"""Queue semantics of SPEC §1 end to end: a real server in-process, the async client over HTTP."""
+"""Queue semantics end to end: a real server in-process, the async client over HTTP."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A hypothesis state machine drives the SQLite driver with random sends, receives, completions,
 receiver crashes, process restarts and dead-letter retries, checking every answer against a
-simple reference model of SPEC §1's delivery rules."""
+simple reference model of the delivery rules (README, What is promised)."""
 
 from __future__ import annotations
 
