@@ -40,7 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -258,6 +258,7 @@ class VMHost:
         _linux.unshare(_linux.CLONE_NEWNET | _linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS)
         socket.sethostname("vm")
         vmnet.loopback_up()
+        vmnet.no_ipv6_on_new_links()
         self.root_fd = os.open(st.vm, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _make_dev(self) -> None:
@@ -333,44 +334,49 @@ class VMHost:
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, before_home: Callable[[], Any] | None = None) -> None:
         """Start the thread and the VM's world; ``before_home`` runs on it before the home is bound
-        (a snapshot restore replaces the home directory, and a bind holds the old one)."""
+        (a snapshot restore replaces the home directory, and a bind holds the old one). The parts
+        after that are independent and run together; no VM process runs before start() returns."""
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._main, args=(ready,), name=f"vm-{self.name}", daemon=True)
-        t = time.perf_counter()
+        started = time.perf_counter()
 
-        def lap(what: str) -> None:
-            nonlocal t
-            now = time.perf_counter()
-            self.timings[what] = (now - t) * 1000
-            t = now
+        def timed(what: str, work: Awaitable[Any]) -> Awaitable[None]:
+            async def run() -> None:
+                t = time.perf_counter()
+                await work
+                self.timings[what] = (time.perf_counter() - t) * 1000
+
+            return run()
 
         self._thread.start()
         try:
-            await asyncio.wrap_future(ready)
-            lap("namespaces_ms")
+            await timed("namespaces_ms", asyncio.wrap_future(ready))
             if before_home is not None:
-                await self.call(before_home)
-                lap("restore_ms")
-            await self.call(self._bind_home)
+                await timed("restore_ms", self.call(before_home))
+            parts = [timed("home_ms", self.call(self._bind_home))]
             if self.cgroup is not None:
                 cg, lim = self.cgroup, self.limits
-                await asyncio.to_thread(cg.create, memory_mb=lim.memory_mb, cpus=lim.cpus, pids=lim.pids)
-                lap("cgroups_ms")
-            if self.network.outbound:  # no VM process runs before start() returns
+                create = asyncio.to_thread(cg.create, memory_mb=lim.memory_mb, cpus=lim.cpus, pids=lim.pids)
+                parts.append(timed("cgroups_ms", create))
+            if self.network.outbound:
                 self._slirp = vmnet.Slirp()
-                await asyncio.gather(
-                    self._slirp.start(f"/proc/{os.getpid()}/task/{self.tid}/ns/net"),
-                    self.call(self._fence_network),
-                )
-                lap("network_ms")
+                slirp = self._slirp.start(f"/proc/{os.getpid()}/task/{self.tid}/ns/net")
+                parts += [timed("slirp_ms", slirp), timed("rules_ms", self.call(self._fence_network))]
             if self.network.host_ports:
-                socks = await self.call(vmnet.listeners, self.network.host_ports)
-                self._relay = vmnet.PortRelay()
-                await self._relay.start(socks)
-                lap("relays_ms")
+                parts.append(timed("relays_ms", self._start_relays()))
+            results = await asyncio.gather(*parts, return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+            self.timings["start_ms"] = (time.perf_counter() - started) * 1000
         except BaseException:
             await self.close()
             raise
+
+    async def _start_relays(self) -> None:
+        socks = await self.call(vmnet.listeners, self.network.host_ports)
+        self._relay = vmnet.PortRelay()
+        await self._relay.start(socks)
 
     async def close(self) -> None:
         if self._closed:

@@ -93,6 +93,15 @@ def loopback_up() -> None:
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
+def no_ipv6_on_new_links() -> None:
+    """Interfaces made from now on in the calling thread's network namespace get no IPv6: slirp's
+    is IPv4 only, and the router solicitations and address checks of an IPv6 link would only cost
+    time (and be one more thing a VM could talk to). The loopback keeps ``::1``."""
+    # /proc/sys/net answers for the network namespace of the thread that opens it
+    with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
+        f.write("1")
+
+
 def resolv_conf(net: Network) -> str:
     return f"nameserver {SLIRP_DNS}\n" if net.outbound else "# this VM has no outbound network\n"
 
