@@ -27,7 +27,7 @@ import websockets
 from actorq.client import AsyncClient, create_client, create_sync_client
 from actorq.errors import ERRORS, Forbidden
 from actorq.server.serve import build, free_port
-from tests.apps.api_app import registry, serve_asgi
+from tests.apps.api_app import registry, serve_asgi, stored
 from tests.conftest import ServerProcess
 
 TOKEN = "b-9d1e77f0c2"
@@ -39,14 +39,6 @@ async def client() -> AsyncIterator[AsyncClient]:
     async with registry.test() as c:  # bound to 127.0.0.1
         assert (await c.inbox.get_or_create(["main"]).send("free", "baseline", wait=True, timeout=10)).ok
         yield c
-
-
-async def snapshot(client: AsyncClient) -> Any:
-    out = []
-    for a in await client.list_actors(limit=1000):
-        h = client.actor(a.name).get_for_id(a.actor_id)
-        out.append((a.name, a.key, [(q.queue, q.pending, q.completed) for q in await h.queues()]))
-    return out, await client.inbox.get_or_create(["main"]).seen()
 
 
 def forbidden(r: httpx.Response) -> dict[str, Any]:
@@ -78,7 +70,7 @@ REBOUND_HOSTS = [
 @pytest.mark.parametrize("host", REBOUND_HOSTS)
 async def test_a_rebinding_host_is_refused_and_stores_nothing(client: AsyncClient, host: str) -> None:
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     headers = {"Host": host}
     async with httpx.AsyncClient(base_url=client.url) as http:
         err = forbidden(await http.get("/v1/actors", headers=headers))
@@ -102,7 +94,7 @@ async def test_a_rebinding_host_is_refused_and_stores_nothing(client: AsyncClien
                 f"/v1/actors/{aid}/actions/two", content=b'{"args": [1, "x"]}', headers=headers | JSON
             )
         )
-    assert await snapshot(client) == before
+    assert await stored(client) == before
 
 
 async def test_the_loopback_names_are_accepted_on_a_loopback_server(client: AsyncClient) -> None:
@@ -141,7 +133,7 @@ async def test_the_loopback_names_are_accepted_on_a_loopback_server(client: Asyn
 )
 async def test_a_cross_site_post_is_refused_and_stores_nothing(client: AsyncClient, origin: str) -> None:
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     async with httpx.AsyncClient(base_url=client.url) as http:
         for ctype in ("text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "application/json"):
             # what fetch(url, {method: "POST", mode: "no-cors", body}) or a <form> sends
@@ -161,7 +153,7 @@ async def test_a_cross_site_post_is_refused_and_stores_nothing(client: AsyncClie
                 await http.post("/v1/actors", content=b'{"name": "inbox", "key": ["x"]}', headers=headers)
             )
         forbidden(await http.get("/v1/actors", headers={"Origin": origin}))
-    assert await snapshot(client) == before
+    assert await stored(client) == before
 
 
 async def test_same_machine_origins_are_accepted(client: AsyncClient) -> None:
@@ -338,7 +330,7 @@ async def test_forbidden_round_trips_through_both_clients(client: AsyncClient) -
     assert (Forbidden.code, Forbidden.status) == ("forbidden", 403)
     assert ERRORS["forbidden"] is Forbidden
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     async with create_client(client.url, retry_for=0) as c:
         c._get_session().headers["Origin"] = "http://evil.example"
         with pytest.raises(Forbidden) as a:
@@ -352,4 +344,4 @@ async def test_forbidden_round_trips_through_both_clients(client: AsyncClient) -
 
     await asyncio.to_thread(sync_call)
     assert "Origin" in a.value.message
-    assert await snapshot(client) == before
+    assert await stored(client) == before

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 
 from actorq.client import AsyncClient, create_client, create_sync_client
 from actorq.errors import ERRORS, UnsupportedMediaType, error_from_dict
-from tests.apps.api_app import registry
+from tests.apps.api_app import registry, stored
 
 
 @pytest.fixture
@@ -23,14 +22,6 @@ async def client() -> AsyncIterator[AsyncClient]:
         h = c.inbox.get_or_create(["main"])
         assert (await h.send("free", "baseline", wait=True, timeout=10)).ok
         yield c
-
-
-async def snapshot(client: AsyncClient) -> Any:
-    out = []
-    for a in await client.list_actors(limit=1000):
-        h = client.actor(a.name).get_for_id(a.actor_id)
-        out.append((a.name, a.key, [(q.queue, q.pending, q.completed) for q in await h.queues()]))
-    return out, await client.inbox.get_or_create(["main"]).seen()
 
 
 def routes(aid: str) -> list[tuple[str, str, bytes]]:
@@ -68,7 +59,7 @@ REFUSED = [
 @pytest.mark.parametrize("ctype", REFUSED)
 async def test_non_json_content_types_are_415_and_store_nothing(client: AsyncClient, ctype: str) -> None:
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     async with httpx.AsyncClient(base_url=client.url) as http:
         for method, path, content in routes(aid):
             r = await http.request(method, path, content=content, headers={"Content-Type": ctype})
@@ -76,12 +67,12 @@ async def test_non_json_content_types_are_415_and_store_nothing(client: AsyncCli
             err = r.json()["error"]
             assert err["code"] == "unsupported_media_type" and "JSON" in err["message"]
             assert err["details"]["content_type"] == ctype
-    assert await snapshot(client) == before
+    assert await stored(client) == before
 
 
 async def test_a_body_without_a_content_type_is_415(client: AsyncClient) -> None:
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     async with httpx.AsyncClient(base_url=client.url) as http:
         for method, path, content in routes(aid):
             r = await http.request(method, path, content=content)
@@ -95,7 +86,7 @@ async def test_a_body_without_a_content_type_is_415(client: AsyncClient) -> None
             r = await http.request(method, path, content=chunked())
             assert r.request.headers.get("transfer-encoding") == "chunked"
             assert r.status_code == 415, (method, path, r.text)
-    assert await snapshot(client) == before
+    assert await stored(client) == before
 
 
 @pytest.mark.parametrize(
@@ -139,7 +130,7 @@ async def test_unsupported_media_type_round_trips_through_both_clients(client: A
     assert ERRORS["unsupported_media_type"] is UnsupportedMediaType
     assert type(error_from_dict(415, {"error": {"code": "x", "message": "m"}})) is UnsupportedMediaType
     aid = await client.inbox.get_or_create(["main"]).resolve()
-    before = await snapshot(client)
+    before = await stored(client)
     # clients whose requests go out with a wrong Content-Type (as a misconfigured proxy would make them)
     async with create_client(client.url, retry_for=0) as bad:
         bad._get_session().headers["Content-Type"] = "text/plain"
@@ -155,4 +146,4 @@ async def test_unsupported_media_type_round_trips_through_both_clients(client: A
             assert s.value.details == a.value.details
 
     await asyncio.to_thread(sync_call)
-    assert await snapshot(client) == before
+    assert await stored(client) == before

@@ -210,3 +210,13 @@ async def serve_asgi(app: ASGIApp, *, lifespan: str = "on") -> AsyncIterator[str
     finally:
         server.should_exit = True
         await task
+
+
+async def stored(client: Any) -> Any:
+    """Everything the server holds for the API test registry: each actor's queues and the inbox's
+    record, to compare before and after a request that must change nothing."""
+    out = []
+    for a in await client.list_actors(limit=1000):
+        h = client.actor(a.name).get_for_id(a.actor_id)
+        out.append((a.name, a.key, [(q.queue, q.pending, q.completed) for q in await h.queues()]))
+    return out, await client.inbox.get_or_create(["main"]).seen()
