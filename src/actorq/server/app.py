@@ -6,7 +6,6 @@ import hmac
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -16,10 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
-from actorq.results import SendReceipt, SendResult
+from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
+from actorq.results import SendReceipt
 from actorq.server import metrics, wire
 from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
 from actorq.server.hosts import HostPolicy
@@ -33,7 +34,7 @@ from actorq.server.responses import (
     on_unexpected,
 )
 from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
-from actorq.server.wire import CallAction, ResolveActor, SendAny, SendBatch, SendMessage, media_type_error
+from actorq.server.wire import media_type_error
 from actorq.storage import open_storage
 from actorq.storage.protocol import MessageStatus
 
@@ -58,17 +59,12 @@ def _msg_id(request: Request) -> int:
     return wire.message_id(request.path_params["msg_id"])
 
 
-def _result(r: SendResult) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": r.id, "status": r.status, "response": r.response, "attempt": r.attempt}
-    if r.error is not None:
-        out["error"] = r.error
-    return out
-
-
 # -- routes --------------------------------------------------------------------------------------
 async def healthz(request: Request) -> Response:
     rt = _runtime(request)
-    return json_response({"status": "ok" if rt.accepting else "stopping", "awake_actors": rt.awake_count})
+    return json_response(
+        protocol.Health(status="ok" if rt.accepting else "stopping", awake_actors=rt.awake_count)
+    )
 
 
 async def openapi(request: Request) -> Response:
@@ -82,23 +78,29 @@ async def list_actors(request: Request) -> Response:
     limit = wire.query_limit(q)
     after = wire.query_actor_id(q, "after")
     actors = await _runtime(request).list_actors(q.get("name"), limit, after)
-    return json_response({"actors": [asdict(a) for a in actors]})
+    return json_response(protocol.ActorList(actors=[protocol.actor(a) for a in actors]))
 
 
 async def resolve_actor(request: Request) -> Response:
     env: ResolveActor = await wire.read_envelope(request, ResolveActor)
     info = await _runtime(request).resolve(env.name, env.key, env.mode)
-    return json_response(asdict(info), 201 if info.created else 200)
+    return json_response(protocol.actor(info), 201 if info.created else 200)
 
 
 async def get_actor(request: Request) -> Response:
     rt = _runtime(request)
     actor_id = _actor_id(request)
     info = await rt.actor_info(actor_id)
-    out: dict[str, Any] = {**asdict(info), "awake": rt.is_awake(actor_id)}
+    out = protocol.ActorDetail(
+        actor_id=info.actor_id,
+        name=info.name,
+        key=info.key,
+        created=info.created,
+        awake=rt.is_awake(actor_id),
+    )
     if rt.cluster is not None:  # several nodes: which one runs it now (None: asleep, unowned)
         lease = await rt.cluster.storage.owner(actor_id)
-        out["owner"] = {"node": lease.owner, "address": lease.address} if lease.owner else None
+        out["owner"] = protocol.Owner(node=lease.owner, address=lease.address) if lease.owner else None
     return json_response(out)
 
 
@@ -120,15 +122,12 @@ async def send_message(request: Request) -> Response:
             idempotency_key=key,
         )
         metrics.SENDS.inc()
-        return json_response(_result(result))
+        return json_response(protocol.message_result(result))
     receipt = await rt.send(
         actor_id, queue, env.body, block=env.block, timeout=env.timeout, delay=env.delay, idempotency_key=key
     )
     metrics.SENDS.inc()
-    return json_response(
-        {"id": receipt.id, "status": "accepted", "duplicate": receipt.duplicate},
-        200 if receipt.duplicate else 201,
-    )
+    return json_response(protocol.accepted(receipt), 200 if receipt.duplicate else 201)
 
 
 async def send_batch(request: Request) -> Response:
@@ -145,14 +144,14 @@ async def send_any(request: Request) -> Response:
 
 
 def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
-    out: list[dict[str, Any]] = []
+    out: list[protocol.SendAccepted | protocol.ItemFailed] = []
     for r in results:
         if isinstance(r, ActorqError):
-            out.append({"error": r.to_dict(), "status": r.status})
+            out.append(protocol.ItemFailed(error=protocol.error_body(r), status=r.status))
         else:
             metrics.SENDS.inc()
-            out.append({"id": r.id, "status": "accepted", "duplicate": r.duplicate})
-    return json_response({"results": out})
+            out.append(protocol.accepted(r))
+    return json_response(protocol.BatchResults(results=out))
 
 
 async def get_message(request: Request) -> Response:
@@ -166,12 +165,12 @@ async def get_message(request: Request) -> Response:
         result = await rt.wait_result(actor_id, msg_id, timeout)
     else:
         result = await rt.lookup_result(actor_id, msg_id)
-    return json_response(_result(result))
+    return json_response(protocol.message_result(result))
 
 
 async def list_queues(request: Request) -> Response:
     infos = await _runtime(request).queue_info(_actor_id(request))
-    return json_response({"queues": [asdict(i) for i in infos]})
+    return json_response(protocol.QueueList(queues=[protocol.queue_stats(i) for i in infos]))
 
 
 async def list_pending(request: Request) -> Response:
@@ -193,18 +192,18 @@ async def list_pending(request: Request) -> Response:
         )
     recs = await rt.list_messages(actor_id, statuses[status_name], wire.query_limit(q), q.get("queue"))
     return json_response(
-        {
-            "messages": [
-                {
-                    "id": r.id,
-                    "queue": r.queue,
-                    "attempt": r.attempt,
-                    "created_at": r.created_at,
-                    "available_at": r.available_at,
-                }
+        protocol.MessageList(
+            messages=[
+                protocol.PendingMessage(
+                    id=r.id,
+                    queue=r.queue,
+                    attempt=r.attempt,
+                    created_at=r.created_at,
+                    available_at=r.available_at,
+                )
                 for r in recs
             ]
-        }
+        )
     )
 
 
@@ -219,24 +218,24 @@ async def call_action(request: Request) -> Response:
         forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
     metrics.ACTIONS.inc()
-    return json_response({"result": encode_bytes(result)})
+    return json_response(protocol.ActionResult(result=encode_bytes(result)))
 
 
 async def dead_letters(request: Request) -> Response:
     actor_id = _actor_id(request)
     limit = wire.query_limit(request.query_params)
     letters = await _runtime(request).dead_letters(actor_id, limit)
-    return json_response({"dead_letters": [asdict(d) for d in letters]})
+    return json_response(protocol.DeadLetterList(dead_letters=[protocol.dead_letter(d) for d in letters]))
 
 
 async def retry_dead(request: Request) -> Response:
     await _runtime(request).retry_dead(_actor_id(request), _msg_id(request))
-    return json_response({"ok": True})
+    return json_response(protocol.Done(ok=True))
 
 
 async def delete_dead(request: Request) -> Response:
     await _runtime(request).delete_dead(_actor_id(request), _msg_id(request))
-    return json_response({"ok": True})
+    return json_response(protocol.Done(ok=True))
 
 
 async def metrics_endpoint(request: Request) -> Response:

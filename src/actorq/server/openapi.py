@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``: every route with the status codes it
-really answers and their bodies' schemas (the pydantic models of ``wire.py``, requests and
-responses alike), plus, per actor type, the JSON Schema of every queue's body and response (from
+really answers and their bodies' schemas (the request models and answer types of
+:mod:`actorq.protocol`), plus, per actor type, the JSON Schema of every queue's body and response (from
 the declared types) under ``x-actorq-actors``."""
 
 from __future__ import annotations
@@ -8,12 +8,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
-from actorq import __version__
+from actorq import __version__, protocol
 from actorq.core.runtime import RuntimeConfig
 from actorq.errors import ERRORS
-from actorq.server import wire
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -47,28 +46,29 @@ _V1 = (400, 401, 403, 503)  # every /v1 route: bad parameters, token, host, avai
 _BODY = (413, 415)  # routes that take a body
 _ACTOR = (404,)  # routes under /v1/actors/{actor_id}
 
-_MODELS: tuple[type[BaseModel], ...] = (
-    wire.ResolveActor,
-    wire.SendMessage,
-    wire.SendBatch,
-    wire.SendAny,
-    wire.CallAction,
-    wire.Health,
-    wire.Actor,
-    wire.ActorDetail,
-    wire.ActorList,
-    wire.QueueList,
-    wire.SendAccepted,
-    wire.MessageResult,
-    wire.BatchResults,
-    wire.MessageList,
-    wire.ActionResult,
-    wire.DeadLetterList,
-    wire.Done,
+# every body's schema, requests and answers alike (nested ones come along as $defs)
+_MODELS: tuple[Any, ...] = (
+    protocol.ResolveActor,
+    protocol.SendMessage,
+    protocol.SendBatch,
+    protocol.SendAny,
+    protocol.CallAction,
+    protocol.Health,
+    protocol.Actor,
+    protocol.ActorDetail,
+    protocol.ActorList,
+    protocol.QueueList,
+    protocol.SendAccepted,
+    protocol.MessageResult,
+    protocol.BatchResults,
+    protocol.MessageList,
+    protocol.ActionResult,
+    protocol.DeadLetterList,
+    protocol.Done,
 )
 
 
-def _ref(model: type[BaseModel] | str) -> dict[str, str]:
+def _ref(model: Any) -> dict[str, str]:
     return {"$ref": _REF.format(model=model if isinstance(model, str) else model.__name__)}
 
 
@@ -81,7 +81,7 @@ def _op(
     ok: dict[int, dict[str, Any]],
     errors: tuple[int, ...],
     *,
-    body: type[BaseModel] | None = None,
+    body: Any = None,
     body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -110,21 +110,21 @@ _ACTOR_ID = {
     "in": "path",
     "required": True,
     "description": "the actor's id (as answered by POST /v1/actors)",
-    "schema": _string(minLength=1, maxLength=wire.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f/]+$"),
+    "schema": _string(minLength=1, maxLength=protocol.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f/]+$"),
 }
 _MSG_ID = {
     "name": "msg_id",
     "in": "path",
     "required": True,
     "description": "message id",
-    "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_ID},
+    "schema": {"type": "integer", "minimum": 1, "maximum": protocol.MAX_ID},
 }
 _LIMIT = {
     "name": "limit",
     "in": "query",
     "required": False,
-    "description": f"at most this many (default 100, 1 to {wire.MAX_LIMIT})",
-    "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_LIMIT},
+    "description": f"at most this many (default 100, 1 to {protocol.MAX_LIMIT})",
+    "schema": {"type": "integer", "minimum": 1, "maximum": protocol.MAX_LIMIT},
 }
 
 
@@ -177,10 +177,10 @@ def _with_max_wait(node: Any, max_wait: float) -> None:
 def _schemas(max_wait: float) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in _MODELS:
-        schema = model.model_json_schema(ref_template=_REF)
+        schema = TypeAdapter(model).json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))  # nested models (BatchItem, ...) the $refs point at
         schemas[model.__name__] = schema
-    error_body = wire.ErrorBody.model_json_schema(ref_template=_REF)
+    error_body = TypeAdapter(protocol.ErrorBody).json_schema(ref_template=_REF)
     error_body["properties"]["code"] = {"type": "string", "enum": sorted(ERRORS)}
     schemas["ErrorBody"] = error_body
     # the error body inline (one schema a client can read at a glance)
@@ -199,14 +199,14 @@ def _schemas(max_wait: float) -> dict[str, Any]:
 def _base(max_wait: float, auth: bool) -> dict[str, Any]:
     q = _path("queue", "queue name")
     send_ok = {
-        201: _json(_ref(wire.SendAccepted), "accepted: stored before this answer"),
+        201: _json(_ref(protocol.SendAccepted), "accepted: stored before this answer"),
         200: _json(
-            {"anyOf": [_ref(wire.SendAccepted), _ref(wire.MessageResult)]},
+            {"anyOf": [_ref(protocol.SendAccepted), _ref(protocol.MessageResult)]},
             "a duplicate (the idempotency key was used: that message), or the outcome of a wait",
         ),
     }
     paths: dict[str, Any] = {
-        "/healthz": {"get": _op("Liveness (no token needed)", {200: _json(_ref(wire.Health))}, _ALWAYS)},
+        "/healthz": {"get": _op("Liveness (no token needed)", {200: _json(_ref(protocol.Health))}, _ALWAYS)},
         "/metrics": {
             "get": _op(
                 "Prometheus metrics",
@@ -223,33 +223,33 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors": {
             "get": _op(
                 "List actors, ordered by id; pass the last id as `after` for the next page",
-                {200: _json(_ref(wire.ActorList))},
+                {200: _json(_ref(protocol.ActorList))},
                 (*_V1, 404),
                 params=[
                     _query("name", _string(), "only this actor type (404 if unknown)"),
                     _LIMIT,
                     _query(
                         "after",
-                        _string(minLength=1, maxLength=wire.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$"),
+                        _string(minLength=1, maxLength=protocol.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$"),
                         "the last actor id of the previous page",
                     ),
                 ],
             ),
             "post": _op(
                 "Get, create or get-or-create an actor by name and key",
-                {201: _json(_ref(wire.Actor), "created"), 200: _json(_ref(wire.Actor), "found")},
+                {201: _json(_ref(protocol.Actor), "created"), 200: _json(_ref(protocol.Actor), "found")},
                 (*_V1, *_BODY, 404, 409),
-                body=wire.ResolveActor,
+                body=protocol.ResolveActor,
             ),
         },
         "/v1/actors/{actor_id}": {
             "get": _op(
-                "Actor by id", {200: _json(_ref(wire.ActorDetail))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
+                "Actor by id", {200: _json(_ref(protocol.ActorDetail))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
             )
         },
         "/v1/actors/{actor_id}/queues": {
             "get": _op(
-                "Queue depths", {200: _json(_ref(wire.QueueList))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
+                "Queue depths", {200: _json(_ref(protocol.QueueList))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
             )
         },
         "/v1/actors/{actor_id}/queues/{queue}/messages": {
@@ -257,7 +257,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
                 "Send a message (optionally wait for its completion)",
                 send_ok,
                 (*_V1, *_BODY, *_ACTOR, 422, 429),
-                body=wire.SendMessage,
+                body=protocol.SendMessage,
                 params=[
                     _ACTOR_ID,
                     q,
@@ -267,7 +267,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
                         "required": False,
                         "description": "the same as the body's idempotency_key (the body's wins)",
                         "schema": _string(
-                            minLength=1, maxLength=wire.MAX_TEXT, pattern=wire.HEADER_KEY_PATTERN
+                            minLength=1, maxLength=protocol.MAX_TEXT, pattern=protocol.HEADER_KEY_PATTERN
                         ),
                     },
                 ],
@@ -276,24 +276,24 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/batch": {
             "post": _op(
                 "Send several plain messages in one transaction; per-item results",
-                {200: _json(_ref(wire.BatchResults))},
+                {200: _json(_ref(protocol.BatchResults))},
                 (*_V1, *_BODY, *_ACTOR),
-                body=wire.SendBatch,
+                body=protocol.SendBatch,
                 params=[_ACTOR_ID],
             ),
         },
         "/v1/batch": {
             "post": _op(
                 "Send plain messages to any actors in one transaction; per-item results, in order",
-                {200: _json(_ref(wire.BatchResults))},
+                {200: _json(_ref(protocol.BatchResults))},
                 (*_V1, *_BODY),
-                body=wire.SendAny,
+                body=protocol.SendAny,
             ),
         },
         "/v1/actors/{actor_id}/messages": {
             "get": _op(
                 "Pending or in-flight messages",
-                {200: _json(_ref(wire.MessageList))},
+                {200: _json(_ref(protocol.MessageList))},
                 (*_V1, *_ACTOR),
                 params=[
                     _ACTOR_ID,
@@ -306,14 +306,14 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/messages/{msg_id}": {
             "get": _op(
                 "Look up (or wait for) a message's result",
-                {200: _json(_ref(wire.MessageResult))},
+                {200: _json(_ref(protocol.MessageResult))},
                 (*_V1, *_ACTOR),
                 params=[
                     _ACTOR_ID,
                     _MSG_ID,
                     _query(
                         "wait",
-                        {"type": "string", "enum": [*wire.QUERY_TRUE, *wire.QUERY_FALSE]},
+                        {"type": "string", "enum": [*protocol.QUERY_TRUE, *protocol.QUERY_FALSE]},
                         "wait for it to be completed or dead-lettered (default false)",
                     ),
                     _query(
@@ -327,9 +327,9 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/actions/{action}": {
             "post": _op(
                 "Call an action",
-                {200: _json(_ref(wire.ActionResult))},
+                {200: _json(_ref(protocol.ActionResult))},
                 (*_V1, *_BODY, *_ACTOR, 409, 422, 429, 500, 502),
-                body=wire.CallAction,
+                body=protocol.CallAction,
                 body_required=False,
                 params=[_ACTOR_ID, _path("action", "action name")],
             ),
@@ -337,7 +337,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/dead-letters": {
             "get": _op(
                 "Dead letters",
-                {200: _json(_ref(wire.DeadLetterList))},
+                {200: _json(_ref(protocol.DeadLetterList))},
                 (*_V1, *_ACTOR),
                 params=[_ACTOR_ID, _LIMIT],
             )
@@ -345,7 +345,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/dead-letters/{msg_id}/retry": {
             "post": _op(
                 "Retry a dead letter: back to pending, same id, attempts from 0",
-                {200: _json(_ref(wire.Done))},
+                {200: _json(_ref(protocol.Done))},
                 (*_V1, *_BODY, *_ACTOR),
                 params=[_ACTOR_ID, _MSG_ID],
             )
@@ -353,7 +353,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}/dead-letters/{msg_id}": {
             "delete": _op(
                 "Delete a dead letter",
-                {200: _json(_ref(wire.Done))},
+                {200: _json(_ref(protocol.Done))},
                 (*_V1, *_BODY, *_ACTOR),
                 params=[_ACTOR_ID, _MSG_ID],
             )

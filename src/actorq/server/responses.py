@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from actorq import protocol
 from actorq.errors import ActorqError, BadRequest, NotFound
 
 log = logging.getLogger("actorq.server")
@@ -31,7 +32,7 @@ def error_response(err: ActorqError) -> Response:
     headers = {}
     if err.retry_after is not None or err.status in (429, 503):
         headers["Retry-After"] = str(max(1, round(err.retry_after or 1)))
-    return json_response({"error": err.to_dict()}, err.status, headers)
+    return json_response(protocol.ErrorAnswer(error=protocol.error_body(err)), err.status, headers)
 
 
 async def on_actorq_error(request: Request, exc: Exception) -> Response:

@@ -1,9 +1,8 @@
 """WebSocket connections to one actor: low-latency actions and sends, and its event stream.
 
-Frames are JSON objects. Client → server: ``{"type": "action", "id", "name", "args"}`` and
-``{"type": "send", "id", "queue", "body", "wait", "timeout"}``. Server → client:
-``{"type": "init", "actor_id"}``, ``{"type": "result", "id", "result"}``,
-``{"type": "error", "id", "error": {...}}`` and ``{"type": "event", "name", "data"}``.
+Frames are JSON objects, the WebSocket frames of :mod:`actorq.protocol`. Client → server:
+``action`` and ``send`` (each with an ``id``); server → client: ``init``, then ``result`` and
+``error`` (echoing a request's ``id``) and ``event``.
 
 Several nodes on one database: events happen only on the node that owns the actor, so a
 connection reaching another node is relayed to the owner (``server/forward.py``), as a gateway
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core.cluster import NotOwner
 from actorq.core.instance import ActorInstance
@@ -66,7 +66,7 @@ def _dumps(obj: Any) -> str:
 
 async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
     frame = wire.parse_frame(data, max_wait=rt.config.max_wait)
-    if isinstance(frame, wire.ActionFrame):
+    if isinstance(frame, protocol.ActionFrame):
         metrics.ACTIONS.inc()
         result = await rt.call_action(
             actor_id, frame.name, decode_bytes(frame.args), decode_bytes(frame.kwargs or {}) or None
@@ -76,17 +76,13 @@ async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
         r = await rt.send_and_wait(
             actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
         )
-        return {
-            "id": r.id,
-            "status": r.status,
-            "response": r.response,
-            "error": r.error,
-            "attempt": r.attempt,
-        }
+        answer = protocol.message_result(r)
+        answer["error"] = r.error  # a frame always carries it
+        return answer
     receipt = await rt.send(
         actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
     )
-    return {"id": receipt.id, "status": "accepted", "duplicate": receipt.duplicate}
+    return protocol.accepted(receipt)
 
 
 async def _deny(ws: WebSocket, exc: ActorqError) -> None:
@@ -195,7 +191,7 @@ async def _serve(
                 reason = "server shutting down" if item is None else "event buffer overflow"
                 await ws.close(code=1012 if item is None else 1008, reason=reason)
                 return
-            await send_text(_dumps({"type": "event", "name": item[0], "data": item[1]}))
+            await send_text(_dumps(protocol.EventFrame(type="event", name=item[0], data=item[1])))
 
     async def watch_owner(inst: ActorInstance) -> None:
         # not for idle sleep (a listener keeps the actor awake): its lease was lost or taken over
@@ -213,9 +209,9 @@ async def _serve(
         fid = frame.get("id") if isinstance(frame, dict) else None
         try:
             result = await _handle(rt, actor_id, frame)
-            text = _dumps({"type": "result", "id": fid, "result": result})
+            text = _dumps(protocol.ResultFrame(type="result", id=fid, result=result))
         except ActorqError as exc:
-            text = _dumps({"type": "error", "id": fid, "error": exc.to_dict()})
+            text = _dumps(protocol.ErrorFrame(type="error", id=fid, error=protocol.error_body(exc)))
         with contextlib.suppress(Exception):
             await send_text(text)
 
@@ -223,7 +219,7 @@ async def _serve(
     pump = asyncio.create_task(pump_events())
     watcher = asyncio.create_task(watch_owner(inst)) if inst is not None else None
     try:
-        await send_text(_dumps({"type": "init", "actor_id": actor_id}))
+        await send_text(_dumps(protocol.InitFrame(type="init", actor_id=actor_id)))
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -235,7 +231,9 @@ async def _serve(
             try:
                 frame = wire.parse_json(raw, "frame")
             except BadRequest as exc:
-                await send_text(_dumps({"type": "error", "id": None, "error": exc.to_dict()}))
+                await send_text(
+                    _dumps(protocol.ErrorFrame(type="error", id=None, error=protocol.error_body(exc)))
+                )
                 continue
             task = asyncio.create_task(answer(frame))
             tasks.add(task)
