@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Annotated, Any, Literal, NotRequired, TypeVar, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, with_config
@@ -47,8 +48,11 @@ def _no_nul(value: str) -> str:
     return value
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _no_control(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise PydanticCustomError("string_control", "String should not contain control characters")
     return value
 
@@ -375,7 +379,7 @@ class EventFrame(TypedDict):
     data: Any
 
 
-ServerFrame = Annotated[InitFrame | ResultFrame | ErrorFrame | EventFrame, Field(discriminator="type")]
+ServerFrame = InitFrame | ResultFrame | ErrorFrame | EventFrame
 
 
 # -- building answers from the runtime's results -------------------------------------------------
@@ -425,8 +429,7 @@ def dead_letter(d: results.DeadLetter) -> DeadLetter:
 # -- reading answers -----------------------------------------------------------------------------
 @functools.cache
 def adapter(answer: Any) -> TypeAdapter[Any]:
-    """The one adapter that reads ``answer`` (an answer type above, or :data:`ServerFrame`),
-    built on first use."""
+    """The one adapter that reads ``answer`` (an answer type above), built on first use."""
     return TypeAdapter(answer)
 
 
@@ -437,4 +440,17 @@ def read(answer: Any, raw: bytes | str) -> Any:
     except PydanticValidationError as exc:
         what = getattr(answer, "__name__", "frame")
         problems = pydantic_errors(exc)[:3]
-        raise ActorqError(f"the server's answer is not a {what}: {problems}") from None
+        raise ActorqError(f"unexpected answer from the server (expected {what}): {problems}") from None
+
+
+@functools.cache
+def _frames() -> TypeAdapter[ServerFrame]:
+    return TypeAdapter(Annotated[ServerFrame, Field(discriminator="type")])
+
+
+def read_frame(raw: bytes | str) -> ServerFrame:
+    """A WebSocket frame from the server; :class:`ActorqError` if it is not one."""
+    try:
+        return _frames().validate_json(raw)
+    except PydanticValidationError as exc:
+        raise ActorqError(f"not a frame of this protocol: {pydantic_errors(exc)[:3]}") from None

@@ -1,8 +1,9 @@
 """Clients for an actorq server: async (aiohttp, with WebSocket) and sync (httpx) twins.
 
-Owns: building requests and parsing responses (``_base``, no I/O), and the two transports.
-Must not import ``actorq.core``, ``actorq.server`` or ``actorq.storage``: it speaks only the
-wire protocol, so it works against any server version that speaks it.
+Owns: building requests and parsing responses (``_base``, no I/O, with the shapes of
+``actorq.protocol``), and the two transports. Must not import ``actorq.core``,
+``actorq.server``, ``actorq.storage`` or ``actorq.agent_os``: it speaks only the wire protocol,
+so it works against any server version that speaks it.
 """
 
 from actorq.client.async_client import ActorConnection, ActorHandle, AsyncClient, create_client

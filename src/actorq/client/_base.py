@@ -1,5 +1,9 @@
 """What both clients share and that does no I/O: URLs, headers, request bodies, response and
-error parsing, retry policy, and the lazy actor-handle bookkeeping (httpx's BaseClient shape)."""
+error parsing, retry policy, and the lazy actor-handle bookkeeping (httpx's BaseClient shape).
+
+Every body and frame is one of :mod:`actorq.protocol`'s shapes: requests are built (and so
+checked) with its request models, answers are read with its answer types.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import quote
 
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
+from actorq import protocol
 from actorq._typing import adapter, encode_bytes
 from actorq.errors import ActorqError, BadRequest, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
@@ -25,35 +32,42 @@ Retry = Literal["safe", "unsent"]
 RETRY_FOR = 30.0  # seconds a client keeps retrying a request the server could not take
 MAX_BATCH = 256  # plain sends coalesced into one batch request at most
 
+M = TypeVar("M", bound=BaseModel)
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
     method: str
     path: str
-    json: Any = None
+    payload: BaseModel | None = None  # the body: one of the protocol's request models
     params: dict[str, str] | None = None
     timeout: float | None = None
     retry: Retry = "safe"
+    answer: Any = None  # the protocol's answer type the reply is read as (None: any JSON)
 
     def body(self) -> bytes | None:
-        if self.json is None:
-            return None
-        text = json.dumps(self.json, separators=(",", ":"), ensure_ascii=False)
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            # a lone surrogate (not Unicode): sent as the escape it is, for the server to refuse
-            # with a typed error naming the field, the same answer as for any other bad value
-            return json.dumps(self.json, separators=(",", ":")).encode("ascii")
+        return None if self.payload is None else protocol.encode(self.payload)
 
 
 def to_json(value: Any) -> Any:
-    """Bodies may be TypedDicts, dataclasses or pydantic models: send their JSON form."""
+    """Bodies may be TypedDicts, dataclasses or pydantic models: their JSON form."""
     return to_jsonable_python(value)
 
 
-def parse_response(status: int, text: bytes) -> Any:
-    """Decode a response body; raise the server's typed error for status >= 400."""
+def checked(what: str, build: Callable[[], M]) -> M:
+    """A request model built from the caller's values; a value the server would refuse is
+    refused here, with the server's own :class:`BadRequest` (the request is never sent)."""
+    try:
+        return build()
+    except PydanticValidationError as exc:
+        raise protocol.invalid(what, exc) from None
+
+
+def parse_response(status: int, text: bytes, answer: Any = None) -> Any:
+    """Decode a response body (as ``answer``, when given); raise the server's typed error for
+    status >= 400."""
+    if status < 400 and answer is not None:
+        return protocol.read(answer, text)
     try:
         data = json.loads(text) if text else None
     except ValueError:
@@ -122,17 +136,18 @@ class HandleCore:
         self._quoted_id = ""
 
     def resolve_request(self) -> Request:
-        if self.mode == "id":
-            return Request("GET", f"/v1/actors/{quote(self.actor_id or '', safe='')}")
-        return Request(
-            "POST",
-            "/v1/actors",
-            {"name": self.name, "key": self.key, "mode": self.mode},
-            retry="safe" if self.mode != "create" else "unsent",
+        mode = self.mode
+        if mode == "id":
+            return Request("GET", f"/v1/actors/{quote(self.actor_id or '', safe='')}", answer=protocol.Actor)
+        name, key = self.name, self.key or []
+        payload = checked(
+            "ResolveActor request", lambda: protocol.ResolveActor(name=name, key=key, mode=mode)
         )
+        retry: Retry = "safe" if mode != "create" else "unsent"
+        return Request("POST", "/v1/actors", payload, retry=retry, answer=protocol.Actor)
 
-    def resolved(self, data: Any) -> str:
-        info = ActorInfo(data["actor_id"], data["name"], list(data["key"]), bool(data.get("created", False)))
+    def resolved(self, data: protocol.Actor) -> str:
+        info = ActorInfo(data["actor_id"], data["name"], list(data["key"]), data.get("created", False))
         if info.name != self.name:
             raise ActorqError(f"actor {info.actor_id} is a {info.name!r}, not a {self.name!r}")
         self.actor_id = info.actor_id
@@ -159,46 +174,54 @@ class HandleCore:
         idempotency_key: str | None,
         http_timeout: float | None,
     ) -> Request:
-        payload: dict[str, Any] = {
-            "body": to_json(body),
-            "idempotency_key": idempotency_key or uuid.uuid4().hex,
-        }
-        if wait:
-            payload["wait"] = True
-        if block:
-            payload["block"] = True
-        if timeout is not None:
-            payload["timeout"] = timeout
-        if delay is not None:
-            payload["delay"] = delay
+        key = idempotency_key or uuid.uuid4().hex
+        payload = checked(
+            "SendMessage request",
+            lambda: protocol.SendMessage(
+                body=body,
+                wait=bool(wait),
+                timeout=timeout,
+                block=bool(block),
+                delay=delay,
+                idempotency_key=key,
+            ),
+        )
         return Request(
             "POST",
             self.path("queues", queue, "messages"),
             payload,
             timeout=_http_timeout(wait or block, timeout, http_timeout),
+            answer=protocol.MessageResult if wait else protocol.SendAccepted,
         )
 
     def send_item(
         self, queue: str, body: Any, delay: float | None, idempotency_key: str | None
-    ) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "queue": queue,
-            "body": to_json(body),
-            "idempotency_key": idempotency_key or uuid.uuid4().hex,
-        }
-        if delay is not None:
-            item["delay"] = delay
-        return item
+    ) -> protocol.AddressedItem:
+        """A plain send to go out with others (``POST /v1/batch``); ``body`` is taken as it is now."""
+        assert self.actor_id is not None
+        actor_id, key, value = self.actor_id, idempotency_key or uuid.uuid4().hex, to_json(body)
+        return checked(
+            "AddressedItem request",
+            lambda: protocol.AddressedItem(
+                actor_id=actor_id, queue=queue, body=value, delay=delay, idempotency_key=key
+            ),
+        )
 
-    def single_send_request(self, item: dict[str, Any], http_timeout: float | None) -> Request:
+    def single_send_request(self, item: protocol.AddressedItem, http_timeout: float | None) -> Request:
         """A coalesced plain send that found nobody to share a batch with."""
-        payload = {k: v for k, v in item.items() if k != "queue"}
-        return Request("POST", self.path("queues", item["queue"], "messages"), payload, timeout=http_timeout)
+        payload = protocol.SendMessage(body=item.body, delay=item.delay, idempotency_key=item.idempotency_key)
+        return Request(
+            "POST",
+            self.path("queues", item.queue, "messages"),
+            payload,
+            timeout=http_timeout,
+            answer=protocol.SendAccepted,
+        )
 
     def result_request(
         self, msg_id: int, wait: bool, timeout: float | None, http_timeout: float | None
     ) -> Request:
-        params = {"wait": "true" if wait else "false"}
+        params = {"wait": protocol.QUERY_TRUE[0] if wait else protocol.QUERY_FALSE[0]}
         if timeout is not None:
             params["timeout"] = str(timeout)
         return Request(
@@ -206,23 +229,42 @@ class HandleCore:
             self.path("messages", msg_id),
             params=params,
             timeout=_http_timeout(wait, timeout, http_timeout),
+            answer=protocol.MessageResult,
         )
 
     def messages_request(self, status: str, limit: int) -> Request:
-        return Request("GET", self.path("messages"), params={"status": status, "limit": str(limit)})
+        params = {"status": status, "limit": str(limit)}
+        return Request("GET", self.path("messages"), params=params, answer=protocol.MessageList)
+
+    def queues_request(self) -> Request:
+        return Request("GET", self.path("queues"), answer=protocol.QueueList)
+
+    def dead_letters_request(self, limit: int) -> Request:
+        params = {"limit": str(limit)}
+        return Request("GET", self.path("dead-letters"), params=params, answer=protocol.DeadLetterList)
+
+    def retry_dead_request(self, msg_id: int) -> Request:
+        return Request("POST", self.path("dead-letters", msg_id, "retry"), answer=protocol.Done)
+
+    def delete_dead_request(self, msg_id: int) -> Request:
+        return Request("DELETE", self.path("dead-letters", msg_id), answer=protocol.Done)
 
     def action_request(
         self, name: str, args: Sequence[Any], kwargs: dict[str, Any], http_timeout: float | None
     ) -> Request:
-        body: dict[str, Any] = {"args": [encode_bytes(a) for a in args]}
-        if kwargs:
-            body["kwargs"] = {k: encode_bytes(v) for k, v in kwargs.items()}
+        payload = checked(
+            "CallAction request",
+            lambda: protocol.CallAction(
+                args=[encode_bytes(a) for a in args], kwargs={k: encode_bytes(v) for k, v in kwargs.items()}
+            ),
+        )
         return Request(
             "POST",
             self.path("actions", name),
-            body,
+            payload,
             timeout=http_timeout,
             retry="unsent",
+            answer=protocol.ActionResult,
         )
 
 
@@ -243,63 +285,109 @@ def _http_timeout(waits: bool, timeout: float | None, http_timeout: float | None
     return timeout if timeout is not None else http_timeout
 
 
+def list_actors_request(name: str | None, limit: int, after: str | None) -> Request:
+    params = {"limit": str(limit)}
+    if name:
+        params["name"] = name
+    if after:
+        params["after"] = after
+    return Request("GET", "/v1/actors", params=params, answer=protocol.ActorList)
+
+
+def health_request() -> Request:
+    return Request("GET", "/healthz", answer=protocol.Health)
+
+
+def parse_receipt(data: protocol.SendAccepted, *, actor_id: str, queue: str) -> SendReceipt:
+    return SendReceipt(id=data["id"], actor_id=actor_id, queue=queue, duplicate=data["duplicate"])
+
+
 def parse_send(
     data: Any, *, wait: bool, actor_id: str, queue: str, response_type: Any = None
 ) -> SendReceipt | SendResult:
     if not wait:
-        return SendReceipt(
-            id=int(data["id"]), actor_id=actor_id, queue=queue, duplicate=bool(data.get("duplicate"))
-        )
+        return parse_receipt(data, actor_id=actor_id, queue=queue)
     return parse_result(data, actor_id=actor_id, queue=queue, response_type=response_type)
 
 
-def batch_request(items: Sequence[tuple[HandleCore, dict[str, Any]]], http_timeout: float | None) -> Request:
-    """Plain sends to any actors in one request (``POST /v1/batch``); handles are resolved."""
-    messages = [{"actor_id": core.actor_id, **item} for core, item in items]
-    return Request("POST", "/v1/batch", {"messages": messages}, timeout=http_timeout)
+def batch_request(
+    items: Sequence[tuple[HandleCore, protocol.AddressedItem]], http_timeout: float | None
+) -> Request:
+    """Plain sends to any actors in one request (``POST /v1/batch``)."""
+    payload = protocol.SendAny(messages=[item for _, item in items])
+    return Request("POST", "/v1/batch", payload, timeout=http_timeout, answer=protocol.BatchResults)
 
 
 def parse_batch(
-    data: Any, *, items: Sequence[tuple[HandleCore, dict[str, Any]]]
+    data: protocol.BatchResults, *, items: Sequence[tuple[HandleCore, protocol.AddressedItem]]
 ) -> list[SendReceipt | ActorqError]:
     out: list[SendReceipt | ActorqError] = []
-    for (core, item), r in zip(items, data["results"], strict=True):
+    for (_, item), r in zip(items, data["results"], strict=True):
         if "error" in r:
-            out.append(error_from_dict(int(r.get("status", 500)), {"error": r["error"]}))
+            failed = cast(protocol.ItemFailed, r)
+            out.append(error_from_dict(failed["status"], protocol.ErrorAnswer(error=failed["error"])))
         else:
-            out.append(
-                SendReceipt(int(r["id"]), core.actor_id or "", item["queue"], bool(r.get("duplicate")))
-            )
+            out.append(parse_receipt(r, actor_id=item.actor_id, queue=item.queue))
     return out
 
 
-def parse_result(data: Any, *, actor_id: str, queue: str = "", response_type: Any = None) -> SendResult:
-    response = data.get("response")
-    if response_type is not None and response is not None and data.get("status") == "completed":
+def parse_result(
+    data: protocol.MessageResult, *, actor_id: str, queue: str = "", response_type: Any = None
+) -> SendResult:
+    response = data["response"]
+    if response_type is not None and response is not None and data["status"] == "completed":
         ad = adapter(response_type)
         if ad is not None:
             response = ad.validate_python(response)
     return SendResult(
-        id=int(data["id"]),
+        id=data["id"],
         status=data["status"],
         response=response,
-        error=data.get("error"),
-        attempt=int(data.get("attempt", 0)),
+        error=data["error"],
+        attempt=data["attempt"],
         actor_id=actor_id,
         queue=queue,
     )
 
 
-def parse_queues(data: Any) -> list[QueueInfo]:
+def parse_queues(data: protocol.QueueList) -> list[QueueInfo]:
     return [QueueInfo(**q) for q in data["queues"]]
 
 
-def parse_dead_letters(data: Any) -> list[DeadLetter]:
+def parse_dead_letters(data: protocol.DeadLetterList) -> list[DeadLetter]:
     return [DeadLetter(**d) for d in data["dead_letters"]]
 
 
-def parse_actors(data: Any) -> list[ActorInfo]:
-    return [ActorInfo(a["actor_id"], a["name"], list(a["key"])) for a in data["actors"]]
+def parse_actors(data: protocol.ActorList) -> list[ActorInfo]:
+    return [ActorInfo(a["actor_id"], a["name"], a["key"]) for a in data["actors"]]
+
+
+def parse_messages(data: protocol.MessageList) -> list[dict[str, Any]]:
+    return [dict(m) for m in data["messages"]]
+
+
+def action_frame(
+    frame_id: int, name: str, args: Sequence[Any], kwargs: dict[str, Any]
+) -> protocol.ActionFrame:
+    return checked(
+        "action frame",
+        lambda: protocol.ActionFrame(
+            type="action",
+            id=frame_id,
+            name=name,
+            args=[encode_bytes(a) for a in args],
+            kwargs={k: encode_bytes(v) for k, v in kwargs.items()} or None,
+        ),
+    )
+
+
+def send_frame(frame_id: int, queue: str, body: Any, wait: bool, timeout: float | None) -> protocol.SendFrame:
+    return checked(
+        "send frame",
+        lambda: protocol.SendFrame(
+            type="send", id=frame_id, queue=queue, body=body, wait=wait, timeout=timeout
+        ),
+    )
 
 
 def base_url(url: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -12,7 +11,8 @@ from typing import Any, Literal, overload
 
 import aiohttp
 
-from actorq._typing import decode_bytes, encode_bytes
+from actorq import protocol
+from actorq._typing import decode_bytes
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
@@ -41,7 +41,7 @@ class AsyncClient:
         self._retry_for = retry_for
         self._session: aiohttp.ClientSession | None = None
         # plain sends waiting to go out together (any actors; one batch request on the wire at a time)
-        self._queued: list[tuple[b.HandleCore, dict[str, Any], asyncio.Future[SendReceipt]]] = []
+        self._queued: list[tuple[b.HandleCore, protocol.AddressedItem, asyncio.Future[SendReceipt]]] = []
         self._flushing = False
         self._flusher: asyncio.Future[None] | None = None
 
@@ -81,7 +81,7 @@ class AsyncClient:
                 async with session.request(
                     req.method, self._url + req.path, data=body, params=req.params, timeout=timeout
                 ) as resp:
-                    return b.parse_response(resp.status, await resp.read())
+                    return b.parse_response(resp.status, await resp.read(), req.answer)
             except ActorqError as exc:
                 err: BaseException = exc
             except aiohttp.ClientConnectorError as exc:
@@ -106,18 +106,12 @@ class AsyncClient:
     async def list_actors(
         self, name: str | None = None, *, limit: int = 100, after: str | None = None
     ) -> list[ActorInfo]:
-        params = {"limit": str(limit)}
-        if name:
-            params["name"] = name
-        if after:
-            params["after"] = after
-        return b.parse_actors(await self.request(b.Request("GET", "/v1/actors", params=params)))
+        return b.parse_actors(await self.request(b.list_actors_request(name, limit, after)))
 
     async def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = await self.request(b.Request("GET", "/healthz"))
-        return data
+        return dict(await self.request(b.health_request()))
 
-    async def _coalesced(self, core: b.HandleCore, item: dict[str, Any]) -> SendReceipt:
+    async def _coalesced(self, core: b.HandleCore, item: protocol.AddressedItem) -> SendReceipt:
         """Plain sends issued while an earlier batch is on the wire go out together as one batch
         request, whichever actors they are for (each item still durable before its own receipt,
         one handle's sends in the order issued). A lone send goes alone."""
@@ -150,14 +144,12 @@ class AsyncClient:
             self._flushing = False
 
     async def _send_items(
-        self, items: list[tuple[b.HandleCore, dict[str, Any]]]
+        self, items: list[tuple[b.HandleCore, protocol.AddressedItem]]
     ) -> list[SendReceipt | ActorqError]:
         if len(items) == 1:
             core, item = items[0]
             data = await self.request(core.single_send_request(item, self._timeout))
-            return [
-                SendReceipt(int(data["id"]), core.actor_id or "", item["queue"], bool(data.get("duplicate")))
-            ]
+            return [b.parse_receipt(data, actor_id=item.actor_id, queue=item.queue)]
         data = await self.request(b.batch_request(items, self._timeout))
         return b.parse_batch(data, items=items)
 
@@ -262,26 +254,24 @@ class ActorHandle:
 
     async def queues(self) -> list[QueueInfo]:
         await self.resolve()
-        return b.parse_queues(await self._client.request(b.Request("GET", self._core.path("queues"))))
+        return b.parse_queues(await self._client.request(self._core.queues_request()))
 
     async def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
         """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at."""
         await self.resolve()
-        data = await self._client.request(self._core.messages_request(status, limit))
-        return list(data["messages"])
+        return b.parse_messages(await self._client.request(self._core.messages_request(status, limit)))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         await self.resolve()
-        req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})
-        return b.parse_dead_letters(await self._client.request(req))
+        return b.parse_dead_letters(await self._client.request(self._core.dead_letters_request(limit)))
 
     async def retry_dead_letter(self, message_id: int) -> None:
         await self.resolve()
-        await self._client.request(b.Request("POST", self._core.path("dead-letters", message_id, "retry")))
+        await self._client.request(self._core.retry_dead_request(message_id))
 
     async def delete_dead_letter(self, message_id: int) -> None:
         await self.resolve()
-        await self._client.request(b.Request("DELETE", self._core.path("dead-letters", message_id)))
+        await self._client.request(self._core.delete_dead_request(message_id))
 
     async def connect(self, *, reconnect: bool = True) -> ActorConnection:
         """Open a WebSocket to this actor: low-latency actions and its event stream. If the server
@@ -302,6 +292,14 @@ class ActorHandle:
 
         call.__name__ = name
         return call
+
+
+def _server_frame(raw: str | bytes) -> protocol.ServerFrame | None:
+    """A frame from the server; ``None`` for one this client does not know."""
+    try:
+        return protocol.read_frame(raw)
+    except ActorqError:
+        return None
 
 
 # close codes after which a connection is re-opened: going away, abnormal closure (no close frame:
@@ -342,8 +340,8 @@ class ActorConnection:
             await ws.close()
             status = {4401: 401, 1013: 503}.get(code or 0, 404)
             raise error_from_dict(status, f"connection refused (close code {code})")
-        init = json.loads(first.data)
-        self.actor_id = init.get("actor_id")
+        init = _server_frame(first.data)
+        self.actor_id = init["actor_id"] if init is not None and init["type"] == "init" else None
         return ws
 
     async def _open(self) -> None:
@@ -394,47 +392,42 @@ class ActorConnection:
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
-            frame = json.loads(msg.data)
-            kind = frame.get("type")
-            if kind == "event":
-                ev = Event(frame.get("name", ""), frame.get("data"))
+            frame = _server_frame(msg.data)
+            if frame is None or frame["type"] == "init":
+                continue
+            if frame["type"] == "event":
+                ev = Event(frame["name"], frame["data"])
                 self._events.put_nowait(ev)
                 for cb in self._handlers.get(ev.name, ()):
                     res = cb(ev.data)
                     if asyncio.iscoroutine(res):
                         await res
                 continue
-            fut = self._pending.pop(frame.get("id"), None)
+            fut = self._pending.pop(frame["id"], None)
             if fut is None or fut.done():
                 continue
-            if kind == "result":
-                fut.set_result(decode_bytes(frame.get("result")))
+            if frame["type"] == "result":
+                fut.set_result(decode_bytes(frame["result"]))
             else:
-                err = frame.get("error") or {}
-                fut.set_exception(error_from_dict(0, {"error": err}))
+                fut.set_exception(error_from_dict(0, protocol.ErrorAnswer(error=frame["error"])))
 
-    async def _call(self, frame: dict[str, Any]) -> Any:
+    async def _call(self, build: Callable[[int], protocol.ActionFrame | protocol.SendFrame]) -> Any:
         if self._ws is None or self.closed or self._ws.closed:
             raise Unavailable("connection is closed" if self.closed else "connection is reconnecting")
         self._next_id += 1
-        frame["id"] = self._next_id
+        frame = build(self._next_id)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[self._next_id] = fut
-        await self._ws.send_str(json.dumps(frame, separators=(",", ":"), default=b.to_json))
+        await self._ws.send_str(protocol.encode(frame).decode("utf-8"))
         return await fut
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        frame: dict[str, Any] = {"type": "action", "name": name, "args": [encode_bytes(a) for a in args]}
-        if kwargs:
-            frame["kwargs"] = {k: encode_bytes(v) for k, v in kwargs.items()}
-        return await self._call(frame)
+        return await self._call(lambda frame_id: b.action_frame(frame_id, name, args, kwargs))
 
     async def send(
         self, queue: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
     ) -> Any:
-        return await self._call(
-            {"type": "send", "queue": queue, "body": b.to_json(body), "wait": wait, "timeout": timeout}
-        )
+        return await self._call(lambda frame_id: b.send_frame(frame_id, queue, body, wait, timeout))
 
     def on(self, event: str, callback: Callable[[Any], Any]) -> None:
         """Call ``callback(data)`` for every ``event`` broadcast (sync or async callback)."""

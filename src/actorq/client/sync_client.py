@@ -62,7 +62,7 @@ class SyncClient:
                 resp = self._http.request(
                     req.method, req.path, content=req.body(), params=req.params, timeout=req.timeout
                 )
-                return b.parse_response(resp.status_code, resp.content)
+                return b.parse_response(resp.status_code, resp.content, req.answer)
             except ActorqError as exc:
                 err: BaseException = exc
             except httpx.ConnectError as exc:
@@ -87,16 +87,10 @@ class SyncClient:
     def list_actors(
         self, name: str | None = None, *, limit: int = 100, after: str | None = None
     ) -> list[ActorInfo]:
-        params = {"limit": str(limit)}
-        if name:
-            params["name"] = name
-        if after:
-            params["after"] = after
-        return b.parse_actors(self.request(b.Request("GET", "/v1/actors", params=params)))
+        return b.parse_actors(self.request(b.list_actors_request(name, limit, after)))
 
     def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.request(b.Request("GET", "/healthz"))
-        return data
+        return dict(self.request(b.health_request()))
 
 
 class SyncActorHandle:
@@ -189,24 +183,23 @@ class SyncActorHandle:
 
     def queues(self) -> list[QueueInfo]:
         self.resolve()
-        return b.parse_queues(self._client.request(b.Request("GET", self._core.path("queues"))))
+        return b.parse_queues(self._client.request(self._core.queues_request()))
 
     def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
         self.resolve()
-        return list(self._client.request(self._core.messages_request(status, limit))["messages"])
+        return b.parse_messages(self._client.request(self._core.messages_request(status, limit)))
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         self.resolve()
-        req = b.Request("GET", self._core.path("dead-letters"), params={"limit": str(limit)})
-        return b.parse_dead_letters(self._client.request(req))
+        return b.parse_dead_letters(self._client.request(self._core.dead_letters_request(limit)))
 
     def retry_dead_letter(self, message_id: int) -> None:
         self.resolve()
-        self._client.request(b.Request("POST", self._core.path("dead-letters", message_id, "retry")))
+        self._client.request(self._core.retry_dead_request(message_id))
 
     def delete_dead_letter(self, message_id: int) -> None:
         self.resolve()
-        self._client.request(b.Request("DELETE", self._core.path("dead-letters", message_id)))
+        self._client.request(self._core.delete_dead_request(message_id))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import aiohttp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.errors import Unavailable, error_from_dict
 
@@ -67,7 +68,9 @@ class HttpForwarder:
         self, address: str, actor_id: str, name: str, args: list[Any], kwargs: dict[str, Any] | None
     ) -> Any:
         url = f"http://{address}/v1/actors/{quote(actor_id, safe='')}/actions/{quote(name, safe='')}"
-        body = json.dumps({"args": encode_bytes(args), "kwargs": encode_bytes(kwargs or {})})
+        body = protocol.encode(
+            protocol.CallAction(args=encode_bytes(args), kwargs=encode_bytes(kwargs or {}))
+        )
         try:
             async with self._get_session().post(url, data=body) as resp:
                 text = await resp.read()
@@ -76,13 +79,13 @@ class HttpForwarder:
             raise Unavailable(
                 f"the node owning actor {actor_id} ({address}) cannot be reached: {exc!r}", retry_after=1.0
             ) from exc
+        if status < 400:
+            return decode_bytes(protocol.read(protocol.ActionResult, text)["result"])
         try:
             data = json.loads(text) if text else None
         except ValueError:
             data = text.decode("utf-8", "replace")
-        if status >= 400:
-            raise error_from_dict(status, data)
-        return decode_bytes(data["result"]) if isinstance(data, dict) else None
+        raise error_from_dict(status, data)
 
     async def open_websocket(
         self, address: str, actor_id: str, *, heartbeat: float, open_timeout: float
