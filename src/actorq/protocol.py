@@ -33,7 +33,7 @@ from actorq.errors import ActorqError, BadRequest
 MAX_DELAY = 366 * 24 * 3600.0  # seconds: a message may be delayed by at most 366 days
 MAX_KEY_BYTES = 1024  # an actor key's parts together, in UTF-8
 MAX_LIMIT = 1000  # page size of the list routes
-MAX_BATCH = 1000  # items of one batch request
+MAX_BATCH_ITEMS = 1000  # items of one batch request
 MAX_ID = 2**63 - 1  # message ids are positive 64-bit integers
 MAX_TEXT = 200  # actor ids and idempotency keys, in characters
 
@@ -144,7 +144,9 @@ class BatchItem(_Envelope):
 
 
 class SendBatch(_Envelope):
-    messages: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH, description="plain sends, in order")
+    messages: list[BatchItem] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS, description="plain sends, in order"
+    )
 
 
 class AddressedItem(BatchItem):
@@ -153,7 +155,7 @@ class AddressedItem(BatchItem):
 
 class SendAny(_Envelope):
     messages: list[AddressedItem] = Field(
-        min_length=1, max_length=MAX_BATCH, description="plain sends to any actors, in order"
+        min_length=1, max_length=MAX_BATCH_ITEMS, description="plain sends to any actors, in order"
     )
 
 
