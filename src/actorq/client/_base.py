@@ -61,8 +61,8 @@ def to_json(value: Any) -> Any:
 
 
 def checked(what: str, build: Callable[[], M]) -> M:
-    """A request model built from the caller's values; a value the server would refuse is
-    refused here, with the server's own :class:`BadRequest` (the request is never sent)."""
+    """A request model built from the caller's values: a field the server's model would refuse
+    is refused here, with the :class:`BadRequest` the server would answer (nothing is sent)."""
     try:
         return build()
     except PydanticValidationError as exc:
