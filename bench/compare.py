@@ -399,6 +399,28 @@ def ratios(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+def noise_note(summary: dict[str, Any], load: dict[str, Any]) -> str:
+    """How far apart the rounds were: per side, the median over the table's figures of
+    (max - min) / median."""
+    parts = []
+    for side in SIDES:
+        spreads = [
+            (x["max"] - x["min"]) / x["median"]
+            for _, wl, field, peer_wl in ROWS
+            if (x := summary.get(side, {}).get(wl if side in ("now", "baseline") else peer_wl, {}).get(field))
+            and x["rounds"] > 1
+            and x["median"]
+        ]
+        if spreads:
+            parts.append(f"{side} {statistics.median(spreads):.0%}")
+    start, end = (", ".join(f"{v:.1f}" for v in load[k]) for k in ("start", "end"))
+    spread = "; ".join(parts) if parts else "one round only, no spread"
+    return (
+        f"Run-to-run spread, (max-min)/median over the rounds, median of the rows: {spread}. "
+        f"Load average at start {start}, at end {end}."
+    )
+
+
 def cell(summary: dict[str, Any], side: str, wl: str, field: str) -> str:
     x = summary.get(side, {}).get(wl, {}).get(field)
     if x is None:
@@ -548,10 +570,12 @@ def main() -> int:
                         f"RivetKit's {wl} stopped at its time cap after {f['n']} of {f['target']} "
                         f"(BENCH_TIME_SCALE={scale}); its rates are over the time it ran"
                     )
+    doc["notes"].append(noise_note(doc["summary"], doc["load_average"]))
     title = f"side by side, {rounds_n} round(s)" + (" (quick)" if args.quick else "")
-    Console(width=200).print(table(doc, title))
+    con = Console(width=None if sys.stdout.isatty() else 200)
+    con.print(table(doc, title))
     for note in doc["notes"]:
-        Console(width=200).print(f"- {note}")
+        con.print(f"- {note}")
     write_results(args.out, doc, quick=args.quick)
     Console().print(f"wrote {args.out}")
     return 1 if failed else 0
