@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -270,19 +272,12 @@ def rivetkit_side(peer: Path, work: Path, scale: int, log: Path) -> dict[str, An
         shutil.copyfile(peer / name, dst)
     env = {**os.environ, "RIVETKIT_PEER_COPIED": "1", "BENCH_TIME_SCALE": str(scale)}
     with log.open("a") as stderr:
-        proc = subprocess.run(
-            ["bash", str(work / "run.sh")],
-            cwd=work,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            timeout=1200 + 240 * scale,  # the first run also npm-installs (~340 MB)
-        )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
+        # the first run also npm-installs (~340 MB, a native build or two)
+        rc, stdout = run_group(["bash", str(work / "run.sh")], 1200 + 240 * scale, stderr, cwd=work, env=env)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if rc != 0 or not lines:
         tail = log.read_text().splitlines()[-15:]
-        raise SideFailed(f"run.sh exited {proc.returncode}; its log {log} ends:\n" + "\n".join(tail))
+        raise SideFailed(f"run.sh exited {rc}; its log {log} ends:\n" + "\n".join(tail))
     doc: dict[str, Any] = json.loads(lines[-1])
     a, b, c, d = doc["a_seq_send"], doc["b_conc_send"], doc["c_echo_rtt"], doc["d_action_count"]
 
@@ -310,6 +305,30 @@ def rivetkit_side(peer: Path, work: Path, scale: int, log: Path) -> dict[str, An
 
 
 # -- one side as a process of its own -----------------------------------------------------------
+def run_group(argv: list[str], timeout: float, stderr: IO[str], **kw: Any) -> tuple[int, str]:
+    """Run ``argv`` in a session of its own; its exit code and stdout. On a timeout or ^C its
+    whole process group gets SIGTERM (so run.sh's trap stops RivetKit's server and engine, and a
+    side's server is not left behind), then SIGKILL 30 s later."""
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True, **kw
+    )
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, stdout
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SideFailed(f"{argv[-1]} did not finish within {timeout:.0f} s") from None
+
+
 def run_side(kind: str, out: Path, quick: bool, src: Path | None = None) -> dict[str, Any]:
     """``kind`` ("actorq" or "echo") in a fresh interpreter; actorq from ``src``."""
     env = dict(os.environ)
@@ -317,11 +336,11 @@ def run_side(kind: str, out: Path, quick: bool, src: Path | None = None) -> dict
     if src is not None:
         env["PYTHONPATH"] = f"{src}{os.pathsep}{ROOT}"
         argv += ["--src", str(src)]
-    proc = subprocess.run(
-        [*argv, *(["--quick"] if quick else [])], env=env, capture_output=True, text=True, timeout=1800
-    )
-    if proc.returncode != 0:
-        raise SideFailed(f"{kind} side exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    with tempfile.TemporaryFile("w+") as stderr:
+        rc, _ = run_group([*argv, *(["--quick"] if quick else [])], 1800, stderr, env=env)
+        stderr.seek(0)
+        if rc != 0:
+            raise SideFailed(f"{kind} side exited {rc}:\n{stderr.read()[-2000:]}")
     doc: dict[str, Any] = json.loads(out.read_text())
     return doc
 
@@ -505,6 +524,9 @@ def main() -> int:
             )
             return 2
     rev = None if args.no_baseline else args.baseline
+    if rev is not None and not short_commit(rev):
+        err.print(f"unknown revision {rev!r} for the baseline (--baseline REV, or --no-baseline)")
+        return 2
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actorq" / "bench"
     order = [
         s
@@ -527,6 +549,10 @@ def main() -> int:
         "rounds": [],
         "notes": list(NOTES),
     }
+    log = cache / "rivetkit-run.log"
+    if "rivetkit" in order:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
     failed = False
     with ExitStack() as stack:
         base_src = stack.enter_context(baseline_src(rev))
@@ -546,9 +572,8 @@ def main() -> int:
                     elif side == "echo":
                         this[side] = run_side("echo", out, args.quick)
                     else:
-                        log = cache / "rivetkit-run.log"
-                        log.parent.mkdir(parents=True, exist_ok=True)
-                        log.write_text("")
+                        with log.open("a") as f:
+                            f.write(f"--- round {r + 1} ---\n")
                         this[side] = rivetkit_side(peer, cache / "rivetkit-peer", scale, log)
                         doc["rivetkit_version"] = this[side]["raw"].get("rivetkit_version")
                         doc["node_version"] = this[side]["raw"].get("node_version")

@@ -29,7 +29,11 @@ def git_worktree(rev: str) -> Iterator[Path]:
 
 def short_commit(rev: str) -> str:
     """``rev`` as an abbreviated commit id ("" if git does not know it)."""
-    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True)
+    r = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "-q", "--short", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
     return r.stdout.strip()
 
 
