@@ -9,12 +9,14 @@ Uses the core like any actor (``agent_os()`` returns an ``actor(...)`` definitio
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.agents.base import PromptResult, Session
+from actorq.agent_os.cron import CronJob
 from actorq.agent_os.fetch import FetchResult
+from actorq.agent_os.files import FileResult
 from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
-from actorq.agent_os.processes import ExecResult, ProcessInfo
+from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
 from actorq.agent_os.software import Software, npm_package
-from actorq.agent_os.vm import CronJob, FileResult, SpawnedProcess, agent_os
+from actorq.agent_os.vm import agent_os
 from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
 
 __all__ = [
