@@ -1,8 +1,9 @@
 """The file actions of one awake VM, as coroutines: each runs on the VM's host thread as its uid.
 
 This is the only way the rest of agent_os (VM actions, agent drivers' ``fs/*`` callbacks, sessions'
-working directories) touches a VM's files: ``fs.VMFileSystem`` does the resolving, ``VMHost`` gives
-the thread and credentials, ``DiskGuard`` refuses writes over the disk cap.
+working directories) touches a VM's files: ``fs.VMFileSystem`` does the resolving (``paths``) and
+the change, ``VMHost`` gives the thread and credentials, ``DiskGuard`` refuses writes over the disk
+cap. ``read_files`` / ``write_files`` are the batches of the file actions, one result per item.
 
 Must not import the core or storage.
 """
