@@ -21,11 +21,10 @@ TTL = 2.0  # the lease TTL of every node a test starts ($ACTORQ_LEASE_TTL)
 _PG_UP = pg_up()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if not _PG_UP and here in item.path.parents:
-            item.add_marker(pytest.mark.skip(reason="PostgreSQL is not running on " + PG_DSN))
+@pytest.fixture(autouse=True)
+def _needs_postgres() -> None:
+    if not _PG_UP:
+        pytest.skip("PostgreSQL is not running on " + PG_DSN)
 
 
 class Cluster:
