@@ -166,9 +166,12 @@ async def test_unknown_actor_id(client: AsyncClient) -> None:
         ("POST", f"/v1/actors/{ghost}/actions/seen", b"{}"),
     ]:
         error_of(await raw(client, method, path, content), 404, "not_found")
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).resolve(), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).send("free", 1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).seen(), NotFound)
+    for call in [
+        lambda c: c.inbox.get_for_id(ghost).resolve(),
+        lambda c: c.inbox.get_for_id(ghost).send("free", 1),
+        lambda c: c.inbox.get_for_id(ghost).seen(),
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
 
 
@@ -203,14 +206,20 @@ async def test_unknown_action(client: AsyncClient) -> None:
 async def test_unknown_route_and_message(client: AsyncClient) -> None:
     aid = await actor_id(client, "inbox", "main")
     before = await snapshot(client)
-    error_of(await raw(client, "GET", "/v1/nothing-here"), 404, "not_found")
-    error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/999"), 404, "not_found")
-    error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/999?wait=true&timeout=1"), 404, "not_found")
-    error_of(await raw(client, "POST", f"/v1/actors/{aid}/dead-letters/1/retry"), 404, "not_found")
-    error_of(await raw(client, "DELETE", f"/v1/actors/{aid}/dead-letters/1"), 404, "not_found")
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).result(999), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).retry_dead_letter(1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).delete_dead_letter(1), NotFound)
+    for method, path in [
+        ("GET", "/v1/nothing-here"),
+        ("GET", f"/v1/actors/{aid}/messages/999"),
+        ("GET", f"/v1/actors/{aid}/messages/999?wait=true&timeout=1"),
+        ("POST", f"/v1/actors/{aid}/dead-letters/1/retry"),
+        ("DELETE", f"/v1/actors/{aid}/dead-letters/1"),
+    ]:
+        error_of(await raw(client, method, path), 404, "not_found")
+    for call in [
+        lambda c: c.inbox.get_or_create(["main"]).result(999),
+        lambda c: c.inbox.get_or_create(["main"]).retry_dead_letter(1),
+        lambda c: c.inbox.get_or_create(["main"]).delete_dead_letter(1),
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
 
 
@@ -324,13 +333,12 @@ async def test_queue_full_is_429_with_retry_after_and_loses_nothing(client: Asyn
     )
     error_of(r, 429, "queue_full")
     assert int(r.headers["retry-after"]) >= 1
-    await both_raise(client, lambda c: c.gated.get_or_create(["full"]).send("in", 3), QueueFull)
-    await both_raise(
-        client, lambda c: c.gated.get_or_create(["full"]).send("in", 3, wait=True, timeout=1), QueueFull
-    )
-    await both_raise(
-        client, lambda c: c.gated.get_or_create(["full"]).send("in", 3, block=True, timeout=0.2), QueueFull
-    )
+    for call in [
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3),
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3, wait=True, timeout=1),
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3, block=True, timeout=0.2),
+    ]:
+        await both_raise(client, call, QueueFull)
     assert await snapshot(client) == before
 
     blocked = asyncio.create_task(h.send("in", 4, block=True, timeout=30))
@@ -434,15 +442,14 @@ async def test_key_not_a_list_of_strings_is_400(client: AsyncClient, content: by
 
 async def test_clients_refuse_bad_keys_and_negative_numbers(client: AsyncClient) -> None:
     before = await snapshot(client)
-    await both_raise(client, lambda c: c.inbox.get_or_create([1]), BadRequest)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["a", None]), BadRequest)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, delay=-1), BadRequest)
-    await both_raise(
-        client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, wait=True, timeout=-1), BadRequest
-    )
-    await both_raise(
-        client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, block=True, timeout=-1), BadRequest
-    )
+    for call in [
+        lambda c: c.inbox.get_or_create([1]),
+        lambda c: c.inbox.get_or_create(["a", None]),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, delay=-1),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, wait=True, timeout=-1),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, block=True, timeout=-1),
+    ]:
+        await both_raise(client, call, BadRequest)
     assert await snapshot(client) == before
 
 
@@ -598,15 +605,17 @@ async def test_get_of_a_missing_key_is_404(client: AsyncClient) -> None:
         "not_found",
     )
     assert "absent" in err["message"]
-    await both_raise(client, lambda c: c.inbox.get(["absent"]).resolve(), NotFound)
-    await both_raise(client, lambda c: c.inbox.get("absent").send("free", 1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get(["absent"]).seen(), NotFound)
-    # the key of an actor of another type is not this type's actor
-    await both_raise(client, lambda c: c.gated.get(["main"]).resolve(), NotFound)
+    for call in [
+        lambda c: c.inbox.get(["absent"]).resolve(),
+        lambda c: c.inbox.get("absent").send("free", 1),
+        lambda c: c.inbox.get(["absent"]).seen(),
+        lambda c: c.gated.get(["main"]).resolve(),  # the key of an actor of another type: not this type's
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
 
 
-# == bad values in otherwise well-formed requests: a typed 4xx naming the field ==============
+# == bad values in otherwise well-formed requests: a typed 4xx naming the field ==================
 async def ids(client: AsyncClient) -> tuple[str, str]:
     return (
         await client.inbox.get_or_create(["main"]).resolve(),
@@ -757,11 +766,14 @@ async def test_surrogate_pairs_are_ordinary_characters(client: AsyncClient) -> N
 async def test_clients_send_lone_surrogates_as_a_typed_bad_request(client: AsyncClient) -> None:
     before = await snapshot(client)
     h = lambda c: c.inbox.get_or_create(["main"])  # noqa: E731
-    await both_raise(client, lambda c: h(c).send("free", "\ud800"), BadRequest)
-    await both_raise(client, lambda c: h(c).send("free", {"x": ["\udc00"]}, wait=True, timeout=1), BadRequest)
-    await both_raise(client, lambda c: h(c).send("free", 1, idempotency_key="\ud800"), BadRequest)
-    await both_raise(client, lambda c: h(c).two(1, "\ud800"), BadRequest)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["\ud800"]).resolve(), BadRequest)
+    for call in [
+        lambda c: h(c).send("free", "\ud800"),
+        lambda c: h(c).send("free", {"x": ["\udc00"]}, wait=True, timeout=1),
+        lambda c: h(c).send("free", 1, idempotency_key="\ud800"),
+        lambda c: h(c).two(1, "\ud800"),
+        lambda c: c.inbox.get_or_create(["\ud800"]).resolve(),
+    ]:
+        await both_raise(client, call, BadRequest)
     assert await snapshot(client) == before
 
 
