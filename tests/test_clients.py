@@ -1,6 +1,7 @@
 """The clients: the async and the sync client (twins, driven by the same code through ``Twin``)
 give the same answers for the same calls and retry through a server restart without duplicating a
-send; the async client reuses one connection; both refuse a URL they cannot use. (Their typed
+send; the async client reuses one connection and coalesces concurrent plain sends into batches
+(each send still gets its own answer); both refuse a URL they cannot use. (Their typed
 errors, twin by twin, are checked with every bad input in tests/test_bad_input.py; their
 WebSocket side in tests/test_websocket.py.)"""
 
@@ -14,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from actorq import MessageTooLarge, NotFound, QueueFull, ValidationError
 from actorq.client import AsyncClient, create_client, create_sync_client
 from actorq.results import SendResult
 from tests.apps.api_app import registry
+from tests.apps.batch_app import gate, seen
+from tests.apps.batch_app import registry as batch_registry
 from tests.conftest import ServerProcess
 
 
@@ -136,3 +140,90 @@ def test_result_types_are_plain() -> None:
 async def test_create_client_rejects_bad_urls() -> None:
     with pytest.raises(ValueError):
         create_client("localhost:6420")
+
+
+# -- the async client coalesces concurrent plain sends into batches -------------------------------
+async def test_concurrent_sends_are_coalesced_and_each_gets_its_own_answer() -> None:
+    seen.clear()
+    gate.clear()
+    async with batch_registry.test() as client:
+        h = client.b.get_or_create(["co"])
+        await h.send("held", "first")  # holds the run loop so "small" fills up
+        results = await asyncio.gather(
+            *(h.send("q", {"i": i}) for i in range(50)),
+            h.send("small", 1),
+            h.send("small", 2),
+            h.send("small", 3),  # the third is over max_size=2
+            h.send("q", "wrong type"),
+            h.send("nosuch", {}),
+            return_exceptions=True,
+        )
+        receipts = results[:50]
+        assert all(not isinstance(r, BaseException) for r in receipts)
+        ids = [r.id for r in receipts]  # type: ignore[union-attr]
+        assert ids == sorted(ids) and len(set(ids)) == 50, "submission order kept inside a batch"
+        assert not isinstance(results[50], BaseException) and not isinstance(results[51], BaseException)
+        assert isinstance(results[52], QueueFull)
+        assert isinstance(results[53], ValidationError)
+        assert isinstance(results[54], NotFound)
+        gate.set()
+        for _ in range(300):
+            if len(seen) == 53:
+                break
+            await asyncio.sleep(0.01)
+        assert [b for _, b in seen[1:51]] == [{"i": i} for i in range(50)]
+        assert sorted(i for i, _ in seen) == sorted({i for i, _ in seen}), "nothing stored twice"
+
+
+async def test_coalescing_can_be_turned_off_and_errors_match() -> None:
+    async with batch_registry.test() as client:
+        async with create_client(client.url, coalesce=False) as plain:
+            h = plain.b.get_or_create(["off"])
+            out = await asyncio.gather(*(h.send("q", {"i": i}) for i in range(10)))
+            assert sorted(r.id for r in out) == list(range(1, 11))
+            with pytest.raises(MessageTooLarge):
+                await h.send("tiny", "y" * 40)
+        h2 = client.b.get_or_create(["on"])
+        with pytest.raises(MessageTooLarge):
+            await h2.send("tiny", "y" * 40)
+
+
+async def test_client_coalesces_sends_to_many_actors_into_one_request_each_keeps_its_order() -> None:
+    """Sends to different actors issued together leave in one POST /v1/batch; each handle's
+    sends keep their order; an unknown actor fails only its own sends."""
+    seen.clear()
+    paths: list[str] = []
+    async with batch_registry.test() as client:
+        async with create_client(client.url) as c:
+            session = c._get_session()
+            original = session._request
+
+            async def spy(method: str, url: Any, **kw: Any) -> Any:
+                paths.append(str(url).split("/", 3)[-1])
+                return await original(method, url, **kw)
+
+            session._request = spy  # type: ignore[method-assign]
+            handles = [c.b.get_or_create([f"many-{i}"]) for i in range(10)]
+            for h in handles:
+                await h.resolve()
+            ghost = c.b.get_for_id("0" * 20)
+            ghost._core.resolved({"actor_id": "0" * 20, "name": "b", "key": ["ghost"]})
+            paths.clear()
+            out = await asyncio.gather(
+                *(h.send("q", {"i": i}) for i in range(5) for h in handles),
+                ghost.send("q", {"i": 0}),
+                return_exceptions=True,
+            )
+            assert isinstance(out[-1], NotFound)
+            receipts = out[:-1]
+            assert all(not isinstance(r, BaseException) for r in receipts)
+            assert len(paths) <= 3 and "v1/batch" in paths, paths
+            for k, h in enumerate(handles):
+                ids = [r.id for r in receipts[k::10]]  # type: ignore[union-attr]
+                assert ids == [1, 2, 3, 4, 5], "one handle's sends, in the order issued"
+                assert all(r.actor_id == h.actor_id for r in receipts[k::10])  # type: ignore[union-attr]
+        for _ in range(300):
+            if len(seen) == 50:
+                break
+            await asyncio.sleep(0.01)
+        assert len(seen) == 50

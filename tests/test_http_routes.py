@@ -26,6 +26,8 @@ from actorq.client import AsyncClient, create_client
 from actorq.server.app import ROUTES
 from actorq.server.openapi import openapi_document
 from tests.apps.api_app import next_named, queues, registry, serve_asgi
+from tests.apps.batch_app import registry as batch_registry
+from tests.apps.batch_app import seen
 
 
 @pytest.fixture
@@ -509,6 +511,84 @@ async def test_batch_send(client: AsyncClient, http: httpx.AsyncClient) -> None:
         return await client.inbox.get_for_id(iid).seen() == [["free", 1], ["free", 3]]
 
     await wait_for(processed, "the two accepted items to be processed, in order")
+
+
+# -- batches on the batch test registry: every way an item fails, alone -------------------------
+async def test_batch_endpoint_per_item_results() -> None:
+    seen.clear()
+    async with batch_registry.test() as client, httpx.AsyncClient(base_url=client.url) as http:
+        h = client.b.get_or_create(["x"])
+        await h.resolve()
+        messages = [
+            {"queue": "q", "body": {"n": 1}, "idempotency_key": "a"},
+            {"queue": "q", "body": "not a dict"},
+            {"queue": "nosuch", "body": {}},
+            {"queue": "tiny", "body": "x" * 40},
+            {"queue": "small", "body": 1},
+            {"queue": "small", "body": 2},
+            {"queue": "q", "body": {"n": 2}, "idempotency_key": "a"},
+            {"queue": "q", "body": {"n": 3}},
+        ]
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": messages})
+        assert r.status_code == 200
+        results = r.json()["results"]
+        assert [x.get("id") for x in results] == [1, None, None, None, 2, 3, 1, 4]
+        assert [x.get("error", {}).get("code") for x in results] == [
+            None,
+            "validation_error",
+            "not_found",
+            "message_too_large",
+            None,
+            None,
+            None,
+            None,
+        ]
+        assert results[6]["duplicate"] is True
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": []})
+        assert r.status_code == 400
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": [{"body": 1}]})
+        assert r.status_code == 400, "an item needs its queue"
+        for _ in range(200):
+            if len(seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == [(1, {"n": 1}), (2, 1), (3, 2), (4, {"n": 3})]
+
+
+async def test_batch_to_any_actors_per_item_results_in_order() -> None:
+    seen.clear()
+    async with batch_registry.test() as client, httpx.AsyncClient(base_url=client.url) as http:
+        a, b = client.b.get_or_create(["any-a"]), client.b.get_or_create(["any-b"])
+        await a.resolve()
+        await b.resolve()
+        messages = [
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": b.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": "0" * 20, "queue": "q", "body": {}},
+            {"actor_id": b.actor_id, "queue": "q", "body": "not a dict"},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+            {"actor_id": b.actor_id, "queue": "small", "body": 1},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+        ]
+        r = await http.post("/v1/batch", json={"messages": messages})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x.get("id") for x in results] == [1, 1, None, None, 2, 2, 2]
+        assert [x.get("error", {}).get("code") for x in results] == [
+            None,
+            None,
+            "not_found",
+            "validation_error",
+            None,
+            None,
+            None,
+        ]
+        assert results[2]["status"] == 404 and results[6]["duplicate"] is True
+        for _ in range(300):
+            if len(seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(seen, key=str) == sorted([(1, {"n": 1}), (2, {"n": 2}), (1, {"n": 1}), (2, 1)], key=str)
 
 
 # -- mounted inside another app ------------------------------------------------------------------
