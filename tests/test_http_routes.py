@@ -1,6 +1,7 @@
-"""Every HTTP route's happy paths, route by route (docs/protocol.md), against a real uvicorn server;
-plus the app mounted inside another Starlette app. Bad requests are in tests/test_bad_input.py, the
-WebSocket in tests/test_websocket.py, the clients in tests/test_clients.py."""
+"""Every HTTP route's happy paths, route by route (docs/protocol.md), against a real uvicorn server
+(batches, with every way one of their items can fail alone, too); plus the app mounted inside
+another Starlette app. Bad requests are in tests/test_bad_input.py, the WebSocket in
+tests/test_websocket.py, the clients in tests/test_clients.py."""
 
 from __future__ import annotations
 

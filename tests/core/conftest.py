@@ -3,9 +3,9 @@
 ``start_runtime`` is the one place the tests build a :class:`Runtime`; everything else reaches it
 through :class:`LocalActors`, a client-shaped view (``actors.<type>.get_or_create(key)``, handles
 with ``send``/``result``/``queues``/actions...) that calls the runtime's facade directly. So a
-test of core behaviour reads like a client test, and the ``actors`` fixture runs it twice: on the
-runtime alone, and through a real server over HTTP (``registry.test()``), so every promise is
-also checked on the wire.
+test of core behaviour reads like a client test, and the ``open_actors`` fixture runs it twice: on
+the runtime alone, and through a real server over HTTP (``registry.test()``), so every promise is
+also checked on the wire. The ``runtime`` fixture gives the bare Runtime, for its own facade.
 """
 
 from __future__ import annotations
