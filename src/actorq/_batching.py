@@ -69,6 +69,8 @@ class Pending(Generic[E]):
         at most (one entry bigger than that goes alone); entries that are ``gone`` are dropped.
         Empty only if nothing but gone entries was waiting."""
         entries, gone, size = self._entries, self._gone, self._size
+        if size is None and gone is None:  # the common case, without a call per entry
+            return [entries.popleft() for _ in range(min(len(entries), self._max_batch))]
         batch: list[E] = []
         total = 0
         while entries:
@@ -251,6 +253,10 @@ def _deliver(
     outcome: Sequence[Any] | BaseException,
 ) -> None:
     """From the worker thread: settle each call on its own loop, one callback per loop."""
+    first = batch[0][2]
+    if all(loop is first for _, _, loop in batch):  # the usual case: one event loop
+        _call_soon(first, [fut for _, fut, _ in batch], outcome)
+        return
     by_loop: dict[asyncio.AbstractEventLoop, tuple[list[asyncio.Future[Any]], list[Any]]] = {}
     if isinstance(outcome, BaseException):
         for _, fut, loop in batch:
