@@ -1,8 +1,10 @@
 """One awake actor: its state in memory, its supervised ``run`` loop and message hand-out.
 
 An instance exists only while the actor is awake; a sleeping actor is a row in storage and
-nothing else. Exactly one instance (so one run loop) exists per actor id in a runtime; the
-runtime guarantees that, this module guarantees one message at a time within it.
+nothing else. Exactly one instance (so one run loop) exists per actor id in a runtime; the actor
+directory guarantees that, this module guarantees one message at a time within it. An instance
+knows only what it is given: its storage, where it reports outcomes (:class:`Outcomes`), what its
+context calls (``ActorServices``) and whom to tell when its lease is lost.
 """
 
 from __future__ import annotations
