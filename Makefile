@@ -30,6 +30,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

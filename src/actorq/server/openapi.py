@@ -6,17 +6,14 @@ the declared types) under ``x-actorq-actors``."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
-from actorq import __version__
-from actorq.core.runtime import RuntimeConfig
+from actorq._version import __version__
+from actorq.core import Registry, RuntimeConfig
 from actorq.errors import ERRORS
 from actorq.server import wire
-
-if TYPE_CHECKING:
-    from actorq.core.registry import Registry
 
 DEFAULT_MAX_WAIT = RuntimeConfig.max_wait
 
