@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test lint bench compare clean
 
 setup: $(VENV)/.installed system
 	$(BIN)/actorq software install pi
@@ -30,6 +30,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -38,6 +39,10 @@ bench: setup
 	$(BIN)/python bench/bench_core.py
 	$(BIN)/python bench/bench_agent_os.py
 	$(BIN)/python bench/bench_cluster.py  # needs PostgreSQL ($$ACTORQ_BENCH_PG)
+
+# actorq now, actorq at a baseline revision, RivetKit's peer (npm) and a bare HTTP echo, side by side
+compare: setup
+	$(BIN)/python bench/compare.py
 
 clean:
 	rm -rf $(VENV) .actorq .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,21 @@ async def wake(c: ActorContext) -> None:
         await m.complete({"lag_ms": (time.time() - m.created_at.timestamp()) * 1000})
 
 
+async def tasks_and_echo(c: ActorContext) -> None:
+    # the side-by-side peer's actor: "tasks" counted into the state, "echo" answered with its n
+    async for m in c.queue.iter(completable=True):
+        if m.name == "echo":
+            await m.complete({"n": m.body["n"]})
+        else:
+            c.state = {"processed": c.state["processed"] + 1}
+            await m.complete()
+
+
+async def count(c: ActorContext) -> int:
+    processed: int = c.state["processed"]
+    return processed
+
+
 async def ping(c: ActorContext, x: Any) -> Any:
     return x
 
@@ -38,6 +53,12 @@ registry = setup(
         "sink": actor(queues={"q": queue(Any, max_size=10_000_000)}, run=sink),
         "echo": actor(queues={"q": queue(Any)}, run=echo, actions={"ping": ping, "where": where}),
         "sleepy": actor(queues={"q": queue(Any)}, run=wake, sleep_timeout=0.3),
+        "bench": actor(
+            queues={"tasks": queue(Any, max_size=100_000), "echo": queue(Any)},
+            run=tasks_and_echo,
+            actions={"count": count, "ping": ping},
+            state={"processed": 0},
+        ),
         "idle": actor(queues={"q": queue(Any)}, run=sink, sleep_timeout=1.0),
     }
 )

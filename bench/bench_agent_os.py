@@ -52,6 +52,7 @@ from actorq.agent_os.limits import Limits, Network  # noqa: E402
 from actorq.agent_os.workspace import Workspace  # noqa: E402
 from actorq.server.serve import free_port  # noqa: E402
 from bench.report import write_results  # noqa: E402
+from bench.worktree import git_worktree, short_commit  # noqa: E402
 
 LLM_PORT = free_port()  # the fake LLM's port on the host, declared so the VMs may reach it
 HOST_TIMINGS: list[dict[str, float]] = []  # VMHost.timings of each wake, in order
@@ -268,11 +269,8 @@ def baseline(rev: str, quick: bool) -> dict[str, Any] | None:
     """The same benchmark at revision ``rev``, from a temporary worktree; its results (or None)."""
     if rev == "none":
         return None
-    tmp = Path(tempfile.mkdtemp(prefix="actorq-bench-baseline-"))
-    tree = tmp / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
-    try:
-        out = tmp / "baseline.json"
+    with git_worktree(rev) as tree:
+        out = tree.parent / "baseline.json"
         env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"}
         argv = [sys.executable, str(tree / "bench" / "bench_agent_os.py"), "--out", str(out)]
         Console(stderr=True).print(f"baseline: {rev} (in {tree})")
@@ -280,15 +278,7 @@ def baseline(rev: str, quick: bool) -> dict[str, Any] | None:
             [*argv, *(["--quick"] if quick else [])], env=env, check=True, stdout=subprocess.DEVNULL
         )
         doc: dict[str, Any] = json.loads(out.read_text())
-        return {"revision": rev, "commit": _commit(rev), "results": doc["results"]}
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _commit(rev: str) -> str:
-    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True)
-    return r.stdout.strip()
+        return {"revision": rev, "commit": short_commit(rev), "results": doc["results"]}
 
 
 def _p(r: dict[str, Any] | None, key: str, a: str = "p50_ms", b: str = "p99_ms", fmt: str = ".1f") -> str:

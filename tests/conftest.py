@@ -1,4 +1,12 @@
-"""Shared fixtures: temporary data directories and real server processes (for crash tests)."""
+"""Shared fixtures: temporary data directories and real server processes (for crash tests).
+
+The suite is laid out by surface: ``test_http_routes`` (every route's happy paths),
+``test_bad_input`` (every bad input and its typed error), ``test_clients`` (the async and sync
+twins), ``test_websocket``; ``core/`` (behaviour of the Runtime, on it alone and over HTTP; its
+harness in core/conftest.py), ``cluster/`` (several server nodes on PostgreSQL; its harness in
+cluster/conftest.py), ``storage/`` (the drivers' conformance), ``agent_os/`` (agent VMs); the
+other modules one feature each (CLI, crash recovery, tokens, browsers, OpenAPI...).
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,26 @@
-"""Bad input: every bad request gets a clear typed error and changes
-nothing.
+"""Bad input: every bad request gets a clear typed error and changes nothing.
 
-For each case: the HTTP status and error ``code`` on the wire (raw httpx), the exact exception class
-raised by the async client and by the sync client (run in a thread: the server shares this event
-loop), and a snapshot of every actor, queue and processed message taken before and after.
+For each case: the HTTP status and error ``code`` on the wire (raw httpx), the field ``details``
+names, the exact exception class raised by the async client and by the sync client (run in a
+thread: the server shares this event loop), and a snapshot of every actor, queue and processed
+message taken before and after. Sections: unknown things (404), bodies failing their types (422,
+413), full queues (429), envelopes that are not valid (400), bad values in well-formed requests
+(ids out of 64-bit range, lone surrogates, keys with NUL or over 1 KiB, delays and timeouts that
+are not finite numbers in range, limits outside 1..1000, unknown query parameters, methods a path
+does not have), bodies that are not JSON (415), missing tokens (401), actions and handlers that
+fail (422, 500), create/get conflicts (409, 404), oversized requests. Bad WebSocket frames are in
+tests/test_websocket.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 
@@ -31,14 +37,17 @@ from actorq import (
 )
 from actorq.client import AsyncClient, create_client, create_sync_client
 from actorq.client import _base as b
+from actorq.errors import ERRORS, UnsupportedMediaType, error_from_dict
 from tests.apps.api_app import registry
 
 TOKEN = "s3cret"
+MAX_WAIT = 30.0  # the test server's max_wait: longer waits are bad input
+DAY = 86400
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[AsyncClient]:
-    async with registry.test() as c:
+    async with registry.test(max_wait=MAX_WAIT) as c:
         # a baseline every snapshot covers: two actors, one processed message
         h = c.inbox.get_or_create(["main"])
         assert (await h.send("tasks", {"title": "first", "priority": 1}, wait=True, timeout=10)).ok
@@ -157,9 +166,12 @@ async def test_unknown_actor_id(client: AsyncClient) -> None:
         ("POST", f"/v1/actors/{ghost}/actions/seen", b"{}"),
     ]:
         error_of(await raw(client, method, path, content), 404, "not_found")
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).resolve(), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).send("free", 1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_for_id(ghost).seen(), NotFound)
+    for call in [
+        lambda c: c.inbox.get_for_id(ghost).resolve(),
+        lambda c: c.inbox.get_for_id(ghost).send("free", 1),
+        lambda c: c.inbox.get_for_id(ghost).seen(),
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
 
 
@@ -194,16 +206,20 @@ async def test_unknown_action(client: AsyncClient) -> None:
 async def test_unknown_route_and_message(client: AsyncClient) -> None:
     aid = await actor_id(client, "inbox", "main")
     before = await snapshot(client)
-    error_of(await raw(client, "GET", "/v1/nothing-here"), 404, "not_found")
-    error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/999"), 404, "not_found")
-    error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/999?wait=true&timeout=1"), 404, "not_found")
-    error_of(await raw(client, "POST", f"/v1/actors/{aid}/dead-letters/1/retry"), 404, "not_found")
-    error_of(await raw(client, "DELETE", f"/v1/actors/{aid}/dead-letters/1"), 404, "not_found")
-    # a known path with the wrong method: 405, with the same error shape
-    error_of(await raw(client, "GET", f"/v1/actors/{aid}/actions/seen"), 405, "bad_request")
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).result(999), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).retry_dead_letter(1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).delete_dead_letter(1), NotFound)
+    for method, path in [
+        ("GET", "/v1/nothing-here"),
+        ("GET", f"/v1/actors/{aid}/messages/999"),
+        ("GET", f"/v1/actors/{aid}/messages/999?wait=true&timeout=1"),
+        ("POST", f"/v1/actors/{aid}/dead-letters/1/retry"),
+        ("DELETE", f"/v1/actors/{aid}/dead-letters/1"),
+    ]:
+        error_of(await raw(client, method, path), 404, "not_found")
+    for call in [
+        lambda c: c.inbox.get_or_create(["main"]).result(999),
+        lambda c: c.inbox.get_or_create(["main"]).retry_dead_letter(1),
+        lambda c: c.inbox.get_or_create(["main"]).delete_dead_letter(1),
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
 
 
@@ -307,6 +323,7 @@ async def test_queue_full_is_429_with_retry_after_and_loses_nothing(client: Asyn
     r = await raw(client, "POST", f"/v1/actors/{h.actor_id}/queues/in/messages", b'{"body": 3}')
     error_of(r, 429, "queue_full")
     assert int(r.headers["retry-after"]) >= 1
+    assert r.headers["retry-after"] == "1"
     # block=True waits for room, bounded by its timeout, then gives the same answer
     r = await raw(
         client,
@@ -316,13 +333,12 @@ async def test_queue_full_is_429_with_retry_after_and_loses_nothing(client: Asyn
     )
     error_of(r, 429, "queue_full")
     assert int(r.headers["retry-after"]) >= 1
-    await both_raise(client, lambda c: c.gated.get_or_create(["full"]).send("in", 3), QueueFull)
-    await both_raise(
-        client, lambda c: c.gated.get_or_create(["full"]).send("in", 3, wait=True, timeout=1), QueueFull
-    )
-    await both_raise(
-        client, lambda c: c.gated.get_or_create(["full"]).send("in", 3, block=True, timeout=0.2), QueueFull
-    )
+    for call in [
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3),
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3, wait=True, timeout=1),
+        lambda c: c.gated.get_or_create(["full"]).send("in", 3, block=True, timeout=0.2),
+    ]:
+        await both_raise(client, call, QueueFull)
     assert await snapshot(client) == before
 
     blocked = asyncio.create_task(h.send("in", 4, block=True, timeout=30))
@@ -347,6 +363,7 @@ async def test_queue_full_is_429_with_retry_after_and_loses_nothing(client: Asyn
         pytest.param(b'{"body": {"title": "x"', None, id="malformed-json"),
         pytest.param(b"{'body': 1}", None, id="single-quotes"),
         pytest.param(b'{"body": "\xff\xfe"}', None, id="invalid-utf8"),
+        pytest.param(b"\xff\xfe\xfa{}", None, id="wrong-encoding"),
         pytest.param(b"\xef\xbb\xbf\x00\x00", None, id="bom-and-nul"),
         pytest.param(b"", None, id="empty-body"),
         pytest.param(b'{"body": 1, "wait": "perhaps"}', "wait", id="wait-not-bool"),
@@ -411,9 +428,6 @@ async def test_malformed_action_and_batch_bodies_are_400(client: AsyncClient) ->
 @pytest.mark.parametrize(
     "content",
     [
-        pytest.param(b'{"name": "inbox", "key": "main"}', id="key-a-string"),
-        pytest.param(b'{"name": "inbox", "key": [1]}', id="key-of-ints"),
-        pytest.param(b'{"name": "inbox", "key": [["a"]]}', id="key-nested"),
         pytest.param(b'{"name": "inbox", "key": null}', id="key-null"),
         pytest.param(b'{"name": "inbox"}', id="key-missing"),
         pytest.param(b'{"key": ["main"]}', id="name-missing"),
@@ -428,15 +442,14 @@ async def test_key_not_a_list_of_strings_is_400(client: AsyncClient, content: by
 
 async def test_clients_refuse_bad_keys_and_negative_numbers(client: AsyncClient) -> None:
     before = await snapshot(client)
-    await both_raise(client, lambda c: c.inbox.get_or_create([1]), BadRequest)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["a", None]), BadRequest)
-    await both_raise(client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, delay=-1), BadRequest)
-    await both_raise(
-        client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, wait=True, timeout=-1), BadRequest
-    )
-    await both_raise(
-        client, lambda c: c.inbox.get_or_create(["main"]).send("free", 1, block=True, timeout=-1), BadRequest
-    )
+    for call in [
+        lambda c: c.inbox.get_or_create([1]),
+        lambda c: c.inbox.get_or_create(["a", None]),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, delay=-1),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, wait=True, timeout=-1),
+        lambda c: c.inbox.get_or_create(["main"]).send("free", 1, block=True, timeout=-1),
+    ]:
+        await both_raise(client, call, BadRequest)
     assert await snapshot(client) == before
 
 
@@ -471,33 +484,14 @@ async def test_missing_token_is_401_and_changes_nothing() -> None:
             client, lambda c: c.inbox.get_or_create(["main"]).send("free", "no token"), Unauthorized
         )
         await both_raise(client, lambda c: c.inbox.get_or_create(["intruder"]).resolve(), Unauthorized)
+        await both_raise(client, lambda c: c.list_actors(), Unauthorized)
         await both_raise(client, lambda c: c.list_actors(), Unauthorized, token="wrong")
         await both_raise(client, lambda c: c.inbox.get_for_id(aid).seen(), Unauthorized, token="wrong")
 
-        # WebSocket: refused without the token, accepted with the header or ?token=
-        ws_url = client.url.replace("http", "ws", 1) + f"/v1/actors/{aid}/connect"
-        async with aiohttp.ClientSession() as session:
-            for url, headers in [
-                (ws_url, {}),
-                (ws_url + "?token=wrong", {}),
-                (ws_url, {"Authorization": "Bearer wrong"}),
-            ]:
-                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                    await session.ws_connect(url, headers=headers)
-                assert refused.value.status == 401
-            for url, headers in [
-                (ws_url + f"?token={TOKEN}", {}),
-                (ws_url, {"Authorization": f"Bearer {TOKEN}"}),
-            ]:
-                async with session.ws_connect(url, headers=headers) as ws:
-                    assert (await ws.receive_json(timeout=5)) == {"type": "init", "actor_id": aid}
-        async with create_client(client.url) as anonymous:
-            with pytest.raises(Unauthorized):
-                await anonymous.inbox.get_for_id(aid).connect()
-        async with create_client(client.url, token=TOKEN) as good:
-            conn = await good.inbox.get_for_id(aid).connect()
-            assert await conn.two(4, "2") == "42"
-            await conn.close()
+        # the token is checked before anything else: a body without a Content-Type is a 401 too
+        async with httpx.AsyncClient(base_url=client.url) as http:
+            r = await http.post(f"/v1/actors/{aid}/queues/free/messages", content=b'{"body": 2}')
+            assert r.status_code == 401
         assert await snapshot(client) == before
 
 
@@ -611,9 +605,600 @@ async def test_get_of_a_missing_key_is_404(client: AsyncClient) -> None:
         "not_found",
     )
     assert "absent" in err["message"]
-    await both_raise(client, lambda c: c.inbox.get(["absent"]).resolve(), NotFound)
-    await both_raise(client, lambda c: c.inbox.get("absent").send("free", 1), NotFound)
-    await both_raise(client, lambda c: c.inbox.get(["absent"]).seen(), NotFound)
-    # the key of an actor of another type is not this type's actor
-    await both_raise(client, lambda c: c.gated.get(["main"]).resolve(), NotFound)
+    for call in [
+        lambda c: c.inbox.get(["absent"]).resolve(),
+        lambda c: c.inbox.get("absent").send("free", 1),
+        lambda c: c.inbox.get(["absent"]).seen(),
+        lambda c: c.gated.get(["main"]).resolve(),  # the key of an actor of another type: not this type's
+    ]:
+        await both_raise(client, call, NotFound)
     assert await snapshot(client) == before
+
+
+# == bad values in otherwise well-formed requests: a typed 4xx naming the field ==================
+async def ids(client: AsyncClient) -> tuple[str, str]:
+    return (
+        await client.inbox.get_or_create(["main"]).resolve(),
+        await client.store.get_or_create(["s"]).resolve(),
+    )
+
+
+def locs(err: dict[str, Any]) -> list[list[Any]]:
+    details = err.get("details")
+    assert isinstance(details, list) and details, err
+    assert all({"loc", "msg", "type"} <= set(d) and d["msg"] for d in details), details
+    return [d["loc"] for d in details]
+
+
+def names_field(err: dict[str, Any], *field: Any) -> None:
+    """Some error in ``details`` is at (or inside) ``field``."""
+    found = locs(err)
+    assert any(loc[: len(field)] == list(field) for loc in found), (field, found)
+
+
+# -- message ids -----------------------------------------------------------------------------------
+BAD_IDS = [
+    "9223372036854775808",  # 2**63
+    "18446744073709551616",  # 2**64
+    "99999999999999999999999999999",
+    "-1",
+    "0",
+    "1.5",
+    "1e3",
+    "abc",
+    "+1",
+    "1_000",
+    "%201",
+    "%D9%A1",  # an Arabic-Indic digit one: int() would take it
+    "0x10",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+async def test_message_ids_out_of_range_or_not_integers_are_400(client: AsyncClient, bad: str) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    for method, path in [
+        ("GET", f"/v1/actors/{aid}/messages/{bad}"),
+        ("GET", f"/v1/actors/{aid}/messages/{bad}?wait=true&timeout=0.1"),
+        ("POST", f"/v1/actors/{aid}/dead-letters/{bad}/retry"),
+        ("DELETE", f"/v1/actors/{aid}/dead-letters/{bad}"),
+    ]:
+        err = error_of(await raw(client, method, path), 400, "bad_request")
+        names_field(err, "path", "msg_id")
+    assert await snapshot(client) == before
+
+
+async def test_the_largest_id_is_valid_and_unknown(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    top = 2**63 - 1
+    error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/{top}"), 404, "not_found")
+    error_of(await raw(client, "POST", f"/v1/actors/{aid}/dead-letters/{top}/retry"), 404, "not_found")
+    error_of(await raw(client, "DELETE", f"/v1/actors/{aid}/dead-letters/{top}"), 404, "not_found")
+
+
+async def test_clients_get_bad_request_for_out_of_range_ids(client: AsyncClient) -> None:
+    before = await snapshot(client)
+    for bad in (2**63, 2**70, -1, 0):
+        a, _ = await both_raise(
+            client, lambda c, i=bad: c.inbox.get_or_create(["main"]).result(i), BadRequest
+        )
+        assert a.details[0]["loc"] == ["path", "msg_id"]
+        await both_raise(
+            client, lambda c, i=bad: c.inbox.get_or_create(["main"]).retry_dead_letter(i), BadRequest
+        )
+        await both_raise(
+            client, lambda c, i=bad: c.inbox.get_or_create(["main"]).delete_dead_letter(i), BadRequest
+        )
+    assert await snapshot(client) == before
+
+
+# -- lone surrogates ---------------------------------------------------------------------------------
+LONE = "\\ud800"  # as the JSON escape: six ASCII bytes on the wire
+LOW = "\\udfff"
+
+
+def surrogate_requests(aid: str) -> list[tuple[str, bytes, list[Any]]]:
+    q = f"/v1/actors/{aid}/queues/free/messages"
+    return [
+        (q, f'{{"body": "{LONE}"}}'.encode(), ["body"]),
+        (q, f'{{"body": {{"ok": ["fine", "x{LOW}y"]}}}}'.encode(), ["body", "ok", 1]),
+        (q, f'{{"body": {{"{LONE}": 1}}}}'.encode(), ["body"]),
+        (q, f'{{"body": 1, "idempotency_key": "k{LONE}"}}'.encode(), ["idempotency_key"]),
+        (
+            f"/v1/actors/{aid}/batch",
+            f'{{"messages": [{{"queue": "f{LONE}", "body": 1}}]}}'.encode(),
+            ["messages", 0, "queue"],
+        ),
+        (
+            f"/v1/actors/{aid}/batch",
+            f'{{"messages": [{{"queue": "free", "body": "{LONE}"}}]}}'.encode(),
+            ["messages", 0, "body"],
+        ),
+        (
+            f"/v1/actors/{aid}/batch",
+            f'{{"messages": [{{"queue": "free", "body": 1, "idempotency_key": "{LONE}"}}]}}'.encode(),
+            ["messages", 0, "idempotency_key"],
+        ),
+        (
+            "/v1/batch",
+            f'{{"messages": [{{"actor_id": "{aid}{LONE}", "queue": "free"}}]}}'.encode(),
+            ["messages", 0, "actor_id"],
+        ),
+        (
+            "/v1/batch",
+            f'{{"messages": [{{"actor_id": "{aid}", "queue": "free", "body": "{LONE}"}}]}}'.encode(),
+            ["messages", 0, "body"],
+        ),
+        ("/v1/actors", f'{{"name": "inbox", "key": ["a{LONE}"]}}'.encode(), ["key", 0]),
+        ("/v1/actors", f'{{"name": "in{LONE}box", "key": ["a"]}}'.encode(), ["name"]),
+        (f"/v1/actors/{aid}/actions/two", f'{{"args": [1, "{LONE}"]}}'.encode(), ["args", 1]),
+        (
+            f"/v1/actors/{aid}/actions/two",
+            f'{{"args": [1, "x"], "kwargs": {{"{LOW}": 1}}}}'.encode(),
+            ["kwargs"],
+        ),
+    ]
+
+
+async def test_lone_surrogates_anywhere_in_a_body_are_400(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    for path, content, field in surrogate_requests(aid):
+        err = error_of(await raw(client, "POST", path, content), 400, "bad_request")
+        names_field(err, *field)
+        assert any(d["type"] == "string_unicode" for d in err["details"]), err
+        await both_raise(
+            client, lambda c, p=path, b=content: c.request(RawRequest("POST", p, raw=b)), BadRequest
+        )
+    assert await snapshot(client) == before
+
+
+async def test_surrogate_pairs_are_ordinary_characters(client: AsyncClient) -> None:
+    h = client.inbox.get_or_create(["main"])
+    aid = await h.resolve()
+    r = await raw(client, "POST", f"/v1/actors/{aid}/queues/free/messages", b'{"body": "\\ud83d\\ude00"}')
+    assert r.status_code == 201, r.text
+    assert (await h.result(r.json()["id"], wait=True, timeout=10)).ok
+    assert (await h.seen())[-1] == ["free", "\U0001f600"]
+
+
+async def test_clients_send_lone_surrogates_as_a_typed_bad_request(client: AsyncClient) -> None:
+    before = await snapshot(client)
+    h = lambda c: c.inbox.get_or_create(["main"])  # noqa: E731
+    for call in [
+        lambda c: h(c).send("free", "\ud800"),
+        lambda c: h(c).send("free", {"x": ["\udc00"]}, wait=True, timeout=1),
+        lambda c: h(c).send("free", 1, idempotency_key="\ud800"),
+        lambda c: h(c).two(1, "\ud800"),
+        lambda c: c.inbox.get_or_create(["\ud800"]).resolve(),
+    ]:
+        await both_raise(client, call, BadRequest)
+    assert await snapshot(client) == before
+
+
+# -- keys ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "loc"),
+    [
+        pytest.param('["a\\u0000b"]', ["key", 0], id="nul"),
+        pytest.param('["ok", "\\u0000"]', ["key", 1], id="nul-second-part"),
+        pytest.param(json.dumps(["x" * 1025]), ["key"], id="over-1KiB-one-part"),
+        pytest.param(json.dumps(["x" * 600, "y" * 500]), ["key"], id="over-1KiB-in-total"),
+        pytest.param(json.dumps(["é" * 513]), ["key"], id="over-1KiB-in-UTF-8"),
+        pytest.param('"main"', ["key"], id="a-string"),
+        pytest.param('{"a": 1}', ["key"], id="an-object"),
+        pytest.param("[1]", ["key", 0], id="int-part"),
+        pytest.param("[null]", ["key", 0], id="null-part"),
+        pytest.param("[true]", ["key", 0], id="bool-part"),
+        pytest.param('[["a"]]', ["key", 0], id="nested"),
+    ],
+)
+async def test_bad_keys_are_400_and_create_nothing(client: AsyncClient, key: str, loc: list[Any]) -> None:
+    before = await snapshot(client)
+    for mode in ("get_or_create", "create", "get"):
+        body = f'{{"name": "inbox", "key": {key}, "mode": "{mode}"}}'.encode()
+        err = error_of(await raw(client, "POST", "/v1/actors", body), 400, "bad_request")
+        names_field(err, *loc)
+    assert await snapshot(client) == before
+
+
+async def test_a_key_of_exactly_1KiB_is_fine(client: AsyncClient) -> None:
+    for key in (["x" * 1024], ["é" * 512], ["a" * 512, "b" * 512]):
+        r = await raw(client, "POST", "/v1/actors", json.dumps({"name": "store", "key": key}).encode())
+        assert r.status_code == 201, r.text
+
+
+async def test_clients_refuse_bad_keys_with_bad_request(client: AsyncClient) -> None:
+    before = await snapshot(client)
+    for key in (["a\x00"], ["x" * 2000], ["y" * 700, "z" * 700]):
+        a, _ = await both_raise(client, lambda c, k=key: c.inbox.get_or_create(k).resolve(), BadRequest)
+        assert a.details[0]["loc"][0] == "key"
+        await both_raise(client, lambda c, k=key: c.inbox.get_or_create(k).send("free", 1), BadRequest)
+    assert await snapshot(client) == before
+
+
+# -- delay and timeout ---------------------------------------------------------------------------------
+NOT_SECONDS = [
+    pytest.param("NaN", id="nan"),
+    pytest.param("Infinity", id="infinity"),
+    pytest.param("-Infinity", id="minus-infinity"),
+    pytest.param("1e999", id="overflows-to-infinity"),
+    pytest.param("-1", id="negative"),
+    pytest.param("-0.001", id="slightly-negative"),
+    pytest.param('"5"', id="a-numeric-string"),
+    pytest.param('"soon"', id="a-string"),
+    pytest.param("true", id="true"),
+    pytest.param("false", id="false"),
+    pytest.param("[1]", id="a-list"),
+    pytest.param('{"s": 1}', id="an-object"),
+]
+
+
+@pytest.mark.parametrize("value", NOT_SECONDS)
+async def test_delay_and_timeout_must_be_finite_non_negative_numbers(client: AsyncClient, value: str) -> None:
+    aid, sid = await ids(client)
+    before = await snapshot(client)
+    q = f"/v1/actors/{aid}/queues/free/messages"
+    for path, content, loc in [
+        (q, f'{{"body": 1, "delay": {value}}}', ["delay"]),
+        (q, f'{{"body": 1, "timeout": {value}}}', ["timeout"]),
+        (q, f'{{"body": 1, "wait": true, "timeout": {value}}}', ["timeout"]),
+        (q, f'{{"body": 1, "block": true, "timeout": {value}}}', ["timeout"]),
+        (
+            f"/v1/actors/{aid}/batch",
+            f'{{"messages": [{{"queue": "free", "delay": {value}}}]}}',
+            ["messages", 0, "delay"],
+        ),
+        (
+            "/v1/batch",
+            f'{{"messages": [{{"actor_id": "{sid}", "queue": "q", "delay": {value}}}]}}',
+            ["messages", 0, "delay"],
+        ),
+    ]:
+        err = error_of(await raw(client, "POST", path, content.encode()), 400, "bad_request")
+        names_field(err, *loc)
+    assert await snapshot(client) == before
+
+
+async def test_delay_over_366_days_and_timeout_over_max_wait_are_400(client: AsyncClient) -> None:
+    aid, sid = await ids(client)
+    before = await snapshot(client)
+    q = f"/v1/actors/{aid}/queues/free/messages"
+    too_long = 366 * DAY + 1
+    for path, content, loc in [
+        (q, f'{{"body": 1, "delay": {too_long}}}', ["delay"]),
+        (q, '{"body": 1, "delay": 1e300}', ["delay"]),
+        (q, f'{{"body": 1, "timeout": {MAX_WAIT + 0.5}}}', ["timeout"]),
+        (q, f'{{"body": 1, "wait": true, "timeout": {10**30}}}', ["timeout"]),
+        (
+            f"/v1/actors/{aid}/batch",
+            f'{{"messages": [{{"queue": "free", "delay": {too_long}}}]}}',
+            ["messages", 0, "delay"],
+        ),
+        (
+            "/v1/batch",
+            f'{{"messages": [{{"actor_id": "{sid}", "queue": "q", "delay": {too_long}}}]}}',
+            ["messages", 0, "delay"],
+        ),
+    ]:
+        err = error_of(await raw(client, "POST", path, content.encode()), 400, "bad_request")
+        names_field(err, *loc)
+    assert await snapshot(client) == before
+    # the limits themselves are fine (a plain send: its timeout only bounds the request)
+    r = await raw(
+        client,
+        "POST",
+        f"/v1/actors/{sid}/queues/q/messages",
+        f'{{"body": 1, "delay": {366 * DAY}, "timeout": {MAX_WAIT}}}'.encode(),
+    )
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    "value", ["nan", "inf", "-inf", "infinity", "1e999", "-1", "soon", "True", str(MAX_WAIT + 1), ""]
+)
+async def test_result_wait_timeout_in_the_query_must_be_in_range(client: AsyncClient, value: str) -> None:
+    aid, _ = await ids(client)
+    for wait in ("true", "false"):  # checked even where it is not used
+        r = await raw(client, "GET", f"/v1/actors/{aid}/messages/1?wait={wait}&timeout={value}")
+        names_field(error_of(r, 400, "bad_request"), "query", "timeout")
+
+
+async def test_clients_get_bad_request_for_bad_numbers(client: AsyncClient) -> None:
+    before = await snapshot(client)
+    h = lambda c: c.inbox.get_or_create(["main"])  # noqa: E731
+    for delay in (float("nan"), float("inf"), -1.0, 366 * DAY + 1.0, True):
+        a, _ = await both_raise(client, lambda c, d=delay: h(c).send("free", 1, delay=d), BadRequest)
+        assert ["delay"] in [d["loc"] for d in a.details], a.details
+    for timeout in (float("nan"), float("-inf"), MAX_WAIT + 1, 10.0**20):
+        await both_raise(client, lambda c, t=timeout: h(c).send("free", 1, wait=True, timeout=t), BadRequest)
+        await both_raise(client, lambda c, t=timeout: h(c).result(1, wait=True, timeout=t), BadRequest)
+    assert await snapshot(client) == before
+
+
+# -- limit ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value", ["0", "1001", "-1", "1.5", "ten", "", "1e2", "%205", "99999999999999999999", "true"]
+)
+async def test_limit_outside_1_to_1000_is_400(client: AsyncClient, value: str) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    for path in ("/v1/actors", f"/v1/actors/{aid}/messages", f"/v1/actors/{aid}/dead-letters"):
+        err = error_of(await raw(client, "GET", f"{path}?limit={value}"), 400, "bad_request")
+        names_field(err, "query", "limit")
+    assert await snapshot(client) == before
+
+
+async def test_limit_bounds_are_accepted_and_clients_refuse_others(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    for value in ("1", "1000"):
+        for path in ("/v1/actors", f"/v1/actors/{aid}/messages", f"/v1/actors/{aid}/dead-letters"):
+            assert (await raw(client, "GET", f"{path}?limit={value}")).status_code == 200
+    for limit in (0, 1001):
+        await both_raise(client, lambda c, n=limit: c.list_actors(limit=n), BadRequest)
+        await both_raise(
+            client, lambda c, n=limit: c.inbox.get_or_create(["main"]).messages("pending", n), BadRequest
+        )
+        await both_raise(
+            client, lambda c, n=limit: c.inbox.get_or_create(["main"]).dead_letters(n), BadRequest
+        )
+
+
+@pytest.mark.parametrize("value", ["perhaps", "2", "", "truee"])
+async def test_wait_in_the_query_must_be_a_boolean(client: AsyncClient, value: str) -> None:
+    aid, _ = await ids(client)
+    names_field(
+        error_of(await raw(client, "GET", f"/v1/actors/{aid}/messages/1?wait={value}"), 400, "bad_request"),
+        "query",
+        "wait",
+    )
+
+
+# -- other strings that must stay out of storage -------------------------------------------------------
+async def test_nul_in_ids_and_idempotency_keys_is_400(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    q = f"/v1/actors/{aid}/queues/free/messages"
+    for method, path, content, loc in [
+        ("POST", q, b'{"body": 1, "idempotency_key": "a\\u0000b"}', ["idempotency_key"]),
+        (
+            "POST",
+            "/v1/batch",
+            f'{{"messages": [{{"actor_id": "{aid}\\u0000", "queue": "free"}}]}}'.encode(),
+            ["messages", 0, "actor_id"],
+        ),
+        ("GET", f"/v1/actors/{aid}%00/queues", None, ["path", "actor_id"]),
+        ("POST", f"/v1/actors/{aid}%00/queues/free/messages", b'{"body": 1}', ["path", "actor_id"]),
+        ("GET", "/v1/actors?after=a%00b", None, ["query", "after"]),
+    ]:
+        names_field(error_of(await raw(client, method, path, content), 400, "bad_request"), *loc)
+    r = await raw(
+        client,
+        "POST",
+        q,
+        b'{"body": 1}',
+        headers={"Idempotency-Key": "k" * 201, "Content-Type": "application/json"},
+    )
+    names_field(error_of(r, 400, "bad_request"), "header", "idempotency-key")
+    assert await snapshot(client) == before
+
+
+# -- query parameters a route does not take -------------------------------------------------------------
+async def test_unknown_or_repeated_query_parameters_are_400(client: AsyncClient) -> None:
+    aid, sid = await ids(client)
+    before = await snapshot(client)
+    for method, path, content, name in [
+        ("GET", "/v1/actors?limit=5&lmit=5", None, "lmit"),
+        ("GET", "/v1/actors?=null", None, ""),
+        ("GET", f"/v1/actors/{aid}/messages?status=pending&token=x", None, "token"),
+        ("GET", f"/v1/actors/{aid}/messages/1?wait=false&delay=1", None, "delay"),
+        ("GET", f"/v1/actors/{aid}/queues?limit=1", None, "limit"),
+        ("POST", f"/v1/actors/{sid}/queues/q/messages?wait=true", b'{"body": 1}', "wait"),
+        ("POST", f"/v1/actors/{sid}/batch?x=1", b'{"messages": [{"queue": "q"}]}', "x"),
+        ("POST", "/v1/actors?name=store", b'{"name": "store", "key": ["q-extra"]}', "name"),
+        ("POST", f"/v1/actors/{aid}/actions/seen?args=1", b"{}", "args"),
+        ("GET", "/v1/actors?limit=1&limit=2", None, "limit"),
+    ]:
+        err = error_of(await raw(client, method, path, content), 400, "bad_request")
+        names_field(err, "query", name)
+    assert await snapshot(client) == before
+
+
+async def test_a_method_a_path_does_not_have_is_405_with_allow(client: AsyncClient) -> None:
+    aid, _ = await ids(client)
+    before = await snapshot(client)
+    for method, path, allow in [
+        ("DELETE", "/v1/actors", {"GET", "HEAD", "POST"}),
+        ("PUT", "/v1/actors", {"GET", "HEAD", "POST"}),
+        ("GET", f"/v1/actors/{aid}/actions/seen", {"POST"}),
+        ("GET", f"/v1/actors/{aid}/dead-letters/1", {"DELETE"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
+    ]:
+        r = await raw(client, method, path)
+        error_of(r, 405, "bad_request")
+        assert {m.strip() for m in r.headers["allow"].split(",")} == allow, (method, path, r.headers)
+    assert await snapshot(client) == before
+
+
+# == JSON routes take JSON only: any other Content-Type, or a body without one, is a 415 ======
+# A browser can send text/plain, application/x-www-form-urlencoded and multipart/form-data
+# cross-site without asking (a "simple" request): refusing them keeps a web page from POSTing.
+def routes(aid: str) -> list[tuple[str, str, bytes]]:
+    """Every JSON route that takes a body, each with a body that would succeed as JSON."""
+    return [
+        ("POST", "/v1/actors", b'{"name": "inbox", "key": ["csrf"]}'),
+        ("POST", f"/v1/actors/{aid}/queues/free/messages", b'{"body": "csrf"}'),
+        ("POST", f"/v1/actors/{aid}/batch", b'{"messages": [{"queue": "free", "body": "csrf"}]}'),
+        (
+            "POST",
+            "/v1/batch",
+            b'{"messages": [{"actor_id": "%s", "queue": "free", "body": 1}]}' % aid.encode(),
+        ),
+        ("POST", f"/v1/actors/{aid}/actions/two", b'{"args": [1, "x"]}'),
+        ("POST", f"/v1/actors/{aid}/dead-letters/1/retry", b"{}"),
+        ("DELETE", f"/v1/actors/{aid}/dead-letters/1", b"{}"),
+    ]
+
+
+REFUSED = [
+    "text/plain",
+    "text/plain;charset=UTF-8",  # what fetch() and <form enctype="text/plain"> send
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=----x",
+    "application/jsonp",
+    "application/json-patch",
+    "text/json",
+    "json",
+    "",
+    "application/json; charset=latin-1",  # the body is read as UTF-8, nothing else
+    "application/+json",
+]
+
+
+@pytest.mark.parametrize("ctype", REFUSED)
+async def test_non_json_content_types_are_415_and_store_nothing(client: AsyncClient, ctype: str) -> None:
+    aid = await client.inbox.get_or_create(["main"]).resolve()
+    before = await snapshot(client)
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        for method, path, content in routes(aid):
+            r = await http.request(method, path, content=content, headers={"Content-Type": ctype})
+            assert r.status_code == 415, (method, path, ctype, r.status_code, r.text)
+            err = r.json()["error"]
+            assert err["code"] == "unsupported_media_type" and "JSON" in err["message"]
+            assert err["details"]["content_type"] == ctype
+    assert await snapshot(client) == before
+
+
+async def test_a_body_without_a_content_type_is_415(client: AsyncClient) -> None:
+    aid = await client.inbox.get_or_create(["main"]).resolve()
+    before = await snapshot(client)
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        for method, path, content in routes(aid):
+            r = await http.request(method, path, content=content)
+            assert "content-type" not in r.request.headers
+            assert r.status_code == 415, (method, path, r.text)
+            assert r.json()["error"]["code"] == "unsupported_media_type"
+
+            async def chunked(data: bytes = content) -> AsyncIterator[bytes]:
+                yield data
+
+            r = await http.request(method, path, content=chunked())
+            assert r.request.headers.get("transfer-encoding") == "chunked"
+            assert r.status_code == 415, (method, path, r.text)
+    assert await snapshot(client) == before
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        'Application/JSON;Charset="UTF-8"',
+        "application/vnd.actorq+json",
+        "application/problem+json; charset=utf-8",
+    ],
+)
+async def test_json_content_types_are_accepted(client: AsyncClient, ctype: str) -> None:
+    h = client.inbox.get_or_create(["main"])
+    aid = await h.resolve()
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        r = await http.post(
+            f"/v1/actors/{aid}/queues/free/messages",
+            content=b'{"body": "ok"}',
+            headers={"Content-Type": ctype},
+        )
+        assert r.status_code == 201, r.text
+        r = await http.post(
+            f"/v1/actors/{aid}/actions/two", content=b'{"args": [4, "2"]}', headers={"Content-Type": ctype}
+        )
+        assert r.json() == {"result": "42"}
+
+
+async def test_no_body_needs_no_content_type(client: AsyncClient) -> None:
+    aid = await client.inbox.get_or_create(["main"]).resolve()
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        r = await http.post(f"/v1/actors/{aid}/actions/seen")
+        assert r.status_code == 200 and "content-type" not in r.request.headers
+        r = await http.post(f"/v1/actors/{aid}/dead-letters/1/retry")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert (await http.get("/v1/actors", headers={"Content-Type": "text/plain"})).status_code == 200
+
+
+async def test_unsupported_media_type_round_trips_through_both_clients(client: AsyncClient) -> None:
+    assert (UnsupportedMediaType.code, UnsupportedMediaType.status) == ("unsupported_media_type", 415)
+    assert ERRORS["unsupported_media_type"] is UnsupportedMediaType
+    assert type(error_from_dict(415, {"error": {"code": "x", "message": "m"}})) is UnsupportedMediaType
+    aid = await client.inbox.get_or_create(["main"]).resolve()
+    before = await snapshot(client)
+    # clients whose requests go out with a wrong Content-Type (as a misconfigured proxy would make them)
+    async with create_client(client.url, retry_for=0) as bad:
+        bad._get_session().headers["Content-Type"] = "text/plain"
+        with pytest.raises(UnsupportedMediaType) as a:
+            await bad.inbox.get_for_id(aid).send("free", "x")
+    assert a.value.details["content_type"] == "text/plain"
+
+    def sync_call() -> None:
+        with create_sync_client(client.url, retry_for=0) as sync:
+            sync._http.headers["Content-Type"] = "text/plain"
+            with pytest.raises(UnsupportedMediaType) as s:
+                sync.inbox.get_for_id(aid).send("free", "x")
+            assert s.value.details == a.value.details
+
+    await asyncio.to_thread(sync_call)
+    assert await snapshot(client) == before
+
+
+# -- requests over the size limit, chunked or not, and pathological nesting --------------------
+async def test_oversized_and_pathological_requests(client: AsyncClient) -> None:
+    h = client.inbox.get_or_create(["main"])
+    await h.resolve()
+    before = await snapshot(client)
+    path = f"/v1/actors/{h.actor_id}/queues/free/messages"
+    async with registry.test(max_request_bytes=1000) as small, httpx.AsyncClient(base_url=small.url) as http:
+        sh = small.inbox.get_or_create(["main"])
+        await sh.resolve()
+        spath = f"/v1/actors/{sh.actor_id}/queues/free/messages"
+        json_type = {"Content-Type": "application/json"}
+        r = await http.post(spath, content=b'{"body": "' + b"x" * 2000 + b'"}', headers=json_type)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "message_too_large"
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(40):
+                yield b" " * 100  # no Content-Length: chunked, counted as it arrives
+
+        r = await http.post(spath, content=chunks(), headers=json_type)
+        assert r.status_code == 413
+        [q] = [q for q in await sh.queues() if q.queue == "free"]
+        assert q.pending + q.completed + q.in_flight == 0
+    r = await raw(client, "POST", path, b"[" * 100_000 + b"]" * 100_000)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    assert await snapshot(client) == before
+
+
+# -- the error types: one code and status each ------------------------------------------------
+def test_errors_are_typed_and_stable() -> None:
+    codes = {
+        cls.code: cls.status
+        for cls in (
+            BadRequest,
+            Unauthorized,
+            NotFound,
+            ValidationError,
+            MessageTooLarge,
+            QueueFull,
+            ActorError,
+            ActorExists,
+        )
+    }
+    assert codes == {
+        "bad_request": 400,
+        "unauthorized": 401,
+        "not_found": 404,
+        "validation_error": 422,
+        "message_too_large": 413,
+        "queue_full": 429,
+        "actor_error": 500,
+        "actor_exists": 409,
+    }
+    assert all(issubclass(c, ActorqError) for c in (BadRequest, QueueFull, ActorError))

@@ -67,3 +67,47 @@ def test_cluster_bench_quick_writes_all_metrics(tmp_path: Path) -> None:
     assert results["postgres_three_nodes_any_many"]["senders"] == 64
     assert results["takeover_after_kill9"]["lease_ttl_s"] == 2.0
     assert "actorq scale-out benchmarks" in proc.stdout
+
+
+@pytest.mark.timeout(600)
+def test_compare_quick_writes_every_round(tmp_path: Path) -> None:
+    # RivetKit's peer is left out (its npm install is slow); the baseline is HEAD in a git worktree
+    out = tmp_path / "compare.json"
+    argv = ["--quick", "--no-rivetkit", "--baseline", "HEAD", "--rounds", "2", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "bench/compare.py", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["quick"] is True and doc["machine"]["cpus"] >= 1
+    results = doc["results"]
+    assert results["config"]["order"] == ["now", "baseline", "echo"]
+    assert results["revisions"]["baseline"]["commit"] == results["revisions"]["now"]["commit"]
+    actorq_workloads = {
+        "seq_send",
+        "conc_send",
+        "conc_send_single",
+        "completable_rtt",
+        "action_rtt",
+        "ws_action_rtt",
+    }
+    assert len(results["rounds"]) == 2
+    for r in results["rounds"]:
+        assert set(r) == {"now", "baseline", "echo"}
+        assert set(r["now"]["figures"]) == set(r["baseline"]["figures"]) == actorq_workloads
+        assert set(r["echo"]["figures"]) == {"seq_send", "conc_send", "completable_rtt", "action_rtt"}
+        for side in r.values():
+            for fig in side["figures"].values():
+                assert fig["n"] > 0 and fig["ops_per_s"] > 0 and 0 < fig["p50_ms"] <= fig["p99_ms"]
+        # the baseline's actorq came from its worktree, not from this tree
+        assert r["now"]["actorq"].startswith(str(ROOT / "src"))
+        assert not r["baseline"]["actorq"].startswith(str(ROOT))
+    spread = results["summary"]["now"]["seq_send"]["ops_per_s"]
+    assert spread["rounds"] == 2 and spread["min"] <= spread["median"] <= spread["max"]
+    assert set(results["ratios"]) == {"now/baseline", "now/echo"}
+    assert results["ratios"]["now/baseline"]["completable_rtt.p50_ms"] > 0
+    assert "side by side" in proc.stdout

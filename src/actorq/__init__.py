@@ -1,10 +1,16 @@
 """actorq: durable actors with queues that feed AI coding agents in sandboxed VMs.
 
-The public surface: ``actor``, ``queue``, ``setup``, ``ActorContext`` and the errors.
+The public surface: ``actor``, ``queue``, ``setup`` (which returns an :class:`App`),
+``ActorContext`` and the errors. This package's modules are layered, each importing only those
+below it (enforced by import-linter, see ``[tool.importlinter]`` in pyproject.toml): ``app``
+(``setup``'s application object) above ``server`` and ``client``, above ``core``, above ``storage``;
+``errors``, ``results`` and ``_typing`` are shared leaves that import none of them.
 """
 
 from actorq import errors
-from actorq.core import ActorContext, Message, Registry, actor, queue, setup
+from actorq._version import __version__
+from actorq.app import App, setup
+from actorq.core import ActorContext, Message, Registry, actor, queue
 from actorq.errors import (
     ActorError,
     ActorExists,
@@ -22,13 +28,12 @@ from actorq.errors import (
 )
 from actorq.results import SendReceipt, SendResult
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ActorContext",
     "ActorError",
     "ActorExists",
     "ActorqError",
+    "App",
     "BadRequest",
     "CompletionError",
     "Forbidden",
@@ -43,6 +48,7 @@ __all__ = [
     "Unavailable",
     "UnsupportedMediaType",
     "ValidationError",
+    "__version__",
     "actor",
     "errors",
     "queue",

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from actorq.app import App
 from actorq.client import SyncActorHandle, SyncClient, create_sync_client
-from actorq.core.registry import Registry
 from actorq.errors import ActorqError
 
 app = typer.Typer(help="actorq: durable actors with queues.", no_args_is_help=True, add_completion=False)
@@ -66,7 +66,7 @@ def where_to(ctx: typer.Context, url: str | None, token: str | None) -> Target:
     return Target(url or root.url, token or root.token)
 
 
-def load_registry(target: str) -> Registry:
+def load_registry(target: str) -> App:
     """Import ``module:attribute`` (attribute defaults to ``registry``)."""
     module_name, _, attr = target.partition(":")
     sys.path.insert(0, os.getcwd())
@@ -75,7 +75,7 @@ def load_registry(target: str) -> Registry:
     except ImportError as exc:
         raise typer.BadParameter(f"cannot import {module_name!r}: {exc}") from exc
     obj = getattr(module, attr or "registry", None)
-    if not isinstance(obj, Registry):
+    if not isinstance(obj, App):
         raise typer.BadParameter(f"{target!r} is not an actorq registry (setup(use=...))")
     return obj
 

@@ -1,4 +1,4 @@
-"""The registry behind the HTTP/WebSocket API, bad-input and client tests.
+"""The registry behind the HTTP route, WebSocket, bad-input and client tests, and their helpers.
 
 It is served in-process (``registry.test()``) and as a real server process
 (``python -m actorq serve tests.apps.api_app:registry``). Module-level dictionaries hold what
@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
 from actorq import ActorContext, actor, queue, setup
+from actorq.client import ActorConnection
 from actorq.server.serve import free_port
 
 
@@ -220,3 +222,18 @@ async def stored(client: Any) -> Any:
         h = client.actor(a.name).get_for_id(a.actor_id)
         out.append((a.name, a.key, [(q.queue, q.pending, q.completed) for q in await h.queues()]))
     return out, await client.inbox.get_or_create(["main"]).seen()
+
+
+async def queues(http: httpx.AsyncClient, actor_id: str) -> dict[str, dict[str, Any]]:
+    """``GET /v1/actors/{id}/queues`` as ``{queue name: its stats}``."""
+    r = await http.get(f"/v1/actors/{actor_id}/queues")
+    assert r.status_code == 200
+    return {q["queue"]: q for q in r.json()["queues"]}
+
+
+async def next_named(conn: ActorConnection, name: str) -> Any:
+    """The data of the next event called ``name`` on ``conn`` (others are skipped)."""
+    while True:
+        ev = await conn.next_event(10)
+        if ev.name == name:
+            return ev.data

@@ -1,4 +1,4 @@
-"""Actors for the several-nodes tests (tests/test_cluster.py).
+"""Actors for the several-nodes tests (tests/cluster/test_cluster.py).
 
 ``worker`` records every message it handles twice: in a journal file shared by all nodes
 (``$ACTORQ_TEST_JOURNAL``: start/end with the node's pid and wall-clock time, written even by a

@@ -1,4 +1,4 @@
-"""Actors for the WebSocket-across-nodes tests (tests/test_cluster_ws.py).
+"""Actors for the WebSocket-across-nodes tests (tests/cluster/test_cluster_ws.py).
 
 ``emitter`` broadcasts a ``processed`` event (with the message's ``n`` and its node's pid) for every
 message it handles, and a ``shout`` event from an action, so a test sees which node ran what.

@@ -1,4 +1,4 @@
-"""Group commit (storage/postgres/batching.py): what the PostgreSQL driver's batching promises."""
+"""Group commit (actorq/_batching.py AsyncBatcher): what the PostgreSQL driver's batching promises."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from actorq._batching import AsyncBatcher
 from actorq.storage.postgres import PostgresStorage
-from actorq.storage.postgres.batching import GroupCommit
 from actorq.storage.protocol import SendRequest
 from tests.storage.conftest import pg_up, postgres_factory
 
@@ -34,7 +34,7 @@ class Recorder:
 
 async def test_calls_arriving_while_one_is_in_flight_go_together_and_are_never_split() -> None:
     rec = Recorder()
-    gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, size=len, max_batch=5, max_inflight=1)
+    gc: AsyncBatcher[list[int], list[int]] = AsyncBatcher(rec, size=len, max_batch=5, max_inflight=1)
     first = asyncio.ensure_future(gc([1]))
     await asyncio.sleep(0)
     rest = [asyncio.ensure_future(gc(c)) for c in ([2, 3], [4, 5, 6], [7], [8, 9, 10, 11, 12, 13])]
@@ -48,7 +48,7 @@ async def test_calls_arriving_while_one_is_in_flight_go_together_and_are_never_s
 
 async def test_per_call_errors_and_whole_batch_errors() -> None:
     rec = Recorder()
-    gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, max_inflight=1)
+    gc: AsyncBatcher[list[int], list[int]] = AsyncBatcher(rec, max_inflight=1)
     rec.release.set()
     a, b = await asyncio.gather(gc([1]), gc([-1]), return_exceptions=True)
     assert a == [10] and isinstance(b, ValueError)
@@ -66,7 +66,7 @@ async def test_per_call_errors_and_whole_batch_errors() -> None:
 
 async def test_a_batch_failing_with_split_on_runs_again_one_call_at_a_time() -> None:
     rec = Recorder()
-    gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, max_inflight=1, split_on=(RuntimeError,))
+    gc: AsyncBatcher[list[int], list[int]] = AsyncBatcher(rec, max_inflight=1, split_on=(RuntimeError,))
     rec.fail_on = 2
     calls = [asyncio.ensure_future(gc([1]))]
     await asyncio.sleep(0)
@@ -80,7 +80,7 @@ async def test_a_batch_failing_with_split_on_runs_again_one_call_at_a_time() -> 
 
 async def test_a_call_cancelled_before_its_batch_left_is_dropped() -> None:
     rec = Recorder()
-    gc: GroupCommit[list[int], list[int]] = GroupCommit(rec, max_inflight=1)
+    gc: AsyncBatcher[list[int], list[int]] = AsyncBatcher(rec, max_inflight=1)
     first = asyncio.ensure_future(gc([1]))
     await asyncio.sleep(0)
     gone = asyncio.ensure_future(gc([2]))

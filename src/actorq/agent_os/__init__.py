@@ -1,20 +1,38 @@
 """The agent VM: sandboxed Linux workspaces per actor key, and coding agents running inside them.
 
-Owns: VM roots on disk (``fs``), the bubblewrap sandbox (``sandbox``), processes, cron jobs, agent
-sessions and their drivers (``agents/pi.py``, ``agents/acp.py``), and the software mounted into VMs.
-Uses the core like any actor (``agent_os()`` returns an ``actor(...)`` definition); must not import
-``actorq.server``, ``actorq.client`` or ``actorq.storage``.
+Owns, by module:
+
+* the actor type: ``vm`` (``agent_os()``, the wake and sleep of a VM), ``machine`` (``VMConfig``,
+  the awake ``Machine`` in ``c.vars``), ``actions/`` (the actions, one module per concern, and the
+  one ``ACTIONS`` table);
+* one awake VM's machinery: ``workspace`` (opens and closes it as a whole), ``host`` (the VM's host
+  thread: namespaces, mounts, credentials, relays), ``sandbox`` (bubblewrap), ``seccomp``,
+  ``network`` (the VM's network namespace and slirp4netns), ``cgroups``, ``uids``, ``disk`` (the
+  disk cap), ``limits`` (``Limits``, ``Network``);
+* a VM's files: ``paths`` (how a VM path is resolved, openat2 inside the VM's root), ``fs``
+  (single-path file actions), ``trees`` (descriptor walks), ``files`` (the async file actions on
+  the host thread), ``snapshot`` (packing the home to move it between nodes);
+* what runs in a VM: ``process`` (``VMProcess``), ``processes`` (exec/spawn), ``sessions`` (agent
+  sessions), ``agents/`` (the drivers), ``fetch`` (``vm_fetch``), ``cron`` (job validation);
+* ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo).
+
+Uses the core like any actor, through its public facade (``actorq.core``: ``actor``,
+``ActorContext``, ``ActorDefinition``), and only in ``vm``, ``machine`` and ``actions/``; everything
+else here knows nothing of actors. Must not import ``actorq.server``, ``actorq.client`` or
+``actorq.storage`` (snapshots reach storage only through ``c.snapshots``).
 """
 
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.agents.base import PromptResult, Session
+from actorq.agent_os.cron import CronJob
 from actorq.agent_os.fetch import FetchResult
+from actorq.agent_os.files import FileResult
 from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
-from actorq.agent_os.processes import ExecResult, ProcessInfo
+from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
 from actorq.agent_os.software import Software, npm_package
-from actorq.agent_os.vm import CronJob, FileResult, SpawnedProcess, agent_os
+from actorq.agent_os.vm import agent_os
 from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
 
 __all__ = [

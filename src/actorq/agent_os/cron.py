@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from croniter import croniter
@@ -19,6 +20,20 @@ from actorq.errors import BadRequest, ValidationError
 
 _ACTIONS = ("exec", "prompt")
 MAX_JOBS = 100  # per VM: each lives in the VM's persisted state
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """A cron job as ``schedule_cron`` / ``list_cron_jobs`` show it."""
+
+    id: str
+    schedule: str
+    action: dict[str, Any]
+    next_run: float
+    created_at: float
+    last_run: float | None = None
+    last_result: Any = None
+    runs: int = 0
 
 
 def next_after(schedule: str, after: float) -> float:
@@ -58,5 +73,5 @@ def new_job(schedule: str, action: Any, now: float | None = None) -> tuple[str, 
     return "cron_" + uuid.uuid4().hex[:12], job
 
 
-def public(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
-    return {"id": job_id, **{k: v for k, v in job.items() if k != "last_fired_for"}}
+def public(job_id: str, job: dict[str, Any]) -> CronJob:
+    return CronJob(id=job_id, **{k: v for k, v in job.items() if k != "last_fired_for"})

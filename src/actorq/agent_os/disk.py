@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from actorq.agent_os import fs
+from actorq.agent_os import trees
 from actorq.agent_os.host import VMHost
 from actorq.errors import ActorqError, BadRequest, ResourceLimit
 
@@ -50,7 +50,7 @@ class DiskGuard:
     def _walk(self) -> int:
         fd = os.open(self.host.stage.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            return fs.usage(fd)
+            return trees.usage(fd)
         except BadRequest:  # nested too deep to measure: what cannot be counted is not allowed
             self.too_deep = True
             return 1 << 62
@@ -98,9 +98,9 @@ class DiskGuard:
             await asyncio.shield(self._pending)
         if self.too_deep:
             raise ResourceLimit(
-                f"the VM's /home/user is nested more than {fs.MAX_DEPTH} directories deep, so its size "
+                f"the VM's /home/user is nested more than {trees.MAX_DEPTH} directories deep, so its size "
                 "cannot be measured against Limits.disk_mb; delete the deep tree to go on",
-                details={"resource": "disk", "max_depth": fs.MAX_DEPTH},
+                details={"resource": "disk", "max_depth": trees.MAX_DEPTH},
             )
         if self.used is not None and self.used + adding > self.limit:
             mb = self.limit // (1024 * 1024)

@@ -92,7 +92,7 @@ def _exchange(
 
 
 async def vm_fetch(
-    host: VMHost | None,
+    host: VMHost,
     port: int,
     url: str = "/",
     *,
@@ -114,7 +114,5 @@ async def vm_fetch(
         raw = body.encode() if isinstance(body, str) else body
     except UnicodeEncodeError:
         raise BadRequest("body text must be valid Unicode (no lone surrogates)") from None
-    if host is None:
-        raise Unavailable("the VM is not running (it is going to sleep); retry")
     sock = await host.call(_connect, port)
     return await asyncio.to_thread(_exchange, sock, port, method.upper(), path, dict(headers or {}), raw)

@@ -1,17 +1,34 @@
 """The file actions of one awake VM, as coroutines: each runs on the VM's host thread as its uid.
 
 This is the only way the rest of agent_os (VM actions, agent drivers' ``fs/*`` callbacks, sessions'
-working directories) touches a VM's files: ``fs.VMFileSystem`` does the resolving, ``VMHost`` gives
-the thread and credentials, ``DiskGuard`` refuses writes over the disk cap.
+working directories) touches a VM's files: ``fs.VMFileSystem`` does the resolving (``paths``) and
+the change, ``VMHost`` gives the thread and credentials, ``DiskGuard`` refuses writes over the disk
+cap. ``read_files`` / ``write_files`` are the batches of the file actions, one result per item.
 
 Must not import the core or storage.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from actorq.agent_os.disk import DiskGuard
-from actorq.agent_os.fs import DirEntry, FileStat, VMFileSystem
+from actorq.agent_os.fs import MAX_READ, DirEntry, FileStat, VMFileSystem
 from actorq.agent_os.host import VMHost
+from actorq.errors import ActorqError, BadRequest, MessageTooLarge
+
+MAX_BATCH = 1000  # paths in one read_files / write_files
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One item of ``read_files`` / ``write_files``: its content, or the error it met."""
+
+    path: str
+    content: bytes | None = None
+    ok: bool = True
+    error: dict[str, Any] | None = None
 
 
 class VMFiles:
@@ -32,6 +49,40 @@ class VMFiles:
         n = await self.host.as_vm_user(self.fs.write_file, path, data)
         self.disk.wrote(n)
         return n
+
+    async def read_files(self, paths: list[str]) -> list[FileResult]:
+        if not isinstance(paths, list) or len(paths) > MAX_BATCH:
+            raise BadRequest(f"paths is a list of at most {MAX_BATCH} VM paths")
+        out: list[FileResult] = []
+        budget = MAX_READ  # for the whole answer, not each file
+        for p in paths:
+            try:
+                data = await self.read_file(p)
+                if len(data) > budget:
+                    raise MessageTooLarge(f"read_files returns at most {MAX_READ} bytes in all")
+                budget -= len(data)
+                out.append(FileResult(p, data))
+            except ActorqError as exc:
+                out.append(FileResult(str(p), None, ok=False, error=exc.to_dict()))
+        return out
+
+    async def write_files(self, files: list[dict[str, Any]]) -> list[FileResult]:
+        if not isinstance(files, list) or len(files) > MAX_BATCH:
+            raise BadRequest(
+                f"files is a list of at most {MAX_BATCH} {{'path': str, 'content': str | bytes}}"
+            )
+        out: list[FileResult] = []
+        for item in files:
+            path = item.get("path") if isinstance(item, dict) else None
+            content = item.get("content") if isinstance(item, dict) else None
+            try:
+                if not isinstance(path, str) or not isinstance(content, (str, bytes)):
+                    raise BadRequest("each file is {'path': str, 'content': str | bytes}")
+                await self.write_file(path, content)
+                out.append(FileResult(path))
+            except ActorqError as exc:
+                out.append(FileResult(str(path), None, ok=False, error=exc.to_dict()))
+        return out
 
     async def write_text(self, path: str, text: str) -> None:
         await self.write_file(path, text)

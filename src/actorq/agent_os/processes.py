@@ -37,6 +37,15 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class SpawnedProcess:
+    """What ``spawn`` returns: the process's VM-local id."""
+
+    pid: int
+    command: str
+    args: list[str]
+
+
+@dataclass(frozen=True)
 class ProcessInfo:
     pid: int
     command: str

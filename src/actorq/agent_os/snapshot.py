@@ -1,7 +1,7 @@
 """Pack a VM's ``/home/user`` into compressed chunks and unpack it on another node.
 
 Used only with storage that moves files between nodes (PostgreSQL). Packing walks the home through
-descriptors without ever following a link (``fs.walk``), on the VM's host thread as the VM's uid,
+descriptors without ever following a link (``trees.walk``), on the VM's host thread as the VM's uid,
 so a VM process swapping files for links while a periodic snapshot runs can only make it skip or
 cut short a file of its own; symlinks are stored as links. Unpacking happens before any VM process
 runs, into a fresh directory beside the home that no VM can see: regular files and directories
@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from actorq.agent_os.fs import chown_tree, walk
+from actorq.agent_os.trees import chown_tree, walk
 from actorq.errors import BadRequest
 
 CHUNK = 1024 * 1024

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actorq.agent_os import cgroups, uids
-from actorq.agent_os import fs as fs_mod
+from actorq.agent_os import cgroups, trees, uids
 from actorq.agent_os.disk import DiskGuard
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.fs import VMFileSystem
 from actorq.agent_os.host import VMHost, check_host, log
 from actorq.agent_os.limits import Limits, Network
 from actorq.agent_os.sandbox import Sandbox
@@ -65,7 +65,7 @@ def prepare_disk(root: Path, uid: int) -> Path:
     if st.st_uid != uid:
         fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            fs_mod.chown_tree(fd, uid)
+            trees.chown_tree(fd, uid)
         finally:
             os.close(fd)
     if stat_mod.S_IMODE(st.st_mode) != 0o755:
@@ -115,7 +115,7 @@ class Workspace:
             return None
 
         disk = DiskGuard(host, limits.disk_mb, on_over_disk or nothing)
-        files = VMFiles(host, fs_mod.VMFileSystem(host.root_fd, host.stage.vm), disk)
+        files = VMFiles(host, VMFileSystem(host.root_fd, host.stage.vm), disk)
         try:
             if limits.disk_mb is not None:
                 await disk.measure()

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 import aiohttp
 
 from actorq import protocol
+from actorq._batching import AsyncBatcher
 from actorq._typing import decode_bytes
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
@@ -40,10 +41,11 @@ class AsyncClient:
         self._action_timeout = action_timeout
         self._retry_for = retry_for
         self._session: aiohttp.ClientSession | None = None
-        # plain sends waiting to go out together (any actors; one batch request on the wire at a time)
-        self._queued: list[tuple[b.HandleCore, protocol.AddressedItem, asyncio.Future[SendReceipt]]] = []
-        self._flushing = False
-        self._flusher: asyncio.Future[None] | None = None
+        # plain sends waiting to go out together (any actors; one batch request on the wire at a
+        # time); a send whose caller gave up before its batch left still goes (drop_cancelled)
+        self._sends: AsyncBatcher[tuple[b.HandleCore, protocol.AddressedItem], SendReceipt] = AsyncBatcher(
+            self._send_items, max_batch=b.MAX_BATCH, max_inflight=1, drop_cancelled=False
+        )
 
     @property
     def url(self) -> str:
@@ -115,33 +117,7 @@ class AsyncClient:
         """Plain sends issued while an earlier batch is on the wire go out together as one batch
         request, whichever actors they are for (each item still durable before its own receipt,
         one handle's sends in the order issued). A lone send goes alone."""
-        fut: asyncio.Future[SendReceipt] = asyncio.get_running_loop().create_future()
-        self._queued.append((core, item, fut))
-        if not self._flushing:
-            self._flushing = True
-            self._flusher = asyncio.ensure_future(self._flush())
-        return await fut
-
-    async def _flush(self) -> None:
-        try:
-            while self._queued:
-                batch, self._queued = self._queued[: b.MAX_BATCH], self._queued[b.MAX_BATCH :]
-                try:
-                    results = await self._send_items([(core, item) for core, item, _ in batch])
-                except Exception as exc:
-                    for _, _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, _, fut), res in zip(batch, results, strict=True):
-                    if fut.done():
-                        continue
-                    if isinstance(res, ActorqError):
-                        fut.set_exception(res)
-                    else:
-                        fut.set_result(res)
-        finally:
-            self._flushing = False
+        return await self._sends((core, item))
 
     async def _send_items(
         self, items: list[tuple[b.HandleCore, protocol.AddressedItem]]

@@ -1,26 +1,37 @@
 """The actor runtime: definitions, registry, instances, run-loop supervision and queues.
 
 Owns: what an actor is and how its messages flow (one at a time, acknowledged, redelivered,
-dead-lettered), sleep/wake, actions, scheduling and the wait registry. Talks to storage only
-through ``actorq.storage.protocol``. Must not import ``actorq.server`` or ``actorq.client``
-(``Registry.start/serve/test`` import the server lazily as entry points).
+dead-lettered), sleep/wake, actions, scheduling, events, the wait registry, and where an actor runs
+when several nodes share storage (its placement: this node, or the node that owns it).
+
+This ``__init__`` is the core's facade: the server and the application object use the names
+exported here and nothing under ``actorq.core.*``. Talks to storage only through
+``actorq.storage``'s protocol types. Must not import ``actorq.server``, ``actorq.client``,
+``actorq.agent_os``, ``actorq.cli`` or ``actorq.app``.
 """
 
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, QueueDefinition, actor, queue
+from actorq.core.events import Subscriber
 from actorq.core.message import Message
-from actorq.core.registry import Registry, setup
-from actorq.core.runtime import Runtime, RuntimeConfig
+from actorq.core.placement import Forwarder, Owner
+from actorq.core.registry import Registry
+from actorq.core.runtime import NodeStats, Runtime, RuntimeConfig
+from actorq.core.sending import Outgoing
 
 __all__ = [
     "ActorContext",
     "ActorDefinition",
+    "Forwarder",
     "Message",
+    "NodeStats",
+    "Outgoing",
+    "Owner",
     "QueueDefinition",
     "Registry",
     "Runtime",
     "RuntimeConfig",
+    "Subscriber",
     "actor",
     "queue",
-    "setup",
 ]

@@ -5,8 +5,9 @@ Owns the node's side of leases: acquiring one before an actor wakes here, renewi
 ``0.75 * ttl`` (before it can expire), releasing them on sleep and shutdown, and the claim scan
 that, about once a second, wakes actors with work whose lease is free or expired (a dead node's
 actors resume within ``ttl`` + ~1 s) and pokes this node's own actors in case a NOTIFY was lost.
-Knows nothing about HTTP: requests for actors owned elsewhere are forwarded through a
-:class:`Forwarder` the server plugs in.
+Knows nothing about HTTP (requests for actors owned elsewhere are routed by
+``core/placement.py``), and of the rest of the runtime only :class:`NodeActors`: the actors
+awake on this node.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import contextlib
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from actorq.errors import Unavailable
 from actorq.storage.protocol import LeasedStorage
-
-if TYPE_CHECKING:
-    from actorq.core.runtime import Runtime
 
 log = logging.getLogger("actorq.cluster")
 
@@ -41,27 +40,39 @@ class NotOwner(Unavailable):
         self.ttl_left = ttl_left
 
 
-class Forwarder(Protocol):
-    """Sends a request for an actor to the node that owns it (plugged in by the server)."""
+class NodeActors(Protocol):
+    """What lease keeping needs from the actors of this node (the actor directory)."""
 
-    async def call_action(
-        self, address: str, actor_id: str, name: str, args: list[Any], kwargs: dict[str, Any] | None
-    ) -> Any: ...
+    @property
+    def accepting(self) -> bool: ...
 
-    async def close(self) -> None: ...
+    def is_awake(self, actor_id: str) -> bool: ...
+
+    def awake_ids(self) -> list[str]: ...
+
+    def poke(self, actor_id: str, available_at: float = 0.0) -> None: ...
+
+    def lease_lost(self, actor_id: str) -> None: ...
 
 
 class ClusterMember:
+    """``actors``: this node's actors; ``on_done``: another node finished a message (waiters here
+    may want it); ``spawn``: runs the membership's loops until the runtime stops."""
+
     def __init__(
         self,
-        runtime: Runtime,
         storage: LeasedStorage,
         *,
+        actors: NodeActors,
+        on_done: Callable[[str, int], None],
+        spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]],
         ttl: float,
         claim_interval: float,
         address: str | None,
     ) -> None:
-        self.runtime = runtime
+        self.actors = actors
+        self._on_done_cb = on_done
+        self._spawn = spawn
         self.storage = storage
         self.ttl = ttl
         self.claim_interval = claim_interval
@@ -73,20 +84,18 @@ class ClusterMember:
         # counted for /metrics
         self.leases_acquired = 0  # leases this node took (waking an actor here, or taking it over)
         self.leases_lost = 0  # leases this node lost, or stopped using before they could expire
-        self.actions_forwarded = 0  # actions sent on to the owning node
 
     @property
     def leases_held(self) -> int:
         return len(self._acquired_at)
 
     async def start(self) -> None:
-        rt = self.runtime
         self.node_id = await self.storage.join(
             self.address, self._on_message, self._on_done, self._on_reconnect, self._on_released
         )
         self._last_renewed = time.monotonic()
-        rt._spawn(self._keep_leases())
-        rt._spawn(self._claim_loop())
+        self._spawn(self._keep_leases())
+        self._spawn(self._claim_loop())
         log.info("node %s joined (address %s, lease ttl %.1fs)", self.node_id, self.address, self.ttl)
 
     async def stop(self) -> None:
@@ -155,19 +164,19 @@ class ClusterMember:
                     self._last_renewed = started
                     for actor_id in lost:
                         log.warning("lease of actor %s was taken over; stopping it here", actor_id)
-                        self.runtime.lease_lost(actor_id)
+                        self.actors.lease_lost(actor_id)
             # Cannot renew: stop each actor's run loop well before its lease can expire.
             now = time.monotonic()
             limit = self.ttl * 0.75
             for actor_id, at in list(self._acquired_at.items()):
                 if now - max(at, self._last_renewed) > limit:
                     log.warning("could not renew the lease of %s in time; stopping it here", actor_id)
-                    self.runtime.lease_lost(actor_id)
+                    self.actors.lease_lost(actor_id)
 
     async def _claim_loop(self) -> None:
         while True:
             await asyncio.sleep(self.claim_interval * random.uniform(0.75, 1.0))
-            if not self.runtime.accepting:
+            if not self.actors.accepting:
                 continue
             try:
                 rows = await self.storage.claimable(time.time(), _CLAIM_BATCH)
@@ -176,15 +185,15 @@ class ClusterMember:
                 continue
             for actor_id, _mine in rows:
                 self._remote.pop(actor_id, None)
-                self.runtime.poke(actor_id)
+                self.actors.poke(actor_id)
 
     # -- notifications (called from the LISTEN connection) ---------------------------------------
     def _on_message(self, actor_id: str) -> None:
-        if self.runtime.is_awake(actor_id):
-            self.runtime.poke(actor_id)
+        if self.actors.is_awake(actor_id):
+            self.actors.poke(actor_id)
 
     def _on_done(self, actor_id: str, msg_id: int) -> None:
-        self.runtime.on_remote_done(actor_id, msg_id)
+        self._on_done_cb(actor_id, msg_id)
 
     def _on_released(self, actor_id: str | None, node: str | None) -> None:
         if actor_id is not None:
@@ -196,8 +205,8 @@ class ClusterMember:
 
     def _on_reconnect(self) -> None:
         self._remote.clear()  # release notices may have been missed while disconnected
-        for actor_id in list(self.runtime.awake_ids()):
-            self.runtime.poke(actor_id)
+        for actor_id in list(self.actors.awake_ids()):
+            self.actors.poke(actor_id)
 
 
 async def release_quietly(member: ClusterMember | None, actor_id: str, epoch: int | None) -> None:

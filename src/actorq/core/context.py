@@ -7,20 +7,81 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from actorq import _typing as t
 from actorq.core.message import Message
 from actorq.errors import BadRequest, NotFound
-from actorq.results import SendReceipt, SendResult
+from actorq.results import ActorInfo, SendReceipt, SendResult
 from actorq.storage._files import private_dir
 from actorq.storage.snapshots import SnapshotStorage
 
 if TYPE_CHECKING:
     from actorq.core.instance import ActorInstance
-    from actorq.core.runtime import Runtime
+    from actorq.core.registry import Registry
+    from actorq.storage.protocol import Storage
 
 Names = str | Sequence[str] | None
+
+
+class ActorServices(Protocol):
+    """What an actor's ``c`` calls: the runtime's own calls, in-process (the runtime implements it)."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    async def resolve(
+        self, name: str, key: Sequence[str], mode: Literal["get", "create", "get_or_create", "id"]
+    ) -> ActorInfo: ...
+
+    async def actor_info(self, actor_id: str) -> ActorInfo: ...
+
+    async def send(
+        self,
+        actor_id: str,
+        queue: str,
+        body: Any,
+        *,
+        block: bool = False,
+        timeout: float | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    async def send_and_wait(
+        self,
+        actor_id: str,
+        queue: str,
+        body: Any,
+        *,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult: ...
+
+    async def wait_result(
+        self, actor_id: str, msg_id: int, timeout: float | None, *, fresh: bool = False
+    ) -> SendResult: ...
+
+    async def lookup_result(self, actor_id: str, msg_id: int) -> SendResult: ...
+
+    async def call_action(
+        self,
+        actor_id: str,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None = None,
+        *,
+        forward: bool = True,
+    ) -> Any: ...
+
+    async def schedule(self, actor_id: str, run_at: float, action: str, args_json: str) -> int: ...
+
+    def broadcast(self, actor_id: str, name: str, data: Any) -> None: ...
 
 
 def normalize_key(key: str | Sequence[str]) -> tuple[str, ...]:
@@ -67,7 +128,7 @@ class QueueView:
 
     async def send(self, name: str, body: Any, *, delay: float | None = None) -> SendReceipt:
         """Send a message to one of this actor's own queues."""
-        return await self._instance.runtime.send(self._instance.actor_id, name, body, delay=delay)
+        return await self._instance.services.send(self._instance.actor_id, name, body, delay=delay)
 
     push = send
 
@@ -86,7 +147,7 @@ class Schedule:
         """Call ``action(*args)`` on this actor at UNIX time ``timestamp`` (positional arguments)."""
         inst = self._instance
         inst.definition.get_action(action).bind(list(args))
-        return await inst.runtime.schedule(inst.actor_id, timestamp, action, t.dumps(list(args)))
+        return await inst.services.schedule(inst.actor_id, timestamp, action, t.dumps(list(args)))
 
 
 class ActorContext:
@@ -99,7 +160,7 @@ class ActorContext:
         self.key: list[str] = list(instance.key)
         self.queue = QueueView(instance)
         self.schedule = Schedule(instance)
-        self.actors = ActorsView(instance.runtime)
+        self.actors = ActorsView(instance.services)
         self.log = logging.LoggerAdapter(
             logging.getLogger(f"actorq.actor.{instance.name}"),
             {"actor_id": instance.actor_id, "actor": instance.name, "key": self.key},
@@ -123,7 +184,7 @@ class ActorContext:
     def files_dir(self) -> Path:
         """A local directory for this actor's files on this node (e.g. an agent VM's root),
         there on first use: 0700, like ``actors/`` above it, whatever the umask."""
-        path = self._instance.runtime.storage.files_dir / "actors" / self.actor_id
+        path = self._instance.services.storage.files_dir / "actors" / self.actor_id
         private_dir(path.parent)  # a few syscalls; made again if something removed it
         private_dir(path)
         return path
@@ -133,7 +194,7 @@ class ActorContext:
         """Where this actor's node-local files can be saved for another node, if storage is shared.
 
         ``None`` on embedded SQLite (one node: ``files_dir`` is durable as it is)."""
-        storage = self._instance.runtime.storage
+        storage = self._instance.services.storage
         return storage if isinstance(storage, SnapshotStorage) else None
 
     def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -145,7 +206,7 @@ class ActorContext:
 
     def broadcast(self, name: str, data: Any = None) -> None:
         """Send an event to every client connected to this actor (``handle.connect()``)."""
-        self._instance.runtime.broadcast(self.actor_id, name, data)
+        self._instance.services.broadcast(self.actor_id, name, data)
 
     async def save_state(self) -> None:
         """Persist ``c.state`` now (it is saved after each message/action anyway)."""
@@ -155,7 +216,7 @@ class ActorContext:
 class ActorsView:
     """``c.actors.<name>``: handles to other actors, served in-process (no HTTP)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: ActorServices) -> None:
         self._runtime = runtime
 
     def __getattr__(self, name: str) -> ActorTypeRef:
@@ -169,7 +230,7 @@ class ActorsView:
 
 
 class ActorTypeRef:
-    def __init__(self, runtime: Runtime, name: str) -> None:
+    def __init__(self, runtime: ActorServices, name: str) -> None:
         self._runtime = runtime
         self._name = name
 
@@ -191,7 +252,7 @@ class ActorRef:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: ActorServices,
         name: str,
         key: tuple[str, ...] | None,
         mode: Literal["get", "create", "get_or_create", "id"],

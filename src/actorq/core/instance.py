@@ -1,8 +1,10 @@
 """One awake actor: its state in memory, its supervised ``run`` loop and message hand-out.
 
 An instance exists only while the actor is awake; a sleeping actor is a row in storage and
-nothing else. Exactly one instance (so one run loop) exists per actor id in a runtime; the
-runtime guarantees that, this module guarantees one message at a time within it.
+nothing else. Exactly one instance (so one run loop) exists per actor id in a runtime; the actor
+directory guarantees that, this module guarantees one message at a time within it. An instance
+knows only what it is given: its storage, where it reports outcomes (:class:`Outcomes`), what its
+context calls (``ActorServices``) and whom to tell when its lease is lost.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from actorq import _typing as t
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
 from actorq.errors import ActorError, ActorqError, CompletionError, LeaseLost, Unavailable
-from actorq.storage.protocol import ActorRecord, MessageRecord
+from actorq.storage.protocol import ActorRecord, MessageRecord, Storage
 
 if TYPE_CHECKING:
-    from actorq.core.runtime import Runtime
+    from actorq.core.context import ActorServices
 
 log = logging.getLogger("actorq.runtime")
 
@@ -38,10 +40,47 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> None:
             await event.wait()
 
 
+class Outcomes(Protocol):
+    """Where an instance reports what it committed, for the senders waiting on it."""
+
+    def on_acked(self, actor_id: str, ids: Iterable[int]) -> None: ...
+
+    def on_dead(self, records: Iterable[MessageRecord]) -> None: ...
+
+    def on_received(self, actor_id: str, queues: Iterable[str]) -> None: ...
+
+    def on_finished(
+        self,
+        actor_id: str,
+        msg_id: int,
+        status: Literal["completed", "failed"],
+        response: str | None,
+        error: str | None,
+    ) -> None: ...
+
+
 class ActorInstance:
-    def __init__(self, runtime: Runtime, record: ActorRecord, definition: ActorDefinition) -> None:
-        self.runtime = runtime
-        self.storage = runtime.storage
+    """``outcomes``: told of every acknowledgement, completion, dead letter and receive;
+    ``services``: what the actor's ``c`` calls (sends, other actors, schedules, events);
+    ``on_lease_lost``: called when this node must stop running the actor (several nodes);
+    ``clustered``: several nodes share the storage."""
+
+    def __init__(
+        self,
+        record: ActorRecord,
+        definition: ActorDefinition,
+        *,
+        storage: Storage,
+        outcomes: Outcomes,
+        services: ActorServices,
+        on_lease_lost: Callable[[str], None],
+        clustered: bool,
+    ) -> None:
+        self.storage = storage
+        self.outcomes = outcomes
+        self.services = services
+        self._on_lease_lost = on_lease_lost
+        self.clustered = clustered
         self.actor_id = record.actor_id
         self.name = record.name
         self.key = record.key
@@ -231,9 +270,9 @@ class ActorInstance:
                 self._saved_state = state
             if out.acked:
                 self._failures = 0
-                self.runtime.on_acked(self.actor_id, out.acked)
+                self.outcomes.on_acked(self.actor_id, out.acked)
             if out.dead:
-                self.runtime.on_dead(out.dead)
+                self.outcomes.on_dead(out.dead)
             if self.stopping:
                 raise asyncio.CancelledError()
             if out.messages:
@@ -248,7 +287,7 @@ class ActorInstance:
                     self._unacked.extend(ids)
                 else:
                     self._open.update({m.id: m for m in msgs})
-                self.runtime.on_received(self.actor_id, {m.queue for m in out.messages})
+                self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
                 return msgs
             now = loop.time()
             if deadline is not None and now >= deadline:
@@ -289,7 +328,7 @@ class ActorInstance:
         if state is not None:
             self._saved_state = state
         self._failures = 0
-        self.runtime.on_finished(self.actor_id, msg.id, "completed", response_json, None)
+        self.outcomes.on_finished(self.actor_id, msg.id, "completed", response_json, None)
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
@@ -299,7 +338,7 @@ class ActorInstance:
             log.warning("%s (%s): %s; its run loop stops on this node", self.name, self.actor_id, exc)
             self._lose()
         except ActorqError as exc:
-            if self.runtime.cluster is None:
+            if not self.clustered:
                 raise
             # storage failed while settling (database down): let the lease lapse; whichever node
             # takes the actor over (maybe this one) redelivers what it held
@@ -309,7 +348,7 @@ class ActorInstance:
     def _lose(self) -> None:
         self._unacked.clear()
         self._open.clear()
-        self.runtime.lease_lost(self.actor_id)
+        self._on_lease_lost(self.actor_id)
 
     async def _supervise_loop(self) -> None:
         run = self.definition.run
@@ -320,7 +359,7 @@ class ActorInstance:
             except (asyncio.CancelledError, LeaseLost):
                 raise
             except Exception as exc:
-                if self.runtime.cluster is not None and isinstance(exc, Unavailable):
+                if self.clustered and isinstance(exc, Unavailable):
                     # storage failed mid-call: a receive may have committed without us learning
                     # what it handed out; only taking the lease anew (which requeues everything in
                     # flight) is sure to redeliver it. The claim scan does that within a second.
@@ -349,7 +388,7 @@ class ActorInstance:
         dead = await self.storage.release(
             self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
         )
-        self.runtime.on_dead(dead)
+        self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
         held = self._held_ids()
@@ -376,7 +415,7 @@ class ActorInstance:
             self._unacked.clear()
             if state is not None:
                 self._saved_state = state
-            self.runtime.on_acked(self.actor_id, out.acked)
+            self.outcomes.on_acked(self.actor_id, out.acked)
         if self._open:
             held = tuple(self._open)
             self._open.clear()
@@ -418,8 +457,8 @@ class ActorInstance:
             try:
                 await self.persist_state()
             except LeaseLost:
-                self.runtime.lease_lost(self.actor_id)
+                self._on_lease_lost(self.actor_id)
                 raise
 
 
-__all__ = ["ActorInstance"]
+__all__ = ["ActorInstance", "Outcomes"]

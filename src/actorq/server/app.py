@@ -6,7 +6,7 @@ import hmac
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,12 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
-from actorq.core.runtime import Outgoing, Runtime, RuntimeConfig
+from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 from actorq.results import SendReceipt
 from actorq.server import metrics, wire
-from actorq.server.forward import FORWARDED_HEADER, HttpForwarder
+from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
@@ -33,15 +33,9 @@ from actorq.server.responses import (
     on_http_error,
     on_unexpected,
 )
-from actorq.server.websocket import TOKEN_SUBPROTOCOL, connect_endpoint
+from actorq.server.websocket import connect_endpoint
 from actorq.server.wire import media_type_error
-from actorq.storage import open_storage
-from actorq.storage.protocol import MessageStatus
-
-if TYPE_CHECKING:
-    from actorq.core.registry import Registry
-    from actorq.storage.protocol import Storage
-
+from actorq.storage import MessageStatus, Storage, open_storage
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -98,9 +92,9 @@ async def get_actor(request: Request) -> Response:
         created=info.created,
         awake=rt.is_awake(actor_id),
     )
-    if rt.cluster is not None:  # several nodes: which one runs it now (None: asleep, unowned)
-        lease = await rt.cluster.storage.owner(actor_id)
-        out["owner"] = protocol.Owner(node=lease.owner, address=lease.address) if lease.owner else None
+    if rt.clustered:  # several nodes: which one runs it now (None: asleep, unowned)
+        owner = await rt.owner(actor_id)
+        out["owner"] = protocol.Owner(node=owner.node, address=owner.address) if owner else None
     return json_response(out)
 
 

@@ -5,10 +5,12 @@ again (if it no longer owns the actor it answers 503 and the client retries). Wh
 cannot be reached while its lease is live, the caller gets ``Unavailable`` (503 with
 ``Retry-After``) and nothing was written.
 
-WebSocket connections (``/v1/actors/{id}/connect``) reaching a node that does not own the actor
-are relayed, the way a gateway would: :meth:`HttpForwarder.open_websocket` opens the same route on
-the owner (forwarded header, the server's token) and :func:`relay_websocket` copies frames both
-ways verbatim. When the owner's side drops (owner killed, paused past the heartbeat, shutting
+:class:`HttpForwarder` implements the core's ``Forwarder``: the core decides where an actor runs
+and calls it for every kind of request that goes to another node. WebSocket connections
+(``/v1/actors/{id}/connect``) reaching a node that does not own the actor are relayed, the way a
+gateway would (:meth:`HttpForwarder.connect`): :meth:`HttpForwarder.open_websocket` opens the same
+route on the owner (forwarded header, the server's token) and :func:`relay_websocket` copies
+frames both ways verbatim. When the owner's side drops (owner killed, paused past the heartbeat, shutting
 down, or the actor moved away from it) the client's socket is closed with 1012 (service restart)
 so the client reconnects and is routed to the new owner; it is never left open but dead.
 """
@@ -36,7 +38,19 @@ WS_POLICY_VIOLATION = 1008  # the client fell too far behind the actor's events
 WS_SERVICE_RESTART = 1012  # the actor's node went away or the actor moved: reconnect
 WS_TRY_AGAIN_LATER = 1013  # the owner cannot be reached right now (when a 503 handshake is impossible)
 
+SUBPROTOCOL = "actorq"
+TOKEN_SUBPROTOCOL = "actorq.token."  # + the token: how a browser authenticates a WebSocket
+
 log = logging.getLogger("actorq.forward")
+
+
+def chosen_subprotocol(ws: WebSocket) -> str | None:
+    """The subprotocol to accept with: ``actorq`` when offered, else the token subprotocol a
+    client offered alone (a browser drops a connection whose answer names none of its offers)."""
+    offered: list[str] = list(ws.scope.get("subprotocols", ()))
+    if SUBPROTOCOL in offered:
+        return SUBPROTOCOL
+    return next((p for p in offered if p.startswith(TOKEN_SUBPROTOCOL)), None)
 
 
 def _close_reason(text: str) -> str:
@@ -86,6 +100,16 @@ class HttpForwarder:
         except ValueError:
             data = text.decode("utf-8", "replace")
         raise error_from_dict(status, data)
+
+    async def connect(
+        self, address: str, actor_id: str, client: WebSocket, *, heartbeat: float, open_timeout: float
+    ) -> None:
+        """Relay ``client`` to the actor's connection route on its owner at ``address`` until
+        either side ends; :class:`Unavailable` (the client not accepted yet) if it cannot be opened."""
+        upstream, init = await self.open_websocket(
+            address, actor_id, heartbeat=heartbeat, open_timeout=open_timeout
+        )
+        await relay_websocket(client, upstream, init, address=address, subprotocol=chosen_subprotocol(client))
 
     async def open_websocket(
         self, address: str, actor_id: str, *, heartbeat: float, open_timeout: float

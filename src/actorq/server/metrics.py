@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 if TYPE_CHECKING:
-    from actorq.core.runtime import Runtime
+    from actorq.core import Runtime
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 SENDS = Counter("actorq_sends", "Messages accepted over HTTP", registry=REGISTRY)
@@ -32,7 +32,7 @@ class RuntimeCollector:
         rt = self.runtime
         if rt is None:
             return
-        cluster = rt.cluster
+        cluster = rt.node_stats()
         if cluster is not None:
             info = InfoMetricFamily("actorq_cluster_node", "This server process as a node")
             info.add_metric([], {"node": cluster.node_id or "", "address": cluster.address or ""})

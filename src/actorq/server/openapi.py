@@ -6,16 +6,14 @@ the declared types) under ``x-actorq-actors``."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter
 
-from actorq import __version__, protocol
-from actorq.core.runtime import RuntimeConfig
+from actorq import protocol
+from actorq._version import __version__
+from actorq.core import Registry, RuntimeConfig
 from actorq.errors import ERRORS
-
-if TYPE_CHECKING:
-    from actorq.core.registry import Registry
 
 DEFAULT_MAX_WAIT = RuntimeConfig.max_wait
 

@@ -12,20 +12,16 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
-from actorq.core.runtime import Runtime, RuntimeConfig
+from actorq.core import Registry, Runtime, RuntimeConfig
 from actorq.server.app import MAX_REQUEST_BYTES, create_app, resolve_token
 from actorq.server.logs import install_log_redaction
-from actorq.storage import open_storage
-
-if TYPE_CHECKING:
-    from actorq.client.async_client import AsyncClient
-    from actorq.core.registry import Registry
-    from actorq.storage.protocol import Storage
+from actorq.storage import Storage, open_storage
 
 
 class ActorqServer(uvicorn.Server):
@@ -145,12 +141,20 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """A server :func:`test_server` runs: where to reach it, and the token it requires."""
+
+    url: str
+    token: str | None
+
+
 @asynccontextmanager
 async def test_server(
     registry: Registry, storage: str | os.PathLike[str] | Storage | None = None, **options: Any
-) -> AsyncIterator[AsyncClient]:
-    from actorq.client import create_client
-
+) -> AsyncIterator[RunningServer]:
+    """Run a real server on a free loopback port (temporary SQLite unless ``storage``) until the
+    block ends; the caller connects its own client to it."""
     tmp = tempfile.mkdtemp(prefix="actorq-test-") if storage is None else None
     port = free_port()
     token = resolve_token(options.pop("token", None))
@@ -171,8 +175,7 @@ async def test_server(
                 task.result()
                 raise RuntimeError("test server stopped before it started")
             await asyncio.sleep(0.005)
-        async with create_client(f"http://127.0.0.1:{port}", token=token) as client:
-            yield client
+        yield RunningServer(f"http://127.0.0.1:{port}", token)
     finally:
         server.runtime.begin_shutdown()
         server.should_exit = True
@@ -182,4 +185,4 @@ async def test_server(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["ActorqServer", "build", "free_port", "run", "serve", "test_server"]
+__all__ = ["ActorqServer", "RunningServer", "build", "free_port", "run", "serve", "test_server"]

@@ -1,9 +1,14 @@
 """Durable storage behind one protocol (:class:`~actorq.storage.protocol.Storage`).
 
-Owns: the on-disk layout of actors, messages, state and schedules, and the transactions that keep
-queue semantics atomic (send with size check and idempotency, receive with acknowledgement and
-state, complete, release, recovery). Drivers: ``sqlite`` (embedded default) and, later, ``postgres``.
-Must not import ``actorq.core``, ``actorq.server`` or ``actorq.client``: storage knows rows, not actors.
+Owns: the on-disk layout of actors, messages, state and schedules (each driver's ``schema.sql``),
+and the transactions that keep queue semantics atomic (send with size check and idempotency,
+receive with acknowledgement and state, complete, release, recovery); for a database shared by
+several nodes also node leases (:class:`~actorq.storage.protocol.LeasedStorage`) and VM snapshots.
+Drivers: ``sqlite`` (embedded default) and ``postgres`` (several nodes). The contract is the
+conformance suite in ``tests/storage/``, run against every driver.
+Imports only ``actorq.errors`` and ``actorq._batching`` from the rest of actorq; never
+``actorq.core``, ``actorq.server``, ``actorq.client`` or ``actorq.agent_os``: storage knows rows,
+not actors.
 """
 
 from __future__ import annotations

@@ -166,7 +166,8 @@ class LeasedStorage(Protocol):
 
 @runtime_checkable
 class Storage(Protocol):
-    """What the core needs from durable storage. See ``tests/conformance`` for the contract."""
+    """What the core needs from durable storage. The conformance suite in ``tests/storage/``
+    (``test_conformance.py`` and the property tests) is the contract, run against every driver."""
 
     # a local directory for files that live beside the database on this node (agent VM roots)
     files_dir: Path

@@ -18,7 +18,6 @@ Plugging in an agent is one declaration::
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import importlib.metadata
 from collections.abc import Awaitable, Sequence
@@ -51,12 +50,10 @@ from acp.schema import (
     WriteTextFileResponse,
 )
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
-from actorq.agent_os.process import VMProcess
-from actorq.agent_os.sandbox import kill_tree
+from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.process import AgentProcess
 from actorq.errors import ActorqError, NotFound, PromptFailed, SessionClosed
 
-_STDERR_TAIL = 8192  # bytes of the agent's stderr kept for error messages
 _PREVIEW = 200  # characters of a tool call's title kept in an event
 T = TypeVar("T")
 
@@ -208,7 +205,7 @@ async def _fs_call(path: str, call: Awaitable[T]) -> T:
         raise acp.RequestError.internal_error({"path": path, "message": exc.strerror or str(exc)}) from None
 
 
-class AcpDriver:
+class AcpDriver(AgentProcess):
     """One ACP agent process and its one ACP session (see the module docstring)."""
 
     def __init__(
@@ -223,23 +220,18 @@ class AcpDriver:
     ) -> None:
         if not command:
             raise ValueError("an ACP agent needs a command")
+        super().__init__(opts)
         self.agent_type = agent_type
-        self._opts = opts
         self._command = list(command)
         self._fs = fs
         self._start_timeout = start_timeout
         self._cancel_grace = cancel_grace
-        self._proc: VMProcess | None = None
         self._conn: ClientSideConnection | None = None
-        self._stderr: collections.deque[bytes] = collections.deque()
-        self._stderr_size = 0
-        self._stderr_task: asyncio.Task[None] | None = None
         self._acp_session: str | None = None
         self._pending_instructions = opts.additional_instructions or None
         self._turn: _Turn | None = None
         self._replaying = False
         self._cancelling = False
-        self._closed = False
         self._lock = asyncio.Lock()
 
     @property
@@ -266,10 +258,8 @@ class AcpDriver:
 
     async def _start(self) -> None:
         opts = self._opts
-        proc = await opts.launcher(self._command, cwd=opts.cwd, env=opts.env)
-        self._proc = proc
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        self._stderr_task = asyncio.create_task(self._drain_stderr(proc.stderr))
+        proc = await self._spawn(self._command, opts.env)
+        assert proc.stdin is not None and proc.stdout is not None
         self._conn = acp.connect_to_agent(cast(acp.Client, _Client(self)), proc.stdin, proc.stdout)
         has_fs = self._fs is not None
         init = await self._call(
@@ -358,31 +348,15 @@ class AcpDriver:
             await asyncio.wait_for(conn.cancel(session_id=session), 2.0)
 
     async def close(self) -> None:
+        """End the ACP connection (its requests fail as SessionClosed), then the agent process
+        (``AgentProcess._stop``; stdout, no longer read by the connection, is read to EOF)."""
         if self._closed:
             return
         self._closed = True
-        proc, conn = self._proc, self._conn
-        if proc is not None and proc.returncode is None:
-            kill_tree(proc)
-        if conn is not None:
+        if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(proc.wait(), 5.0)
-            # Close every pipe while the loop is alive (else the GC closes them later, on a dead loop).
-            # bwrap's sandboxed child dies a moment after bwrap itself, so read stdout and stderr to EOF.
-            if proc.stdin is not None:
-                proc.stdin.close()
-            ends: list[Awaitable[Any]] = [proc.stdout.read()] if proc.stdout is not None else []
-            if self._stderr_task is not None:
-                ends.append(self._stderr_task)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.gather(*ends), 2.0)
-        if self._stderr_task is not None and not self._stderr_task.done():
-            self._stderr_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._stderr_task
+                await asyncio.wait_for(self._conn.close(), 2.0)
+        await self._stop(drain_stdout=True)
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -402,7 +376,7 @@ class AcpDriver:
         except (ConnectionError, OSError):
             if self._closed:
                 raise SessionClosed("the ACP session was closed") from None
-            code = await self._exit_code()
+            code = await self._last_words()
             state = f"exited with code {code}" if code is not None else "closed its connection"
             raise PromptFailed(
                 f"ACP agent {self._command[0]!r} {state} during {what}{self._stderr_suffix()}",
@@ -429,42 +403,12 @@ class AcpDriver:
             event["replay"] = True
         self._emit(event)
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        self._opts.emit("session_event", {"session_id": self._opts.session_id, **self._masked(event)})
-
-    def _mask(self, text: str) -> str:
-        masked: str = mask_secrets(text, self._opts.env)
-        return masked
-
-    def _masked(self, value: Any) -> Any:
-        return mask_secrets(value, self._opts.env)
-
     def _exited(self) -> bool:
         return self._proc is None or self._proc.returncode is not None
 
-    async def _exit_code(self) -> int | None:
-        proc = self._proc
-        if proc is None:
-            return None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 2.0)
-        if self._stderr_task is not None and proc.returncode is not None:
-            # stderr reaches EOF just after the exit; its last lines usually say why
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
-        return proc.returncode
-
-    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
-        # Always read stderr (a full pipe would block the agent); keep only a tail for errors.
-        while chunk := await stream.read(4096):
-            self._stderr.append(chunk)
-            self._stderr_size += len(chunk)
-            while self._stderr_size > _STDERR_TAIL and len(self._stderr) > 1:
-                self._stderr_size -= len(self._stderr.popleft())
-
     def _stderr_suffix(self) -> str:
-        tail = b"".join(self._stderr).decode("utf-8", "replace").strip()
-        return f": {self._mask(tail)[-500:]}" if tail else ""
+        tail = self._stderr_tail()
+        return f": {tail[-500:]}" if tail else ""
 
 
 def _short(value: Any, limit: int = 300) -> str:

@@ -45,24 +45,6 @@ class Launcher(Protocol):
 EventSink = Callable[[str, Any], None]  # broadcast(event_name, data) to the VM's connected clients
 
 
-def mask_secrets(value: Any, env: Mapping[str, str]) -> Any:
-    """``value`` with every env value of 6+ characters replaced by ``***`` (in nested dicts/lists).
-
-    Agents echo things back (errors quoting ``NODE_OPTIONS``, tool output); events go to every
-    connected client and errors to logs, so secrets from the session's env are cut out of both.
-    """
-    if isinstance(value, str):
-        for secret in env.values():
-            if len(secret) >= 6 and secret in value:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: mask_secrets(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v, env) for v in value]
-    return value
-
-
 @dataclass
 class DriverOptions:
     session_id: str

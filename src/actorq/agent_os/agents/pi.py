@@ -17,16 +17,14 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections import deque
 from typing import Any
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult, mask_secrets
-from actorq.agent_os.process import VMProcess
+from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.process import AgentProcess
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
 from actorq.errors import ActorqError, PromptFailed, SessionClosed
 
-_STDERR_TAIL = 4096  # characters of pi's stderr kept for error messages
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit
 _MAX_LINE = 64 << 20  # a line longer than this is not pi speaking its protocol: the session ends
@@ -125,7 +123,7 @@ class _Turn:
         return "" if self.last_assistant is None else _text_of(self.last_assistant)
 
 
-class PiDriver:
+class PiDriver(AgentProcess):
     """One pi process (one session) speaking RPC mode over the sandbox launcher's pipes."""
 
     agent_type = "pi"
@@ -133,22 +131,17 @@ class PiDriver:
     def __init__(
         self, opts: DriverOptions, *, start_timeout: float = 60.0, abort_grace: float = 10.0
     ) -> None:
-        self._opts = opts
+        super().__init__(opts)
         self._start_timeout = start_timeout
         self._abort_grace = abort_grace
-        self._proc: VMProcess | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stderr_task: asyncio.Task[None] | None = None
+        self._stdout_task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        self._stderr: deque[str] = deque()
-        self._stderr_len = 0
         self._retry_starts = 0  # auto_retry_start events seen (pi retries after an agent_end)
         self._in_flight = False  # a prompt was sent and its final agent_end not read yet
         self._exited = False
-        self._closed = False
         self._transcript: str | None = None
         self.pi_session_id: str | None = None
 
@@ -166,10 +159,8 @@ class PiDriver:
             argv += ["--append-system-prompt", self._opts.additional_instructions]
         if self._opts.resume_from:
             argv += ["--session", self._opts.resume_from]
-        env = {"PI_OFFLINE": "1", **self._opts.env}
-        self._proc = await self._opts.launcher(argv, cwd=self._opts.cwd, env=env)
-        self._stderr_task = asyncio.create_task(self._read_stderr(), name="pi-stderr")
-        self._tasks = [asyncio.create_task(self._read_stdout(), name="pi-stdout"), self._stderr_task]
+        await self._spawn(argv, {"PI_OFFLINE": "1", **self._opts.env})
+        self._stdout_task = asyncio.create_task(self._read_stdout(), name="pi-stdout")
         try:
             state = await self._request({"type": "get_state"}, self._start_timeout)
         except TimeoutError:
@@ -190,30 +181,8 @@ class PiDriver:
         self.pi_session_id = data.get("sessionId")
 
     async def close(self) -> None:
-        """Stop pi: end its stdin (it exits), then kill the tree if it lingers. Idempotent."""
-        self._closed = True
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            if proc.stdin is not None:
-                with contextlib.suppress(Exception):
-                    proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), 3.0)
-            except TimeoutError:
-                kill_tree(proc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 3.0)
-        # pi's tree has exited (or was killed): let the pipe readers reach EOF, so the pipes are
-        # closed while the loop is alive, then cancel whatever still reads (a grandchild holding them)
-        readers = [t for t in self._tasks if not t.done()]
-        if readers and (proc is None or proc.returncode is not None):
-            await asyncio.wait(readers, timeout=2.0)
-        for task in self._tasks:
-            if not task.done():
-                task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop pi (it exits at the end of its stdin; ``AgentProcess._stop``). Idempotent."""
+        await self._stop([self._stdout_task] if self._stdout_task is not None else [])
         self._fail_pending(SessionClosed(f"session {self._opts.session_id} is closed"))
         self._events.put_nowait(None)  # wakes a prompt still waiting for events
 
@@ -393,12 +362,7 @@ class PiDriver:
             if buf.strip():
                 await self._dispatch(bytes(buf).rstrip(b"\r"))
         finally:
-            # let the exit code and stderr's last words arrive: they make the error message
-            if self._proc.returncode is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._proc.wait(), 2.0)
-            if self._stderr_task is not None:
-                await asyncio.wait({self._stderr_task}, timeout=1.0)
+            await self._last_words()  # the exit code and stderr's end make the error message
             self._exited = True
             self._fail_pending(self._gone_error())
             self._events.put_nowait(None)
@@ -430,19 +394,6 @@ class PiDriver:
             obj[_RETRIES_SEEN] = self._retry_starts  # the count as of this line, for _retrying
         self._events.put_nowait(obj)
 
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        err = self._proc.stderr
-        while True:
-            chunk = await err.read(_READ_CHUNK)
-            if not chunk:
-                return
-            text = chunk.decode("utf-8", "replace")
-            self._stderr.append(text)
-            self._stderr_len += len(text)
-            while self._stderr_len > _STDERR_TAIL and len(self._stderr) > 1:
-                self._stderr_len -= len(self._stderr.popleft())
-
     # --- helpers --------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
@@ -460,9 +411,6 @@ class PiDriver:
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: a waiter may have timed out already
 
-    def _stderr_tail(self) -> str:
-        return self._mask("".join(self._stderr)[-_STDERR_TAIL:].strip())
-
     def _gone_error(self) -> ActorqError:
         if self._closed:
             return SessionClosed(f"session {self._opts.session_id} is closed")
@@ -470,16 +418,6 @@ class PiDriver:
         tail = self._stderr_tail()
         msg = f"pi exited (code {code})" + (f": {tail[-1000:]}" if tail else "")
         return PromptFailed(msg, details={"reason": "agent_exited", "exit_code": code})
-
-    def _mask(self, text: str) -> str:
-        masked: str = mask_secrets(text, self._opts.env)
-        return masked
-
-    def _masked(self, value: Any) -> Any:
-        return mask_secrets(value, self._opts.env)
-
-    def _emit(self, event: dict[str, Any]) -> None:
-        self._opts.emit("session_event", {"session_id": self._opts.session_id, **self._masked(event)})
 
 
 __all__ = ["PiDriver", "compact_event"]

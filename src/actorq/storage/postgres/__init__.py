@@ -1,7 +1,11 @@
-"""PostgreSQL driver (asyncpg): the same storage protocol and conformance suite as SQLite.
+"""PostgreSQL driver (asyncpg): the storage protocol for several server nodes sharing one database.
 
-Single-node semantics today; node leases, fencing epochs and forwarding are the scale-out
-issue's work and will extend this driver, not replace it.
+Owns: the pool and migrations (``database.py``; ``schema.sql`` is what the migrations produce),
+node registration, actor leases with fencing epochs and cross-node wake-ups (``leases.py``), the
+group-committed hot paths (``batched.py``) and their result codes (``codes.py``), VM snapshots.
+Passes the same conformance suite as SQLite. Imports only ``actorq.storage``, ``actorq.errors``
+and ``actorq._batching``; never ``actorq.core``, ``actorq.server``, ``actorq.client`` or
+``actorq.agent_os``.
 """
 
 from actorq.storage.postgres.driver import PostgresStorage

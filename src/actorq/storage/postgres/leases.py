@@ -8,6 +8,10 @@ owner's late writes, fenced on the old epoch, are refused. ``LISTEN``/``NOTIFY``
 per schema carries ``m:<actor>`` (new message for a non-local owner), ``d:<actor>:<id>`` (a
 watched message finished), ``r:<actor>`` (a lease was released) and ``n:<node>`` (a node left,
 releasing all its leases); a dropped listener reconnects by itself.
+
+:class:`Leases` alone holds this node's id and the epochs it owns actors at; the driver asks it
+(``write_epoch``, ``fence``, ``new_message_channel``) and tells it what happened (``forget``,
+``lost``), and never changes its fields.
 """
 
 from __future__ import annotations
@@ -18,15 +22,14 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
 import asyncpg
 
+from actorq.errors import LeaseLost
 from actorq.storage._sql import load_queries
+from actorq.storage.postgres.database import Database
 from actorq.storage.protocol import Lease
-
-if TYPE_CHECKING:
-    from actorq.storage.postgres.driver import PostgresStorage
 
 Q = load_queries("actorq.storage.postgres")
 log = logging.getLogger("actorq.storage.postgres")
@@ -35,18 +38,82 @@ _FORGET_NODES_AFTER = 3600.0  # node rows whose heartbeat is older than this are
 
 
 class Leases:
-    def __init__(self, storage: PostgresStorage, channel: str) -> None:
-        self.storage = storage
-        self.channel = channel
-        self.node_id: str | None = None
-        self.address: str | None = None
-        self.held: dict[str, int] = {}  # actor id -> epoch this node owns it at
+    """This node's identity and the leases it holds; every lease row it reads or writes."""
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self._db = db
+        self._channel = channel
+        self._node_id: str | None = None
+        self._address: str | None = None
+        self._held: dict[str, int] = {}  # actor id -> epoch this node owns it at
         self._on_message: Callable[[str], None] = lambda actor_id: None
         self._on_done: Callable[[str, int], None] = lambda actor_id, msg_id: None
         self._on_reconnect: Callable[[], None] = lambda: None
         self._on_released: Callable[[str | None, str | None], None] = lambda actor_id, node: None
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+
+    @property
+    def node_id(self) -> str | None:
+        """This node's id since :meth:`join` (None: not part of a cluster)."""
+        return self._node_id
+
+    @property
+    def channel(self) -> str:
+        """The schema's LISTEN/NOTIFY channel."""
+        return self._channel
+
+    # -- what the driver asks before and after an owner write ---------------------------------
+    def holds(self, actor_id: str) -> bool:
+        return actor_id in self._held
+
+    def forget(self, actor_id: str) -> None:
+        """Stop writing for ``actor_id`` at once (its lease is lost or about to expire)."""
+        self._held.pop(actor_id, None)
+
+    def write_epoch(self, actor_id: str) -> int | None:
+        """The epoch an owner write for ``actor_id`` is fenced on; None outside a cluster.
+        Raises LeaseLost if this node does not hold the actor."""
+        if self._node_id is None:
+            return None
+        epoch = self._held.get(actor_id)
+        if epoch is None:
+            raise LeaseLost(f"this node does not own actor {actor_id}", retry_after=0.5)
+        return epoch
+
+    def lost(self, actor_id: str, epoch: int | None) -> NoReturn:
+        """The database refused a write fenced on ``epoch``: that lease is gone (unless it was
+        taken again meanwhile); raise LeaseLost."""
+        if self._held.get(actor_id) == epoch:
+            del self._held[actor_id]
+        raise LeaseLost(
+            f"actor {actor_id} was taken over (lease epoch {epoch} is stale); write refused", retry_after=0.5
+        )
+
+    async def fence(self, c: asyncpg.Connection, actor_id: str) -> None:
+        """Inside a write's transaction: refuse it unless this node holds the lease at its epoch."""
+        node = self._node_id
+        if node is None:
+            return  # not part of a cluster (conformance tests, tools): single-writer semantics
+        epoch = self.write_epoch(actor_id)
+        current = await c.fetchval(Q["fence"], actor_id, node)
+        if current != epoch:
+            self.forget(actor_id)
+            raise LeaseLost(
+                f"actor {actor_id} was taken over (lease epoch {epoch} is stale); write refused",
+                retry_after=0.5,
+            )
+
+    def new_message_channel(self, actor_id: str) -> str | None:
+        """Where a new message for ``actor_id`` is announced: the owner is told, unless it is
+        this node (it pokes itself) or there is no cluster."""
+        if self._node_id is None or actor_id in self._held:
+            return None
+        return self._channel
+
+    def owner_channel(self) -> str | None:
+        """Where an owner's writes announce finished watched messages (None: no cluster)."""
+        return self._channel if self._node_id is not None else None
 
     async def join(
         self,
@@ -56,43 +123,44 @@ class Leases:
         on_reconnect: Callable[[], None],
         on_released: Callable[[str | None, str | None], None] | None = None,
     ) -> str:
-        self.node_id = uuid.uuid4().hex[:16]
-        self.address = address
+        self._node_id = node_id = uuid.uuid4().hex[:16]
+        self._address = address
+        self._held.clear()  # epochs belong to a node id: a new id holds nothing yet
         self._on_message, self._on_done, self._on_reconnect = on_message, on_done, on_reconnect
         if on_released is not None:
             self._on_released = on_released
-        async with self.storage.tx() as c:
+        async with self._db.tx() as c:
             await c.execute(Q["forget_old_nodes"], _FORGET_NODES_AFTER)
-            await c.execute(Q["register_node"], self.node_id, address)
-        self._listener = asyncio.create_task(self._listen(), name=f"actorq-listen:{self.node_id}")
+            await c.execute(Q["register_node"], node_id, address)
+        self._listener = asyncio.create_task(self._listen(), name=f"actorq-listen:{node_id}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.listening.wait(), 5.0)
-        return self.node_id
+        return node_id
 
     async def leave(self) -> None:
-        node = self.node_id
+        node = self._node_id
         if node is None:
             return
         await self.stop_listening()
-        self.held.clear()
+        self._held.clear()
         try:
-            async with self.storage.tx() as c:
+            async with self._db.tx() as c:
                 await c.execute(Q["release_node_leases"], node)
                 await c.execute(Q["deregister_node"], node)
-                await c.execute(Q["notify"], self.channel, f"n:{node}")
+                await c.execute(Q["notify"], self._channel, f"n:{node}")
         finally:
-            self.node_id = None
+            self._node_id = None
 
     async def acquire(self, actor_id: str, ttl: float) -> Lease:
-        me = self.node_id
+        me = self._node_id
         assert me is not None, "join() first"
         # most attempts find another live owner (a send reaching a node that does not run the
         # actor): answer those with one plain read instead of a locking transaction
-        async with self.storage.conn() as c:
+        async with self._db.conn() as c:
             row = await c.fetchrow(Q["peek_lease"], actor_id)
         if row is not None and row[0] is not None and row[0] != me and row[2] > 0:
             return Lease(False, row[1], row[0], row[3], row[2])
-        async with self.storage.tx() as c:
+        async with self._db.tx() as c:
             await c.execute(Q["ensure_lease"], actor_id)
             row = await c.fetchrow(Q["lock_lease"], actor_id)
             if row is None:  # locked: being claimed, or the owner is writing under it right now
@@ -108,7 +176,7 @@ class Leases:
             requeued = Counter(r[0] for r in await c.fetch(Q["requeue_inflight"], actor_id))
             for queue, n in requeued.items():
                 await c.execute(Q["add_depth"], actor_id, queue, n)
-        self.held[actor_id] = epoch
+        self._held[actor_id] = epoch
         if requeued:
             log.info(
                 "node %s took actor %s over (epoch %d): %d in-flight message(s) redelivered",
@@ -117,42 +185,42 @@ class Leases:
                 epoch,
                 sum(requeued.values()),
             )
-        return Lease(True, epoch, me, self.address, ttl)
+        return Lease(True, epoch, me, self._address, ttl)
 
     async def owner(self, actor_id: str) -> Lease:
-        async with self.storage.conn() as c:
+        async with self._db.conn() as c:
             row = await c.fetchrow(Q["peek_lease"], actor_id)
         if row is None:
             return Lease(False, 0, None, None, 0.0)
         live = row[2] > 0
-        return Lease(row[0] == self.node_id and live, row[1], row[0] if live else None, row[3], row[2])
+        return Lease(row[0] == self._node_id and live, row[1], row[0] if live else None, row[3], row[2])
 
     async def renew(self, ttl: float) -> set[str]:
-        me = self.node_id
+        me = self._node_id
         assert me is not None, "join() first"
-        snapshot = dict(self.held)
-        async with self.storage.tx() as c:
+        snapshot = dict(self._held)
+        async with self._db.tx() as c:
             await c.execute(Q["heartbeat"], me)
             rows = await c.fetch(Q["renew_leases"], me, ttl) if snapshot else []
         live = {r[0]: r[1] for r in rows}
-        lost = {a for a, e in snapshot.items() if live.get(a) != e and self.held.get(a) == e}
+        lost = {a for a, e in snapshot.items() if live.get(a) != e and self._held.get(a) == e}
         for a in lost:
-            self.held.pop(a, None)
+            self._held.pop(a, None)
         return lost
 
     async def release(self, actor_id: str, epoch: int) -> None:
-        if self.held.get(actor_id) == epoch:
-            del self.held[actor_id]
-        if self.node_id is None:
+        if self._held.get(actor_id) == epoch:
+            del self._held[actor_id]
+        if self._node_id is None:
             return
-        async with self.storage.tx() as c:
-            if await c.execute(Q["release_lease"], actor_id, self.node_id, epoch) != "UPDATE 0":
+        async with self._db.tx() as c:
+            if await c.execute(Q["release_lease"], actor_id, self._node_id, epoch) != "UPDATE 0":
                 # other nodes cached "owned by this node": tell them it is free now
-                await c.execute(Q["notify"], self.channel, f"r:{actor_id}")
+                await c.execute(Q["notify"], self._channel, f"r:{actor_id}")
 
     async def claimable(self, now: float, limit: int) -> list[tuple[str, bool]]:
-        async with self.storage.conn() as c:
-            rows = await c.fetch(Q["claimable"], self.node_id, now, limit)
+        async with self._db.conn() as c:
+            rows = await c.fetch(Q["claimable"], self._node_id, now, limit)
         return [(r[0], bool(r[1])) for r in rows]
 
     # -- LISTEN / NOTIFY -----------------------------------------------------------------------
@@ -184,10 +252,10 @@ class Leases:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.storage.dsn, timeout=5.0)
+                conn = await asyncpg.connect(self._db.dsn, timeout=5.0)
                 lost = asyncio.Event()
                 conn.add_termination_listener(_setter(lost))
-                await conn.add_listener(self.channel, self._notified)
+                await conn.add_listener(self._channel, self._notified)
                 self.listening.set()
                 delay = 0.1
                 if not first:  # notifications may have been lost while disconnected

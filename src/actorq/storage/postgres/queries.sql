@@ -1,4 +1,5 @@
 -- Named queries of the PostgreSQL driver ($n parameters, asyncpg).
+-- The tables and functions are in schema.sql; a status literal names its MessageStatus member.
 
 -- name: find_actor
 SELECT actor_id, name, key, state, created_at FROM actors WHERE name = $1 AND key = $2;
@@ -24,15 +25,15 @@ INSERT INTO queue_depths (actor_id, queue, pending) VALUES ($1, $2, $3)
 ON CONFLICT (actor_id, queue) DO UPDATE SET pending = queue_depths.pending + excluded.pending;
 
 -- name: kill
-UPDATE messages SET status = 3, completed_at = $3, error = coalesce(error, 'exceeded max_attempts')
+UPDATE messages SET status = 3 /* MessageStatus.DEAD */, completed_at = $3, error = coalesce(error, 'exceeded max_attempts')
 WHERE actor_id = $1 AND id = $2
 RETURNING watched;
 
 -- name: next_delayed
-SELECT min(available_at) FROM messages WHERE actor_id = $1 AND status = 0 AND available_at > $2;
+SELECT min(available_at) FROM messages WHERE actor_id = $1 AND status = 0 /* MessageStatus.PENDING */ AND available_at > $2;
 
 -- name: release
-UPDATE messages SET status = 0, error = $3 WHERE actor_id = $1 AND id = $2 AND status = 1;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */, error = $3 WHERE actor_id = $1 AND id = $2 AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: get_message
 SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
@@ -44,24 +45,26 @@ FROM messages WHERE actor_id = $1 AND status = $2 AND ($4::text IS NULL OR queue
 ORDER BY id LIMIT $3;
 
 -- name: has_ready
-SELECT EXISTS (SELECT 1 FROM messages WHERE actor_id = $1 AND status = 0 AND available_at <= $2);
+SELECT EXISTS (SELECT 1 FROM messages WHERE actor_id = $1 AND status = 0 /* MessageStatus.PENDING */ AND available_at <= $2);
 
 -- name: queue_stats
 SELECT queue,
-       count(*) FILTER (WHERE status = 0 AND available_at <= $2),
-       count(*) FILTER (WHERE status = 0 AND available_at > $2),
-       count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 3)
+       count(*) FILTER (WHERE status = 0 /* MessageStatus.PENDING */ AND available_at <= $2),
+       count(*) FILTER (WHERE status = 0 /* MessageStatus.PENDING */ AND available_at > $2),
+       count(*) FILTER (WHERE status = 1 /* MessageStatus.INFLIGHT */),
+       count(*) FILTER (WHERE status = 2 /* MessageStatus.COMPLETED */),
+       count(*) FILTER (WHERE status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = $1 GROUP BY queue ORDER BY queue;
 
 -- name: retry_dead
-UPDATE messages SET status = 0, attempt = 0, error = NULL, completed_at = NULL, available_at = $3
-WHERE actor_id = $1 AND id = $2 AND status = 3 RETURNING queue;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = $3
+WHERE actor_id = $1 AND id = $2 AND status = 3 /* MessageStatus.DEAD */ RETURNING queue;
 
 -- name: delete_dead
-DELETE FROM messages WHERE actor_id = $1 AND id = $2 AND status = 3;
+DELETE FROM messages WHERE actor_id = $1 AND id = $2 AND status = 3 /* MessageStatus.DEAD */;
 
 -- name: recover
-UPDATE messages SET status = 0 WHERE status = 1;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */ WHERE status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: clear_depths
 DELETE FROM queue_depths;
@@ -69,13 +72,13 @@ DELETE FROM queue_taken;
 
 -- name: recount_depths
 INSERT INTO queue_depths (actor_id, queue, pending)
-SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 GROUP BY actor_id, queue;
+SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 /* MessageStatus.PENDING */ GROUP BY actor_id, queue;
 
 -- name: actors_with_work
-SELECT DISTINCT actor_id FROM messages WHERE status = 0 ORDER BY actor_id;
+SELECT DISTINCT actor_id FROM messages WHERE status = 0 /* MessageStatus.PENDING */ ORDER BY actor_id;
 
 -- name: purge_completed
-DELETE FROM messages WHERE status = 2 AND completed_at < $1;
+DELETE FROM messages WHERE status = 2 /* MessageStatus.COMPLETED */ AND completed_at < $1;
 
 -- name: add_schedule
 INSERT INTO schedules (actor_id, run_at, action, args) VALUES ($1, $2, $3, $4) RETURNING id;
@@ -125,7 +128,7 @@ UPDATE leases SET node_id = $2, epoch = epoch + 1, expires_at = extract(epoch fr
 WHERE actor_id = $1 RETURNING epoch;
 
 -- name: requeue_inflight
-UPDATE messages SET status = 0 WHERE actor_id = $1 AND status = 1 RETURNING queue;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */ WHERE actor_id = $1 AND status = 1 /* MessageStatus.INFLIGHT */ RETURNING queue;
 
 -- name: renew_leases
 UPDATE leases SET expires_at = extract(epoch from clock_timestamp()) + $2
@@ -143,7 +146,7 @@ SELECT epoch FROM leases WHERE actor_id = $1 AND node_id = $2 FOR KEY SHARE;
 -- name: claimable
 SELECT m.actor_id, l.node_id = $1 AS mine
 FROM (SELECT DISTINCT actor_id FROM messages
-      WHERE status IN (0, 1) AND (status = 1 OR available_at <= $2)) m
+      WHERE status IN (0 /* MessageStatus.PENDING */, 1 /* MessageStatus.INFLIGHT */) AND (status = 1 /* MessageStatus.INFLIGHT */ OR available_at <= $2)) m
 LEFT JOIN leases l ON l.actor_id = m.actor_id
 WHERE l.actor_id IS NULL OR l.node_id IS NULL OR l.node_id = $1
    OR l.expires_at < extract(epoch from clock_timestamp())

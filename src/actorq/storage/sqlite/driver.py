@@ -1,10 +1,5 @@
-"""The SQLite storage driver.
-
-All statements run on one dedicated writer thread that owns the connection. Operations queue up
-while the previous transaction commits; the thread then runs the whole batch in one ``BEGIN
-IMMEDIATE`` transaction, each operation inside its own savepoint (so one operation's error, e.g.
-``QueueFull``, rolls back only that operation), commits once, and resolves every caller's future.
-That is group commit: 32 concurrent senders pay for one fsync, not 32.
+"""The SQLite storage driver: each protocol call is one operation (a function of the connection)
+run on the writer thread (``writer.py``), which group-commits whatever arrives together.
 """
 
 from __future__ import annotations
@@ -12,20 +7,18 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import queue as stdqueue
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from actorq.errors import ActorqError, QueueFull, Unavailable
+from actorq.errors import QueueFull, Unavailable
 from actorq.storage._files import open_private, private_dir, private_file, tighten_tree_top
 from actorq.storage._rows import actor as _actor
 from actorq.storage._rows import key_json as _key_json
 from actorq.storage._rows import message as _message
 from actorq.storage._rows import with_ as _with
-from actorq.storage._sql import load_migrations, load_queries
+from actorq.storage._sql import load_queries
 from actorq.storage.protocol import (
     ActorRecord,
     MessageRecord,
@@ -36,164 +29,10 @@ from actorq.storage.protocol import (
     SendOutcome,
     SendRequest,
 )
+from actorq.storage.sqlite.writer import Writer
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
-# (operation, its future, the loop to resolve it on, whether its commit must reach the disk first)
-Item = tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop, bool]
 Q = load_queries("actorq.storage.sqlite")
-MAX_BATCH = 1024
-
-
-class _Writer(threading.Thread):
-    """Owns the connection; runs queued operations in group-committed transactions."""
-
-    def __init__(self, path: Path, synchronous: str) -> None:
-        super().__init__(name=f"actorq-sqlite:{path.name}", daemon=True)
-        self.path = path
-        self.synchronous = synchronous
-        self.ops: stdqueue.SimpleQueue[Item | None] = stdqueue.SimpleQueue()
-        self._synchronous = synchronous
-        self.ready = threading.Event()
-        self.startup_error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA foreign_keys=OFF")
-            conn.execute("PRAGMA cache_size=-8192")  # 8 MiB: the OS page cache does the rest
-            _migrate(conn)
-        except BaseException as exc:
-            self.startup_error = exc
-            self.ready.set()
-            return
-        self.ready.set()
-        try:
-            self._loop(conn)
-        finally:
-            conn.close()
-
-    def _loop(self, conn: sqlite3.Connection) -> None:
-        stop = False
-        while not stop:
-            item = self.ops.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self.ops.get_nowait()
-                except stdqueue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            self._run_batch(conn, batch)
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[Item]) -> None:
-        # A batch that only hands out messages (or reads) need not wait for fsync: losing it to a
-        # power cut only forgets a delivery, which recovery redoes. Process crashes lose nothing.
-        sync = self.synchronous if any(item[3] for item in batch) else "NORMAL"
-        if sync != self._synchronous:
-            conn.execute(f"PRAGMA synchronous={sync}")
-            self._synchronous = sync
-        try:
-            results = self._run_together(conn, batch)
-        except _Unexpected:
-            # an operation failed in a way that may have left partial writes: run the batch again,
-            # each operation fenced by a savepoint, so only that operation's changes are dropped
-            results = self._run_fenced(conn, batch)
-        except Exception as exc:  # the commit itself failed: nothing of this batch is durable
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            err = Unavailable(f"storage write failed: {exc}")
-            results = [(fut, None, err) for _, fut, _, _ in batch]
-        by_loop: dict[
-            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
-        ] = {}
-        for (_, _, loop, _), res in zip(batch, results, strict=True):
-            by_loop.setdefault(loop, []).append(res)
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, items)
-            except RuntimeError:  # the loop is closed; nobody is waiting any more
-                pass
-
-    @staticmethod
-    def _run_together(
-        conn: sqlite3.Connection, batch: list[Item]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        """The fast path: one transaction, no savepoints. Operations raise ``ActorqError`` only
-        before they write (e.g. QueueFull), so such an error needs no rollback."""
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for op, fut, _, _ in batch:
-            try:
-                results.append((fut, op(conn), None))
-            except ActorqError as exc:
-                results.append((fut, None, exc))
-            except Exception as exc:
-                conn.execute("ROLLBACK")
-                raise _Unexpected() from exc
-        conn.execute("COMMIT")
-        return results
-
-    @staticmethod
-    def _run_fenced(
-        conn: sqlite3.Connection, batch: list[Item]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for op, fut, _, _ in batch:
-            conn.execute("SAVEPOINT op")
-            try:
-                value = op(conn)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-                results.append((fut, None, exc))
-            else:
-                conn.execute("RELEASE op")
-                results.append((fut, value, None))
-        conn.execute("COMMIT")
-        return results
-
-
-class _Unexpected(Exception):
-    """An operation raised something other than a typed error; retry the batch fenced."""
-
-
-def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for fut, value, exc in items:
-        if fut.done():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    for version, _name, sql in load_migrations("actorq.storage.sqlite"):
-        if version <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in sql.split(";\n"):
-                if stmt.strip() and not all(
-                    line.strip().startswith("--") or not line.strip() for line in stmt.splitlines()
-                ):
-                    conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version={version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 class SQLiteStorage:
@@ -205,7 +44,7 @@ class SQLiteStorage:
         self.synchronous = (synchronous or os.environ.get("ACTORQ_SQLITE_SYNC", "FULL")).upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
@@ -234,7 +73,7 @@ class SQLiteStorage:
         except BaseException:
             self._release_lock()
             raise
-        writer = _Writer(self.directory / "actorq.db", self.synchronous)
+        writer = Writer(self.directory / "actorq.db", self.synchronous)
         writer.start()
         await asyncio.get_running_loop().run_in_executor(None, writer.ready.wait)
         if writer.startup_error is not None:
@@ -247,7 +86,7 @@ class SQLiteStorage:
         if writer is None:
             return
         self._writer = None
-        writer.ops.put(None)
+        writer.stop()
         await asyncio.get_running_loop().run_in_executor(None, writer.join)
         self._release_lock()
 
@@ -261,9 +100,7 @@ class SQLiteStorage:
         writer = self._writer
         if writer is None:
             raise Unavailable("storage is closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        writer.ops.put((op, fut, loop, durable))
+        fut: asyncio.Future[T] = writer.submit(op, durable)
         return fut
 
     # -- actors ------------------------------------------------------------------------------

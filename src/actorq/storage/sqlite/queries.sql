@@ -1,4 +1,5 @@
 -- Named queries of the SQLite driver. `-- name: x` starts query x; parameters are named (:p).
+-- The tables are in schema.sql; a status literal names its MessageStatus member (3 /* MessageStatus.DEAD */).
 
 -- name: find_actor
 SELECT actor_id, name, key, state, created_at FROM actors WHERE name = :name AND key = :key;
@@ -32,43 +33,43 @@ DELETE FROM queue_depths;
 
 -- name: recount_depths
 INSERT INTO queue_depths (actor_id, queue, pending)
-SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 GROUP BY actor_id, queue;
+SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 /* MessageStatus.PENDING */ GROUP BY actor_id, queue;
 
 -- name: take_seq
 UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = :actor_id RETURNING next_seq - 1;
 
 -- name: insert_message
 INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key)
-VALUES (:actor_id, :id, :queue, :body, 0, 0, :now, :available_at, :key);
+VALUES (:actor_id, :id, :queue, :body, 0 /* MessageStatus.PENDING */, 0, :now, :available_at, :key);
 
 -- name: ack
-UPDATE messages SET status = 2, completed_at = :now
-WHERE actor_id = :actor_id AND id = :id AND status = 1;
+UPDATE messages SET status = 2 /* MessageStatus.COMPLETED */, completed_at = :now
+WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: ready
 SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
 FROM messages INDEXED BY messages_by_status
-WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now
+WHERE actor_id = :actor_id AND status = 0 /* MessageStatus.PENDING */ AND available_at <= :now
 ORDER BY id LIMIT :limit;
 
 -- name: deliver
-UPDATE messages SET status = 1, attempt = attempt + 1 WHERE actor_id = :actor_id AND id = :id;
+UPDATE messages SET status = 1 /* MessageStatus.INFLIGHT */, attempt = attempt + 1 WHERE actor_id = :actor_id AND id = :id;
 
 -- name: kill
-UPDATE messages SET status = 3, completed_at = :now,
+UPDATE messages SET status = 3 /* MessageStatus.DEAD */, completed_at = :now,
     error = coalesce(error, 'exceeded max_attempts')
 WHERE actor_id = :actor_id AND id = :id;
 
 -- name: next_delayed
 SELECT min(available_at) FROM messages INDEXED BY messages_by_status
-WHERE actor_id = :actor_id AND status = 0 AND available_at > :now;
+WHERE actor_id = :actor_id AND status = 0 /* MessageStatus.PENDING */ AND available_at > :now;
 
 -- name: complete
-UPDATE messages SET status = 2, completed_at = :now, response = :response
-WHERE actor_id = :actor_id AND id = :id AND status = 1;
+UPDATE messages SET status = 2 /* MessageStatus.COMPLETED */, completed_at = :now, response = :response
+WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: release
-UPDATE messages SET status = 0, error = :error WHERE actor_id = :actor_id AND id = :id AND status = 1;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */, error = :error WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: get_message
 SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
@@ -81,29 +82,31 @@ ORDER BY id LIMIT :limit;
 
 -- name: has_ready
 SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_by_status
-               WHERE actor_id = :actor_id AND status = 0 AND available_at <= :now);
+               WHERE actor_id = :actor_id AND status = 0 /* MessageStatus.PENDING */ AND available_at <= :now);
 
 -- name: queue_stats
 SELECT queue,
-       sum(status = 0 AND available_at <= :now), sum(status = 0 AND available_at > :now),
-       sum(status = 1), sum(status = 2), sum(status = 3)
+       sum(status = 0 /* MessageStatus.PENDING */ AND available_at <= :now),
+       sum(status = 0 /* MessageStatus.PENDING */ AND available_at > :now),
+       sum(status = 1 /* MessageStatus.INFLIGHT */), sum(status = 2 /* MessageStatus.COMPLETED */),
+       sum(status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = :actor_id GROUP BY queue ORDER BY queue;
 
 -- name: retry_dead
-UPDATE messages SET status = 0, attempt = 0, error = NULL, completed_at = NULL, available_at = :now
-WHERE actor_id = :actor_id AND id = :id AND status = 3;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = :now
+WHERE actor_id = :actor_id AND id = :id AND status = 3 /* MessageStatus.DEAD */;
 
 -- name: delete_dead
-DELETE FROM messages WHERE actor_id = :actor_id AND id = :id AND status = 3;
+DELETE FROM messages WHERE actor_id = :actor_id AND id = :id AND status = 3 /* MessageStatus.DEAD */;
 
 -- name: recover
-UPDATE messages SET status = 0 WHERE status = 1;
+UPDATE messages SET status = 0 /* MessageStatus.PENDING */ WHERE status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: actors_with_work
-SELECT DISTINCT actor_id FROM messages WHERE status = 0;
+SELECT DISTINCT actor_id FROM messages WHERE status = 0 /* MessageStatus.PENDING */;
 
 -- name: purge_completed
-DELETE FROM messages WHERE status = 2 AND completed_at < :before;
+DELETE FROM messages WHERE status = 2 /* MessageStatus.COMPLETED */ AND completed_at < :before;
 
 -- name: add_schedule
 INSERT INTO schedules (actor_id, run_at, action, args) VALUES (:actor_id, :run_at, :action, :args) RETURNING id;

@@ -1,5 +1,5 @@
 -- actorq PostgreSQL schema, version 4: the hot paths for many calls at once (the driver's group
--- commit, batching.py): one statement, one round trip and one commit for many sends or many
+-- commit, batched.py): one statement, one round trip and one commit for many sends or many
 -- receives, of any number of actors. Items run in the order given; the driver sorts them by
 -- actor id (stable) so that concurrent batches lock actor rows in one order and cannot deadlock.
 

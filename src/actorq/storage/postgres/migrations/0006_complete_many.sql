@@ -1,4 +1,4 @@
--- actorq PostgreSQL schema, version 6: completions in batches too (group commit, batching.py).
+-- actorq PostgreSQL schema, version 6: completions in batches too (group commit, batched.py).
 -- complete_msg for several calls in one statement; rows carry ``ord``, the 1-based index of the
 -- call they answer (1 completed, 0 not in flight, 9 lease lost). The driver sorts calls by actor
 -- id (stable), as for sends and receives, so concurrent batches lock rows in one order.

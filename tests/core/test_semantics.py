@@ -1,4 +1,8 @@
-"""Queue semantics end to end: a real server in-process, the async client over HTTP."""
+"""Queue semantics: serial FIFO delivery, acknowledgement, redelivery and dead letters, completable
+messages, waits that time out, delays, idempotency, backpressure, typed bodies, actions.
+
+Each test runs twice (tests/core/conftest.py): on a bare Runtime, and through a real server with
+the async client over HTTP."""
 
 from __future__ import annotations
 
@@ -10,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from actorq import ActorError, MessageTooLarge, NotFound, QueueFull, ValidationError
-from actorq.client import AsyncClient
 from tests.apps import semantics
 from tests.apps.semantics import Job, Point, ReviewOut, probe, registry
+from tests.core.conftest import Actors, OpenActors
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[AsyncClient]:
+async def client(open_actors: OpenActors) -> AsyncIterator[Actors]:
     probe.reset()
     semantics.typed_seen.clear()
-    async with registry.test(grace=0.5) as c:
+    async with open_actors(registry, grace=0.5) as c:
         yield c
 
 
@@ -32,7 +36,7 @@ async def until(predicate: object, timeout: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
-async def test_fifo_and_one_at_a_time(client: AsyncClient) -> None:
+async def test_fifo_and_one_at_a_time(client: Actors) -> None:
     h = client.plain.get_or_create(["fifo"])
     receipts = await asyncio.gather(*(h.send("tasks", {"i": i, "sleep": 0.002}) for i in range(40)))
     ids = sorted(r.id for r in receipts)
@@ -44,7 +48,7 @@ async def test_fifo_and_one_at_a_time(client: AsyncClient) -> None:
     assert (await other.send("tasks", {})).id == 1, "ids are per actor"
 
 
-async def test_plain_message_acked_when_next_is_asked(client: AsyncClient) -> None:
+async def test_plain_message_acked_when_next_is_asked(client: Actors) -> None:
     probe.gate = asyncio.Event()
     h = client.plain.get_or_create(["ack"])
     await h.send("tasks", {"gate": True})
@@ -58,7 +62,7 @@ async def test_plain_message_acked_when_next_is_asked(client: AsyncClient) -> No
     assert q.completed >= 1
 
 
-async def test_crashing_handler_redelivers_then_dead_letters(client: AsyncClient) -> None:
+async def test_crashing_handler_redelivers_then_dead_letters(client: Actors) -> None:
     h = client.plain.get_or_create(["dlq"])
     ok = await h.send("tasks", {"fail_until": 1}, wait=True, timeout=10)
     assert ok.status == "completed"
@@ -83,7 +87,7 @@ async def test_crashing_handler_redelivers_then_dead_letters(client: AsyncClient
         await h.delete_dead_letter(bad.id)
 
 
-async def test_state_saved_with_ack_and_reset_on_crash(client: AsyncClient) -> None:
+async def test_state_saved_with_ack_and_reset_on_crash(client: Actors) -> None:
     h = client.plain.get_or_create(["state"])
     for _ in range(3):
         await h.send("tasks", {})
@@ -94,7 +98,7 @@ async def test_state_saved_with_ack_and_reset_on_crash(client: AsyncClient) -> N
     assert await h.count() == 4
 
 
-async def test_completable_round_trip_and_timeout_then_lookup(client: AsyncClient) -> None:
+async def test_completable_round_trip_and_timeout_then_lookup(client: Actors) -> None:
     h = client.req.get_or_create(["rr"])
     r = await h.send("ask", {"q": 1}, wait=True, timeout=5)
     assert (r.status, r.response) == ("completed", {"echo": {"q": 1}})
@@ -107,7 +111,7 @@ async def test_completable_round_trip_and_timeout_then_lookup(client: AsyncClien
     assert (await h.result(slow.id)).status == "completed"
 
 
-async def test_completion_errors(client: AsyncClient) -> None:
+async def test_completion_errors(client: Actors) -> None:
     h = client.req.get_or_create(["ce"])
     r = await h.send("ask", {"forget": True}, wait=True, timeout=5)
     assert r.status == "completed", "the open message stayed with its receiver and was completed"
@@ -117,7 +121,7 @@ async def test_completion_errors(client: AsyncClient) -> None:
     assert "already completed" in probe.errors[1]
 
 
-async def test_returning_with_open_message_puts_it_back_at_the_head(client: AsyncClient) -> None:
+async def test_returning_with_open_message_puts_it_back_at_the_head(client: Actors) -> None:
     h = client.req.get_or_create(["head"])
     first = await h.send("ask", {"return_open": True})
     second = await h.send("ask", {"n": 2})
@@ -128,7 +132,7 @@ async def test_returning_with_open_message_puts_it_back_at_the_head(client: Asyn
     assert order == [(first.id, 1), (first.id, 2), (first.id, 3), (second.id, 1)], order
 
 
-async def test_next_batch_and_queue_filter(client: AsyncClient) -> None:
+async def test_next_batch_and_queue_filter(client: Actors) -> None:
     h = client.batcher.get_or_create(["bt"])
     a = await h.send("a", {"x": "a"})
     for i in range(7):
@@ -139,7 +143,7 @@ async def test_next_batch_and_queue_filter(client: AsyncClient) -> None:
     assert (await h.result(a.id)).status == "pending", "a message of another queue is left alone"
 
 
-async def test_delay_and_idempotency(client: AsyncClient) -> None:
+async def test_delay_and_idempotency(client: Actors) -> None:
     h = client.echo.get_or_create(["delay"])
     t0 = time.monotonic()
     r = await h.send("q", "later", delay=0.3, wait=True, timeout=5)
@@ -153,7 +157,7 @@ async def test_delay_and_idempotency(client: AsyncClient) -> None:
     assert queues["q"].completed == 2, "the duplicate stored nothing"
 
 
-async def test_queue_full_and_block(client: AsyncClient) -> None:
+async def test_queue_full_and_block(client: Actors) -> None:
     probe.gate = asyncio.Event()
     h = client.plain.get_or_create(["full"])
     await h.send("small", {"gate": True})
@@ -176,7 +180,7 @@ async def test_queue_full_and_block(client: AsyncClient) -> None:
     assert [s[2] for s in probe.seen[1:]] == [{"i": 0}, {"i": 1}, {"i": 2}, {"i": "blocked"}], "nothing lost"
 
 
-async def test_typed_bodies_and_responses(client: AsyncClient) -> None:
+async def test_typed_bodies_and_responses(client: Actors) -> None:
     h = client.typed.get_or_create(["t"])
     r = await h.send("review", {"file": "a.py"}, wait=True, timeout=5, response_type=ReviewOut)
     assert r.response == {"summary": "reviewed a.py"}
@@ -194,13 +198,13 @@ async def test_typed_bodies_and_responses(client: AsyncClient) -> None:
         await client.req.get_or_create(["t"]).send("tiny", "x" * 100)
 
 
-async def test_response_failing_its_type_fails_the_message() -> None:
-    async with registry.test() as client:
+async def test_response_failing_its_type_fails_the_message(open_actors: OpenActors) -> None:
+    async with open_actors(registry) as client:
         r = await client.typed.get_or_create(["bad"]).send("bad", 1, wait=True, timeout=20)
         assert r.status == "failed" and r.error is not None and "ValidationError" in r.error
 
 
-async def test_actions_state_and_errors(client: AsyncClient) -> None:
+async def test_actions_state_and_errors(client: Actors) -> None:
     h = client.counter.get_or_create(["c"])
     assert await h.add(2) == 2
     assert await h.action("add", 3) == 5
@@ -218,7 +222,7 @@ async def test_actions_state_and_errors(client: AsyncClient) -> None:
     assert await h.total() == 7
 
 
-async def test_actor_to_actor(client: AsyncClient) -> None:
+async def test_actor_to_actor(client: Actors) -> None:
     out = await client.fwd.get_or_create(["f"]).forward("k1", {"hello": 1})
     assert out == {
         "status": "completed",
@@ -228,9 +232,9 @@ async def test_actor_to_actor(client: AsyncClient) -> None:
     }
 
 
-async def test_state_survives_restart(tmp_path: Path) -> None:
-    async with registry.test(storage=tmp_path) as client:
+async def test_state_survives_restart(open_actors: OpenActors, tmp_path: Path) -> None:
+    async with open_actors(registry, storage=tmp_path) as client:
         assert await client.counter.get_or_create(["p"]).add(41) == 41
-    async with registry.test(storage=tmp_path) as client:
+    async with open_actors(registry, storage=tmp_path) as client:
         h = client.counter.get("p")
         assert await h.add(1) == 42

@@ -1,4 +1,7 @@
-"""Sleep and wake, durable schedules, and start-up recovery."""
+"""Sleep and wake, durable schedules, and start-up recovery.
+
+Each test runs twice (tests/core/conftest.py): on a bare Runtime, and through a real server with
+the async client over HTTP."""
 
 from __future__ import annotations
 
@@ -8,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from actorq import ActorContext, actor, queue, setup
-from actorq.client import AsyncClient
-from actorq.client._base import Request
+from tests.core.conftest import OpenActors, awake
 
 runs: list[str] = []
 fired: list[Any] = []
@@ -51,11 +53,6 @@ registry = setup(
 )
 
 
-async def awake(client: AsyncClient, actor_id: str) -> bool:
-    data = await client.request(Request("GET", f"/v1/actors/{actor_id}"))
-    return bool(data["awake"])
-
-
 async def until(cond: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,9 +62,9 @@ async def until(cond: Any, timeout: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
-async def test_sleep_after_idle_and_wake_on_message_and_action() -> None:
+async def test_sleep_after_idle_and_wake_on_message_and_action(open_actors: OpenActors) -> None:
     runs.clear()
-    async with registry.test(sweep_interval=0.05) as client:
+    async with open_actors(registry, sweep_interval=0.05) as client:
         h = client.sleepy.get_or_create(["s"])
         await h.send("q", 1, wait=True, timeout=5)
         actor_id = h.actor_id or ""
@@ -85,8 +82,8 @@ async def _not(coro: Any) -> bool:
     return not await coro
 
 
-async def test_delayed_message_wakes_a_sleeping_actor() -> None:
-    async with registry.test(sweep_interval=0.05) as client:
+async def test_delayed_message_wakes_a_sleeping_actor(open_actors: OpenActors) -> None:
+    async with open_actors(registry, sweep_interval=0.05) as client:
         h = client.sleepy.get_or_create(["d"])
         await h.send("q", "now", wait=True, timeout=5)
         receipt = await h.send("q", "later", delay=0.8)
@@ -96,9 +93,9 @@ async def test_delayed_message_wakes_a_sleeping_actor() -> None:
         assert await h.got() == ["now", "later"]
 
 
-async def test_schedule_fires_and_survives_restart(tmp_path: Path) -> None:
+async def test_schedule_fires_and_survives_restart(open_actors: OpenActors, tmp_path: Path) -> None:
     fired.clear()
-    async with registry.test(storage=tmp_path) as client:
+    async with open_actors(registry, storage=tmp_path) as client:
         h = client.sleepy.get_or_create(["t"])
         await h.plan(0.1, "soon")
         await h.plan(1.5, "after-restart")
@@ -108,7 +105,7 @@ async def test_schedule_fires_and_survives_restart(tmp_path: Path) -> None:
         assert [f[1] for f in fired] == ["soon"]
     t_stop = time.time()
     assert [f[1] for f in fired] == ["soon"], "the second one had not fired before the stop"
-    async with registry.test(storage=tmp_path) as client:
+    async with open_actors(registry, storage=tmp_path) as client:
         h = client.sleepy.get("t")
         deadline = time.monotonic() + 5
         while len(fired) < 2 and time.monotonic() < deadline:
@@ -118,13 +115,13 @@ async def test_schedule_fires_and_survives_restart(tmp_path: Path) -> None:
         assert await h.ticks() == ["soon", "after-restart"]
 
 
-async def test_pending_messages_wake_their_actors_on_start(tmp_path: Path) -> None:
+async def test_pending_messages_wake_their_actors_on_start(open_actors: OpenActors, tmp_path: Path) -> None:
     gate_reg = setup(use={"sleepy": actor(queues={"q": queue(Any)}, state=dict)})  # same type, no run
-    async with gate_reg.test(storage=tmp_path) as client:
+    async with open_actors(gate_reg, storage=tmp_path) as client:
         for k in ("x", "y"):
             await client.sleepy.get_or_create([k]).send("q", k)
     runs.clear()
-    async with registry.test(storage=tmp_path) as client:
+    async with open_actors(registry, storage=tmp_path) as client:
         deadline = time.monotonic() + 5
         while sorted(runs) != ["x", "y"] and time.monotonic() < deadline:
             await asyncio.sleep(0.02)

@@ -16,9 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,54 +29,12 @@ from actorq.errors import LeaseLost
 from actorq.storage.postgres import PostgresStorage
 from actorq.storage.protocol import SendRequest
 from tests.apps.journal import assert_no_overlap, read_journal
-from tests.conftest import ServerProcess, start_all, stop_all, wait_for
-from tests.storage.conftest import PG_DSN, drop_schema, pg_up
+from tests.cluster.conftest import TTL, Cluster
+from tests.conftest import ServerProcess, wait_for
+from tests.storage.conftest import PG_DSN, pg_up
 
 TARGET = "tests.apps.cluster_app:registry"
-TTL = 2.0
 CLAIM = 1.0  # the claim scan's period (RuntimeConfig.claim_interval)
-
-
-pytestmark = pytest.mark.skipif(not pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
-
-
-class Cluster:
-    def __init__(self, tmp: Path, schema: str, journal: Path, started: list[ServerProcess]) -> None:
-        self.tmp = tmp
-        self.schema = schema
-        self.journal = journal
-        self._started = started
-        self.nodes: list[ServerProcess] = []
-
-    def start(self, n: int = 3) -> list[ServerProcess]:
-        env = {
-            "ACTORQ_PG_SCHEMA": self.schema,
-            "ACTORQ_LEASE_TTL": str(TTL),
-            "ACTORQ_TEST_JOURNAL": str(self.journal),
-        }
-        data = self.tmp / "data"
-        data.mkdir(exist_ok=True)
-        fresh = [ServerProcess(TARGET, data, env=env, storage=PG_DSN) for _ in range(n)]
-        self._started.extend(fresh)
-        start_all(fresh)
-        self.nodes.extend(fresh)
-        return fresh
-
-    def by_pid(self, pid: int) -> ServerProcess:
-        return next(n for n in self.nodes if n.proc is not None and n.proc.pid == pid)
-
-    def others(self, node: ServerProcess) -> list[ServerProcess]:
-        return [n for n in self.nodes if n is not node]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    schema = "cl_" + uuid.uuid4().hex[:12]
-    started: list[ServerProcess] = []
-    c = Cluster(tmp_path, schema, tmp_path / "journal.jsonl", started)
-    yield c
-    stop_all(started)
-    asyncio.run(drop_schema(schema))
 
 
 def metric_values(text: str) -> dict[str, Any]:
@@ -101,7 +57,7 @@ def done_list(node: ServerProcess, key: str) -> list[list[int]]:
 
 # -- three nodes, clients talking to any of them ---------------------------------------------------
 def test_three_nodes_serve_one_actor_space(cluster: Cluster) -> None:
-    nodes = cluster.start(3)
+    nodes = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         clients = [create_client(n.url) for n in nodes]
@@ -161,7 +117,7 @@ def test_three_nodes_serve_one_actor_space(cluster: Cluster) -> None:
 
 # -- kill -9 of the owner of a busy actor ------------------------------------------------------
 def test_kill9_of_owner_another_node_takes_over(cluster: Cluster) -> None:
-    nodes = cluster.start(3)
+    nodes = cluster.start(TARGET, 3)
     with create_sync_client(nodes[0].url) as client:
         h = client.worker.get_or_create(["busy"])
         first = [h.send("tasks", {"i": i, "sleep": 0.03}).id for i in range(60)]
@@ -203,7 +159,7 @@ def test_kill9_of_owner_another_node_takes_over(cluster: Cluster) -> None:
 
 # -- SIGSTOP the owner past its lease, SIGCONT it: its late writes are refused -------------------
 def test_paused_owner_is_fenced_after_takeover(cluster: Cluster) -> None:
-    nodes = cluster.start(3)
+    nodes = cluster.start(TARGET, 3)
     with create_sync_client(nodes[1].url) as client:
         h = client.worker.get_or_create(["paused"])
         ids = [h.send("tasks", {"i": i, "sleep": 0.3}).id for i in range(14)]
@@ -260,8 +216,7 @@ def test_paused_owner_is_fenced_after_takeover(cluster: Cluster) -> None:
 
 
 # -- the fencing epoch, deterministically, at the storage level ----------------------------------
-async def test_stale_epoch_writes_are_refused() -> None:
-    schema = "cl_" + uuid.uuid4().hex[:12]
+async def test_stale_epoch_writes_are_refused(schema: str) -> None:
     a = PostgresStorage(PG_DSN, schema=schema)
     b = PostgresStorage(PG_DSN, schema=schema)
     await a.open()
@@ -303,16 +258,14 @@ async def test_stale_epoch_writes_are_refused() -> None:
     finally:
         await a.close()
         await b.close()
-        await drop_schema(schema)
 
 
 # -- requests for an actor whose owner cannot be reached; sleep releases the lease ---------------
-async def test_unreachable_owner_is_503_and_sleep_releases_the_lease() -> None:
+async def test_unreachable_owner_is_503_and_sleep_releases_the_lease(schema: str) -> None:
     from actorq import actor, setup
     from actorq.server.serve import free_port
     from tests.apps.cluster_app import add
 
-    schema = "cl_" + uuid.uuid4().hex[:12]
     napper = actor(state=lambda: {"total": 0}, actions={"add": add}, sleep_timeout=0.3)
     reg = setup(use={"counter": napper})
     conn = await asyncpg.connect(PG_DSN)
@@ -351,7 +304,6 @@ async def test_unreachable_owner_is_503_and_sleep_releases_the_lease() -> None:
             assert state is None, "nothing written"
             assert tuple(await conn.fetchrow(lease, other.actor_id)) == ("ghost", 7), "lease untouched"
     finally:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
 
 
@@ -371,7 +323,7 @@ def _restart_postgres() -> None:
     not Path("/etc/postgresql").is_dir() or os.geteuid() != 0, reason="needs to restart the local PostgreSQL"
 )
 def test_database_restart_mid_load(cluster: Cluster) -> None:
-    nodes = cluster.start(3)
+    nodes = cluster.start(TARGET, 3)
     receipts: dict[str, int] = {}
     keys = ["r0", "r1", "r2"]
     box: list[BaseException] = []

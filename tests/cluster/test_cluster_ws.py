@@ -1,7 +1,7 @@
 """WebSocket connections on several server nodes sharing one PostgreSQL database.
 
 Real ``actorq serve`` processes on loopback ports, one fresh schema per test, a 2 s lease TTL
-(as tests/test_cluster.py). The ``emitter`` actor (tests/apps/cluster_ws_app.py) broadcasts a
+(the harness in tests/cluster/conftest.py). The ``emitter`` actor (tests/apps/cluster_ws_app.py) broadcasts a
 ``processed`` event with its node's pid for every message, and sleeps after 0.5 s without
 listeners, so a test sees which node ran what and whether a listener kept it in place.
 
@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,38 +26,10 @@ from actorq.client.async_client import ActorConnection, AsyncClient
 from actorq.errors import NotFound, Unavailable
 from actorq.results import Event
 from actorq.server.forward import FORWARDED_HEADER
-from tests.conftest import ServerProcess, start_all, stop_all
-from tests.storage.conftest import PG_DSN, drop_schema, pg_up
+from tests.cluster.conftest import TTL, Cluster
+from tests.conftest import ServerProcess
 
 TARGET = "tests.apps.cluster_ws_app:registry"
-TTL = 2.0
-
-pytestmark = pytest.mark.skipif(not pg_up(), reason="PostgreSQL is not running on " + PG_DSN)
-
-
-class Nodes:
-    def __init__(self, tmp: Path, schema: str) -> None:
-        self.tmp = tmp
-        self.schema = schema
-        self.nodes: list[ServerProcess] = []
-
-    def start(self, n: int = 3, **extra_env: str) -> list[ServerProcess]:
-        env = {"ACTORQ_PG_SCHEMA": self.schema, "ACTORQ_LEASE_TTL": str(TTL), **extra_env}
-        data = self.tmp / "data"
-        data.mkdir(exist_ok=True)
-        fresh = [ServerProcess(TARGET, data, env=env, storage=PG_DSN) for _ in range(n)]
-        self.nodes.extend(fresh)
-        start_all(fresh)
-        return fresh
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Nodes]:
-    schema = "cw_" + uuid.uuid4().hex[:12]
-    c = Nodes(tmp_path, schema)
-    yield c
-    stop_all(c.nodes)
-    asyncio.run(drop_schema(schema))
 
 
 def pid(node: ServerProcess) -> int:
@@ -108,8 +77,8 @@ async def raw_ws(session: aiohttp.ClientSession, url: str, **kw: Any) -> aiohttp
 
 
 # -- (a) a client on a non-owner node sees the owner's events and calls actions through it -----
-def test_ws_on_non_owner_node_gets_events_and_actions(nodes: Nodes) -> None:
-    owner, relay, third = nodes.start(3)
+def test_ws_on_non_owner_node_gets_events_and_actions(cluster: Cluster) -> None:
+    owner, relay, third = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         c_owner, c_relay, c_third = (create_client(n.url) for n in (owner, relay, third))
@@ -155,8 +124,8 @@ def test_ws_on_non_owner_node_gets_events_and_actions(nodes: Nodes) -> None:
 
 
 # -- (b) kill -9 of the owner: the relayed socket closes with 1012; reconnecting works ---------
-def test_owner_killed_closes_relayed_socket_1012_and_reconnect_works(nodes: Nodes) -> None:
-    owner, relay, third = nodes.start(3)
+def test_owner_killed_closes_relayed_socket_1012_and_reconnect_works(cluster: Cluster) -> None:
+    owner, relay, third = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         c_owner, c_relay, c_third = (create_client(n.url) for n in (owner, relay, third))
@@ -216,8 +185,8 @@ def test_owner_killed_closes_relayed_socket_1012_and_reconnect_works(nodes: Node
 
 
 # -- the Python client re-opens a connection the server side ended --------------------------------
-def test_connection_reopens_by_itself_after_the_owner_is_killed(nodes: Nodes) -> None:
-    owner, relay, third = nodes.start(3)
+def test_connection_reopens_by_itself_after_the_owner_is_killed(cluster: Cluster) -> None:
+    owner, relay, third = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         c_owner, c_relay, c_third = (create_client(n.url) for n in (owner, relay, third))
@@ -249,8 +218,8 @@ def test_connection_reopens_by_itself_after_the_owner_is_killed(nodes: Nodes) ->
 
 
 # -- graceful shutdown of the owner: 1012 too, and the actor can be claimed at once ------------
-def test_owner_shutdown_closes_relayed_socket_1012(nodes: Nodes) -> None:
-    owner, relay, _third = nodes.start(3)
+def test_owner_shutdown_closes_relayed_socket_1012(cluster: Cluster) -> None:
+    owner, relay, _third = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         c_owner, c_relay = create_client(owner.url), create_client(relay.url)
@@ -280,8 +249,8 @@ def test_owner_shutdown_closes_relayed_socket_1012(nodes: Nodes) -> None:
 
 
 # -- (c) a connect already forwarded once is never relayed again -------------------------------
-def test_forwarded_connect_is_not_relayed_again(nodes: Nodes) -> None:
-    owner, other, _third = nodes.start(3)
+def test_forwarded_connect_is_not_relayed_again(cluster: Cluster) -> None:
+    owner, other, _third = cluster.start(TARGET, 3)
 
     async def scenario() -> None:
         c_owner = create_client(owner.url)
@@ -314,8 +283,8 @@ def test_forwarded_connect_is_not_relayed_again(nodes: Nodes) -> None:
 
 # -- a paused owner: the relayed socket closes (missed heartbeats); when it resumes having lost the
 # -- lease, the connections it served itself are closed with 1012 too ---------------------------
-def test_paused_owner_closes_relayed_and_direct_sockets_1012(nodes: Nodes) -> None:
-    owner, relay, third = nodes.start(3)
+def test_paused_owner_closes_relayed_and_direct_sockets_1012(cluster: Cluster) -> None:
+    owner, relay, third = cluster.start(TARGET, 3)
     assert owner.proc is not None
 
     async def scenario() -> None:
@@ -354,8 +323,8 @@ def test_paused_owner_closes_relayed_and_direct_sockets_1012(nodes: Nodes) -> No
 
 
 # -- with a token: the relay authenticates to the owner with the server's token ------------------
-def test_relay_with_token(nodes: Nodes) -> None:
-    owner, relay = nodes.start(2, ACTORQ_TOKEN="s3cret")
+def test_relay_with_token(cluster: Cluster) -> None:
+    owner, relay = cluster.start(TARGET, 2, ACTORQ_TOKEN="s3cret")
 
     async def scenario() -> None:
         c_owner, c_relay = create_client(owner.url, "s3cret"), create_client(relay.url, "s3cret")

@@ -1,5 +1,7 @@
-"""The HTTP and WebSocket surface of the server, route by route (docs/protocol.md), against a real
-uvicorn server; plus the app mounted inside another Starlette app."""
+"""Every HTTP route's happy paths, route by route (docs/protocol.md), against a real uvicorn server
+(batches, with every way one of their items can fail alone, too); plus the app mounted inside
+another Starlette app. Bad requests are in tests/test_bad_input.py, the WebSocket in
+tests/test_websocket.py, the clients in tests/test_clients.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from actorq import NotFound, Unauthorized, ValidationError
-from actorq.client import ActorConnection, AsyncClient, create_client
+from actorq import Unauthorized
+from actorq.client import AsyncClient, create_client
 from actorq.server.app import ROUTES
 from actorq.server.openapi import openapi_document
-from tests.apps.api_app import registry, serve_asgi
+from tests.apps.api_app import next_named, queues, registry, serve_asgi
+from tests.apps.batch_app import registry as batch_registry
+from tests.apps.batch_app import seen
 
 
 @pytest.fixture
@@ -56,12 +59,6 @@ async def new_actor(http: httpx.AsyncClient, name: str, key: list[str]) -> str:
 
 async def send(http: httpx.AsyncClient, actor_id: str, queue: str, **envelope: Any) -> httpx.Response:
     return await http.post(f"/v1/actors/{actor_id}/queues/{queue}/messages", json=envelope)
-
-
-async def queues(http: httpx.AsyncClient, actor_id: str) -> dict[str, dict[str, Any]]:
-    r = await http.get(f"/v1/actors/{actor_id}/queues")
-    assert r.status_code == 200
-    return {q["queue"]: q for q in r.json()["queues"]}
 
 
 # -- operations ----------------------------------------------------------------------------------
@@ -145,6 +142,7 @@ async def test_openapi_document(http: httpx.AsyncClient) -> None:
         "idempotency_key",
     }
     assert schemas["SendMessage"]["additionalProperties"] is False
+    assert set(doc["components"]["schemas"]) >= {"SendMessage", "ResolveActor", "CallAction", "Error"}
     assert set(schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]) >= {
         "bad_request",
         "unauthorized",
@@ -516,127 +514,82 @@ async def test_batch_send(client: AsyncClient, http: httpx.AsyncClient) -> None:
     await wait_for(processed, "the two accepted items to be processed, in order")
 
 
-# -- WebSocket -----------------------------------------------------------------------------------
-async def test_actions_over_a_websocket(client: AsyncClient) -> None:
-    h = client.api.get_or_create(["ws-actions"])
-    async with await h.connect() as conn:
-        assert conn.actor_id == h.actor_id
-        assert await conn.add(2) == 2
-        assert await conn.action("add", 3) == 5
-        results = await asyncio.gather(*(conn.add(1) for _ in range(20)))  # concurrent on one socket
-        assert sorted(results) == list(range(6, 26))
-        with pytest.raises(NotFound):
-            await conn.nosuch()
-        with pytest.raises(ValidationError):
-            await conn.add(1, 2)
-        assert await conn.shout("still open") == "STILL OPEN"
-    assert conn.closed
-    assert await h.add(0) == 25, "state changed over the socket is the actor's state"
-
-
-async def next_named(conn: ActorConnection, name: str) -> Any:
-    while True:
-        ev = await conn.next_event(10)
-        if ev.name == name:
-            return ev.data
-
-
-async def test_broadcast_events_arrive_in_order_at_two_clients(client: AsyncClient) -> None:
-    h = client.api.get_or_create(["ws-events"])
-    c1 = await h.connect()
-    c2 = await h.connect()
-    try:
-        n = 300
-        # a burst from an action over HTTP, interleaved with another action over a socket
-        burst = asyncio.create_task(h.burst(n))
-        assert await c2.shout("meanwhile") == "MEANWHILE"
-        assert await burst == n
-        for conn in (c1, c2):
-            got = [(await next_named(conn, "seq"))["i"] for _ in range(n)]
-            assert got == list(range(n)), "every event, once, in the order broadcast"
-        # events from the run loop too, and callbacks registered with on()
-        seen: list[Any] = []
-        c1.on("got", seen.append)
-        for k in range(3):
-            await h.send("jobs", {"n": k}, wait=True, timeout=10)
-        assert [await next_named(c2, "got") for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
-        assert [await next_named(c1, "got") for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
-        assert seen == [{"n": 0}, {"n": 1}, {"n": 2}]
-    finally:
-        await c1.close()
-        await c2.close()
-
-
-async def test_send_over_a_websocket(client: AsyncClient, http: httpx.AsyncClient) -> None:
-    h = client.api.get_or_create(["ws-send"])
-    async with await h.connect() as conn:
-        r = await conn.send("jobs", {"n": 21}, wait=True, timeout=10)
-        assert (r["id"], r["status"], r["response"], r["error"]) == (1, "completed", {"doubled": 42}, None)
-        plain = await conn.send("idle", "note")
-        assert plain == {"id": 2, "status": "accepted", "duplicate": False}, "ids are per actor"
-        with pytest.raises(NotFound):
-            await conn.send("nosuch", 1)
-        with pytest.raises(ValidationError):
-            await conn.send("jobs", {"n": "many"})
-    assert (await queues(http, h.actor_id or ""))["idle"]["pending"] == 1
-    assert (await h.result(1)).response == {"doubled": 42}
-
-
-async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(client: AsyncClient) -> None:
-    h = client.api.get_or_create(["ws-bad"])
-    aid = await h.resolve()
-    url = client.url.replace("http", "ws", 1) + f"/v1/actors/{aid}/connect"
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-        assert await ws.receive_json(timeout=5) == {"type": "init", "actor_id": aid}
-
-        async def answer(frame: str | bytes) -> dict[str, Any]:
-            if isinstance(frame, bytes):
-                await ws.send_bytes(frame)
-            else:
-                await ws.send_str(frame)
-            out: dict[str, Any] = await ws.receive_json(timeout=5)
-            return out
-
-        cases: list[tuple[str | bytes, Any, str]] = [
-            ("{broken", None, "bad_request"),
-            ("[1, 2]", None, "bad_request"),
-            ('"just a string"', None, "bad_request"),
-            (b"\xff\xfe not utf-8", None, "bad_request"),
-            (json.dumps({"type": "mystery", "id": 7}), 7, "bad_request"),
-            (json.dumps({"id": 8}), 8, "bad_request"),
-            (json.dumps({"type": "action", "id": 9}), 9, "bad_request"),
-            (json.dumps({"type": "action", "id": 10, "name": "add", "args": "1"}), 10, "bad_request"),
-            (json.dumps({"type": "send", "id": 11, "body": 1}), 11, "bad_request"),
-            (json.dumps({"type": "send", "id": 12, "queue": "jobs", "timeout": "soon"}), 12, "bad_request"),
-            (json.dumps({"type": "action", "id": 13, "name": "nosuch", "args": []}), 13, "not_found"),
-            (json.dumps({"type": "action", "id": 14, "name": "add", "args": [1, 2]}), 14, "validation_error"),
-            (
-                json.dumps({"type": "send", "id": 15, "queue": "jobs", "body": {"n": "x"}}),
-                15,
-                "validation_error",
-            ),
-            (json.dumps({"type": "send", "id": 16, "queue": "nosuch", "body": 1}), 16, "not_found"),
+# -- batches on the batch test registry: every way an item fails, alone -------------------------
+async def test_batch_endpoint_per_item_results() -> None:
+    seen.clear()
+    async with batch_registry.test() as client, httpx.AsyncClient(base_url=client.url) as http:
+        h = client.b.get_or_create(["x"])
+        await h.resolve()
+        messages = [
+            {"queue": "q", "body": {"n": 1}, "idempotency_key": "a"},
+            {"queue": "q", "body": "not a dict"},
+            {"queue": "nosuch", "body": {}},
+            {"queue": "tiny", "body": "x" * 40},
+            {"queue": "small", "body": 1},
+            {"queue": "small", "body": 2},
+            {"queue": "q", "body": {"n": 2}, "idempotency_key": "a"},
+            {"queue": "q", "body": {"n": 3}},
         ]
-        for frame, fid, code in cases:
-            got = await answer(frame)
-            assert got["type"] == "error" and got["id"] == fid, (frame, got)
-            assert got["error"]["code"] == code and got["error"]["message"], (frame, got)
-        ok = await answer(json.dumps({"type": "action", "id": "any-json-id", "name": "add", "args": [4]}))
-        assert ok == {"type": "result", "id": "any-json-id", "result": 4}
-        ok = await answer(b'{"type": "action", "id": 17, "name": "add", "args": [1]}')
-        assert ok == {"type": "result", "id": 17, "result": 5}, "a binary frame holding JSON works too"
-        assert not ws.closed
-    assert await h.add(0) == 5, "the failed frames changed nothing"
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": messages})
+        assert r.status_code == 200
+        results = r.json()["results"]
+        assert [x.get("id") for x in results] == [1, None, None, None, 2, 3, 1, 4]
+        assert [x.get("error", {}).get("code") for x in results] == [
+            None,
+            "validation_error",
+            "not_found",
+            "message_too_large",
+            None,
+            None,
+            None,
+            None,
+        ]
+        assert results[6]["duplicate"] is True
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": []})
+        assert r.status_code == 400
+        r = await http.post(f"/v1/actors/{h.actor_id}/batch", json={"messages": [{"body": 1}]})
+        assert r.status_code == 400, "an item needs its queue"
+        for _ in range(200):
+            if len(seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == [(1, {"n": 1}), (2, 1), (3, 2), (4, {"n": 3})]
 
 
-async def test_websocket_to_an_unknown_actor_is_refused(client: AsyncClient) -> None:
-    url = client.url.replace("http", "ws", 1) + "/v1/actors/ghost/connect"
-    async with aiohttp.ClientSession() as session:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await session.ws_connect(url)
-    assert refused.value.status == 404
-    with pytest.raises(NotFound):
-        await client.api.get_for_id("ghost").connect()
+async def test_batch_to_any_actors_per_item_results_in_order() -> None:
+    seen.clear()
+    async with batch_registry.test() as client, httpx.AsyncClient(base_url=client.url) as http:
+        a, b = client.b.get_or_create(["any-a"]), client.b.get_or_create(["any-b"])
+        await a.resolve()
+        await b.resolve()
+        messages = [
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": b.actor_id, "queue": "q", "body": {"n": 1}},
+            {"actor_id": "0" * 20, "queue": "q", "body": {}},
+            {"actor_id": b.actor_id, "queue": "q", "body": "not a dict"},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+            {"actor_id": b.actor_id, "queue": "small", "body": 1},
+            {"actor_id": a.actor_id, "queue": "q", "body": {"n": 2}, "idempotency_key": "k"},
+        ]
+        r = await http.post("/v1/batch", json={"messages": messages})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x.get("id") for x in results] == [1, 1, None, None, 2, 2, 2]
+        assert [x.get("error", {}).get("code") for x in results] == [
+            None,
+            None,
+            "not_found",
+            "validation_error",
+            None,
+            None,
+            None,
+        ]
+        assert results[2]["status"] == 404 and results[6]["duplicate"] is True
+        for _ in range(300):
+            if len(seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(seen, key=str) == sorted([(1, {"n": 1}), (2, {"n": 2}), (1, {"n": 1}), (2, 1)], key=str)
 
 
 # -- mounted inside another app ------------------------------------------------------------------

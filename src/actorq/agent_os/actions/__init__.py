@@ -1,0 +1,53 @@
+"""The VM actor's actions, one module per concern, and the one table of them (``ACTIONS``).
+
+Owns: ``files`` (read/write/list/move/delete), ``processes`` (exec, spawn and the process table),
+``sessions`` (agent sessions and prompts), ``network`` (``vm_fetch``), ``cron`` (jobs and their
+firing, ``cron_tick``) and ``snapshots`` (the wake/sleep side of moving ``/home/user`` between
+nodes; hooks, not actions). Each action takes the actor context, as the core calls it, and works on
+the VM's :class:`~actorq.agent_os.machine.Machine` (``running(c)`` / ``under_cap(c)``); the
+mechanisms behind them (``files.py``, ``processes.py``, ``sessions.py``, ``fetch.py``, ``cron.py``,
+``snapshot.py``) know nothing of actors.
+
+Imports the core's ``ActorContext`` and the rest of ``actorq.agent_os``; must not import the
+server, the clients or storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from actorq.agent_os.actions import cron, files, network, processes, sessions
+
+# name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
+ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
+    "create_session": sessions.create_session,
+    "send_prompt": sessions.send_prompt,
+    "cancel_prompt": sessions.cancel_prompt,
+    "close_session": sessions.close_session,
+    "list_sessions": sessions.list_sessions,
+    "resume_session": sessions.resume_session,
+    "read_file": files.read_file,
+    "write_file": files.write_file,
+    "read_files": files.read_files,
+    "write_files": files.write_files,
+    "mkdir": files.mkdir,
+    "readdir": files.readdir,
+    "readdir_recursive": files.readdir_recursive,
+    "stat": files.stat,
+    "exists": files.exists,
+    "move": files.move,
+    "delete_file": files.delete_file,
+    "exec": processes.exec_,
+    "spawn": processes.spawn,
+    "wait_process": processes.wait_process,
+    "list_processes": processes.list_processes,
+    "kill_process": processes.kill_process,
+    "vm_fetch": network.vm_fetch,
+    "schedule_cron": cron.schedule_cron,
+    "list_cron_jobs": cron.list_cron_jobs,
+    "cancel_cron_job": cron.cancel_cron_job,
+    "cron_tick": cron.cron_tick,
+}
+
+__all__ = ["ACTIONS"]

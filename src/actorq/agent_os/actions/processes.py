@@ -1,0 +1,54 @@
+"""The VM's process actions over the machine's ``ProcessTable`` (``processes.py``).
+
+Starting a process (``exec``, ``spawn``) passes the disk-cap check first; waiting for, listing and
+killing processes do not, so a VM over its cap can still be cleaned up.
+"""
+
+from __future__ import annotations
+
+from actorq.agent_os.host import HOME
+from actorq.agent_os.machine import running, under_cap
+from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
+from actorq.core import ActorContext
+
+
+async def exec_(
+    c: ActorContext,
+    command: str,
+    *,
+    cwd: str = HOME,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> ExecResult:
+    table = (await under_cap(c)).processes
+    return await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+
+
+async def spawn(
+    c: ActorContext,
+    command: str,
+    args: list[str] | None = None,
+    *,
+    cwd: str = HOME,
+    env: dict[str, str] | None = None,
+) -> SpawnedProcess:
+    table = (await under_cap(c)).processes
+    entry = await table.spawn(command, args or [], cwd=await running(c).files.cwd(cwd), env=env)
+    c.keep_awake(table.pump(entry))  # a running process keeps its VM awake
+    return SpawnedProcess(entry.pid, entry.command, entry.args)
+
+
+async def wait_process(c: ActorContext, pid: int, *, timeout: float | None = None) -> int | None:
+    """The process's exit code; ``None`` if it is still running after ``timeout`` seconds."""
+    try:
+        return await running(c).processes.wait(pid, timeout)
+    except TimeoutError:
+        return None
+
+
+async def list_processes(c: ActorContext) -> list[ProcessInfo]:
+    return running(c).processes.list()
+
+
+async def kill_process(c: ActorContext, pid: int, *, signal: int = 9) -> None:
+    running(c).processes.kill(pid, signal)

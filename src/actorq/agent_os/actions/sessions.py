@@ -1,0 +1,52 @@
+"""The VM's agent-session actions over the machine's ``SessionManager`` (``sessions.py``).
+
+What starts an agent or a prompt passes the disk-cap check first; cancelling, closing and listing
+do not.
+"""
+
+from __future__ import annotations
+
+from actorq.agent_os.agents.base import PromptResult, Session
+from actorq.agent_os.host import HOME
+from actorq.agent_os.machine import running, under_cap
+from actorq.core import ActorContext
+
+
+async def create_session(
+    c: ActorContext,
+    agent_type: str,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str = HOME,
+    additional_instructions: str | None = None,
+) -> Session:
+    return await (await under_cap(c)).sessions.create(
+        agent_type, env=env, cwd=cwd, additional_instructions=additional_instructions
+    )
+
+
+async def send_prompt(
+    c: ActorContext, session_id: str, prompt: str, *, timeout: float | None = None
+) -> PromptResult:
+    sessions = (await under_cap(c)).sessions
+    try:
+        return await sessions.prompt(session_id, prompt, timeout)
+    finally:
+        # the agent may have written files; a VM gone to sleep meanwhile answers Unavailable (retry)
+        running(c).disk.touched()
+
+
+async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
+    return await running(c).sessions.cancel(session_id)
+
+
+async def close_session(c: ActorContext, session_id: str) -> Session:
+    return await running(c).sessions.close(session_id)
+
+
+async def list_sessions(c: ActorContext) -> list[Session]:
+    return running(c).sessions.list()
+
+
+async def resume_session(c: ActorContext, session_id: str, *, env: dict[str, str] | None = None) -> Session:
+    return await (await under_cap(c)).sessions.resume(session_id, env)

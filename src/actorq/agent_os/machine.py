@@ -1,0 +1,92 @@
+"""What a VM actor holds: its declaration (``VMConfig``) and, while awake, its ``Machine``.
+
+``c.vars`` of a VM actor is a :class:`VMVars`: the :class:`VMConfig` that ``agent_os()`` declared
+for the type, and the :class:`Machine` of this wake (``None`` before the wake finished and from the
+moment the VM starts going to sleep). The machine is the per-wake state every action works on: the
+workspace (host thread, sandbox, files, disk cap), the process table, the session manager and the
+VM's background tasks. Actions reach it with :func:`running` (``Unavailable`` once the VM is going
+to sleep: the caller retries and wakes it again) or :func:`under_cap` (the same, after the disk-cap
+check that anything starting work passes).
+
+Uses the core's ``ActorContext`` only; must not import the server, the clients or storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from actorq.agent_os.disk import DiskGuard
+from actorq.agent_os.files import VMFiles
+from actorq.agent_os.host import VMHost
+from actorq.agent_os.limits import Limits, Network
+from actorq.agent_os.processes import ProcessTable
+from actorq.agent_os.sandbox import ExecLimits
+from actorq.agent_os.sessions import AgentFactory, SessionManager
+from actorq.agent_os.software import Software
+from actorq.agent_os.workspace import Workspace
+from actorq.core import ActorContext
+from actorq.errors import Unavailable
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    """One VM type as ``agent_os(...)`` declared it; the same for every key and every wake."""
+
+    software: tuple[Software, ...]
+    network: Network
+    limits: Limits
+    agent_types: Mapping[str, AgentFactory]
+    exec_limits: ExecLimits
+    snapshot_interval: float | None
+
+
+class Machine:
+    """One awake VM: its workspace and what runs in it (see the module docstring)."""
+
+    def __init__(self, workspace: Workspace, processes: ProcessTable, sessions: SessionManager) -> None:
+        self.workspace = workspace
+        self.processes = processes
+        self.sessions = sessions
+        self.tasks: list[asyncio.Task[None]] = []  # the disk-cap watch, periodic snapshots
+
+    @property
+    def host(self) -> VMHost:
+        return self.workspace.host
+
+    @property
+    def files(self) -> VMFiles:
+        return self.workspace.files
+
+    @property
+    def disk(self) -> DiskGuard:
+        return self.workspace.disk
+
+    async def stop_work(self) -> None:
+        """Stop every agent process and VM process (over the disk cap, or going to sleep)."""
+        await self.sessions.stop_all()
+        await self.processes.close()
+
+
+@dataclass
+class VMVars:
+    """``c.vars`` of a VM actor."""
+
+    config: VMConfig
+    machine: Machine | None = field(default=None)
+
+
+def running(c: ActorContext) -> Machine:
+    """The VM's machine; ``Unavailable`` (retryable) once it is going to sleep."""
+    v: VMVars = c.vars
+    if v.machine is None:
+        raise Unavailable("the VM is not running (it is going to sleep); retry")
+    return v.machine
+
+
+async def under_cap(c: ActorContext) -> Machine:
+    """The VM's machine, once the VM is known to be under its disk cap (for what starts work)."""
+    m = running(c)
+    await m.disk.check()
+    return m

@@ -1,0 +1,144 @@
+"""Sends: each one validated (body type and size, delay, key), stored, then its actor poked.
+
+One send is one storage call; a batch (:meth:`Sender.send_items`) is one transaction in which each
+item succeeds or fails alone. A blocking send (``block=True``) on a full queue waits for room and
+tries again until its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actorq.core.definitions import QueueDefinition
+from actorq.core.tracing import tracer
+from actorq.errors import ActorqError, BadRequest, QueueFull
+from actorq.results import ActorInfo, SendReceipt
+from actorq.storage.protocol import SendRequest, Storage
+
+if TYPE_CHECKING:
+    from actorq.core.directory import ActorDirectory
+    from actorq.core.waiters import Waiters
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One item of a batch send."""
+
+    queue: str
+    body: Any = None
+    delay: float | None = None
+    idempotency_key: str | None = None
+
+
+def request(
+    actor_id: str,
+    queue: str,
+    qdef: QueueDefinition,
+    body: Any,
+    delay: float | None,
+    idempotency_key: str | None,
+) -> SendRequest:
+    """Validate one send (body type and size, delay, key) into a storage request."""
+    body_json = qdef.encode_body(body)
+    if delay is not None and (not math.isfinite(delay) or delay < 0):
+        raise BadRequest("delay must be a non-negative number of seconds")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise BadRequest("idempotency_key must be 1 to 200 characters")
+    available_at = time.time() + (delay or 0.0)
+    return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
+
+
+class Sender:
+    def __init__(
+        self, storage: Storage, directory: ActorDirectory, waiters: Waiters, max_wait: float
+    ) -> None:
+        self.storage = storage
+        self.directory = directory
+        self.waiters = waiters
+        self.max_wait = max_wait
+
+    async def send(
+        self,
+        actor_id: str,
+        queue: str,
+        qdef: QueueDefinition,
+        body: Any,
+        block: bool,
+        timeout: float | None,
+        delay: float | None,
+        idempotency_key: str | None,
+    ) -> SendReceipt:
+        req = request(actor_id, queue, qdef, body, delay, idempotency_key)
+        available_at = req.available_at
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.max_wait if timeout is None else min(timeout, self.max_wait))
+        while True:
+            try:
+                pending = asyncio.ensure_future(self.storage.send(req, time.time()))
+                if delay is None:
+                    # Let an awake receiver ask right behind this send: both usually land in the
+                    # same group commit, so the message is handed out with the commit that stores it.
+                    self.directory.prepoke(actor_id)
+                out = await pending
+                break
+            except QueueFull:
+                remaining = deadline - loop.time()
+                if not block or remaining <= 0:
+                    raise
+                await self.waiters.room(actor_id, queue, remaining)
+        if not out.duplicate:
+            self.directory.poke(actor_id, available_at)
+        return SendReceipt(id=out.id, actor_id=actor_id, queue=queue, duplicate=out.duplicate)
+
+    async def send_items(self, items: list[tuple[str, Outgoing]]) -> list[SendReceipt | ActorqError]:
+        """Plain sends to any actors in one transaction; each item succeeds or fails alone (unknown
+        actor, validation, size, full queue), in order; one actor's items keep their order."""
+        infos: dict[str, ActorInfo | ActorqError] = {}
+        for actor_id, _ in items:
+            if actor_id not in infos:
+                try:
+                    infos[actor_id] = await self.directory.actor_info(actor_id)
+                except ActorqError as exc:
+                    infos[actor_id] = exc
+        results: list[SendReceipt | ActorqError | None] = [None] * len(items)
+        reqs: list[tuple[int, SendRequest]] = []
+        for i, (actor_id, item) in enumerate(items):
+            info = infos[actor_id]
+            if isinstance(info, ActorqError):
+                results[i] = info
+                continue
+            try:
+                qdef = self.directory.registry.definition(info.name).get_queue(item.queue)
+                reqs.append(
+                    (i, request(actor_id, item.queue, qdef, item.body, item.delay, item.idempotency_key))
+                )
+            except ActorqError as exc:
+                results[i] = exc
+        if reqs:
+            actors = {r.actor_id for _, r in reqs}
+            names = sorted({info.name for info in infos.values() if isinstance(info, ActorInfo)})
+            with tracer.start_as_current_span(
+                "actorq.send_batch",
+                attributes={"actorq.actor": ",".join(names), "actorq.actors": len(actors)},
+            ) as span:
+                if len(actors) == 1:
+                    span.set_attribute("actorq.actor_id", next(iter(actors)))
+                span.set_attribute("actorq.batch_size", len(reqs))
+                sent = asyncio.ensure_future(self.storage.send_many([r for _, r in reqs], time.time()))  # noqa: RUF006 - awaited below
+                for actor_id in actors:
+                    self.directory.prepoke(actor_id)
+                outs = await sent
+            for (i, req), out in zip(reqs, outs, strict=True):
+                if isinstance(out, ActorqError):
+                    results[i] = out
+                    continue
+                results[i] = SendReceipt(
+                    id=out.id, actor_id=req.actor_id, queue=req.queue, duplicate=out.duplicate
+                )
+                if not out.duplicate:
+                    self.directory.poke(req.actor_id, req.available_at)
+        return [r for r in results if r is not None]
