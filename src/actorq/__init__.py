@@ -10,7 +10,7 @@ below it (enforced by import-linter, see ``[tool.importlinter]`` in pyproject.to
 from actorq import errors
 from actorq._version import __version__
 from actorq.app import App, setup
-from actorq.core import ActorContext, Message, Registry, actor, queue
+from actorq.core import ActorContext, Message, actor, queue
 from actorq.errors import (
     ActorError,
     ActorExists,
@@ -27,6 +27,10 @@ from actorq.errors import (
     ValidationError,
 )
 from actorq.results import SendReceipt, SendResult
+
+# what ``setup()`` returns, under the name it had before the application object had its own:
+# ``registry: actorq.Registry = setup(...)`` keeps type-checking with ``registry.start()``
+Registry = App
 
 __all__ = [
     "ActorContext",

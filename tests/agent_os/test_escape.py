@@ -1025,26 +1025,33 @@ async def test_a_fifo_in_the_vm_does_not_hang_host_side_actions(client: AsyncCli
     assert not outcomes, report(outcomes)
 
 
-async def test_a_deep_tree_made_inside_can_be_listed_and_deleted(client: AsyncClient) -> None:
+async def test_a_deep_tree_made_inside_can_be_listed_and_deleted(client: AsyncClient, tmp_path: Path) -> None:
     """A VM nests 1100 directories (cd-ing down, so no path is ever long inside): host-side
     recursive actions must not fail on it, and the VM's files must stay deletable. (Made in one
     process: 1100 mkdir(1) runs took ~5 s on a loaded machine, and a disk measurement in the middle
     rightly stopped the VM's processes once the tree was too deep to measure.)"""
     vm = client.vm.get_or_create(["deep"])
     make = "import os\nfor _ in range(1100):\n    os.mkdir('d')\n    os.chdir('d')"
-    await t.sh(vm, f'python3 -c "{make}"', timeout=60)
     findings: list[str] = []
     try:
-        await vm.readdir_recursive("/home/user")
-    except ActorqError as exc:
-        if not t.typed(exc):
-            findings.append(f"readdir_recursive: {exc.code} {exc.message[:160]}")
-    try:
-        await vm.delete_file("/home/user/d", recursive=True)
-    except ActorqError as exc:
-        findings.append(f"delete_file(recursive=True) of the VM's own tree: {exc.code} {exc.message[:160]}")
-    if await vm.exists("/home/user/d"):
-        findings.append("the deep tree could not be deleted")
+        await t.sh(vm, f'python3 -c "{make}"', timeout=60)
+        try:
+            await vm.readdir_recursive("/home/user")
+        except ActorqError as exc:
+            if not t.typed(exc):
+                findings.append(f"readdir_recursive: {exc.code} {exc.message[:160]}")
+        try:
+            await vm.delete_file("/home/user/d", recursive=True)
+        except ActorqError as exc:
+            findings.append(f"delete_file(recursive=True) of the VM's tree: {exc.code} {exc.message[:160]}")
+        if await vm.exists("/home/user/d"):
+            findings.append("the deep tree could not be deleted")
+    finally:
+        # a tree left behind would stop pytest's own clean-up of old temporary directories later
+        # (shutil.rmtree recurses per level); rm(1) removes any depth
+        rm = ("-type", "d", "-name", "d", "-prune", "-exec", "rm", "-rf", "{}", "+")
+        proc = await asyncio.create_subprocess_exec("find", str(tmp_path / "data"), "-maxdepth", "6", *rm)
+        await proc.wait()
     assert not findings, report(findings)
 
 

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 import actorq.agent_os
-from actorq import setup
+from actorq import App, setup
 from actorq.agent_os import acp_agent, agent_os, software
 from actorq.core.definitions import ActorDefinition
-from actorq.core.registry import Registry
 
 # the VM network policy and resource limits (they may not exist yet)
 Network: Any = getattr(actorq.agent_os, "Network", None)
@@ -39,7 +38,7 @@ def limits(**kwargs: Any) -> Any:
     return Limits(**kwargs)
 
 
-def build(**types: ActorDefinition) -> Registry:
+def build(**types: ActorDefinition) -> App:
     return setup(use=types)
 
 
