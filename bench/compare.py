@@ -482,7 +482,7 @@ def baseline_src(rev: str | None) -> Iterator[Path | None]:
 
 def default_peer() -> Path:
     env = os.environ.get("ACTORQ_RIVETKIT_PEER")
-    return Path(env) if env else ROOT.parent / "shared" / "peers" / "rivetkit"
+    return Path(env) if env else ROOT / "bench" / "peers" / "rivetkit"
 
 
 def main() -> int:
