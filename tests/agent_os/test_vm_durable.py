@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from actorq import ActorqError
 from actorq.agent_os import SandboxUnavailable, npm_package, software
 from actorq.agent_os.sandbox import Sandbox
 from tests.apps.vm_app import registry
@@ -51,3 +52,33 @@ async def test_missing_bubblewrap_is_a_clear_error(monkeypatch: pytest.MonkeyPat
         vm = client.offline.get_or_create(["no-bwrap"])
         with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
             await vm.exec("true")
+
+
+async def test_a_wake_that_fails_after_the_workspace_opened_leaves_nothing_running(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The core runs a VM's sleep only after a wake that succeeded: a wake failing late (here its
+    cron jobs' re-arming) must itself close what it opened (the VM's host thread, namespaces and
+    cgroups), and the next request wakes the VM afresh."""
+    import hashlib
+    import threading
+
+    from actorq.agent_os.actions import cron
+
+    real = cron.rearm
+
+    async def broken(c: object) -> None:
+        raise RuntimeError("cron re-arming failed")
+
+    monkeypatch.setattr(cron, "rearm", broken)
+    async with registry.test(storage=tmp_path / "data") as client:
+        vm = client.vm.get_or_create(["late-failure"])
+        actor_id = await vm.resolve()
+        thread = "vm-vm-" + hashlib.blake2b(actor_id.encode(), digest_size=8).hexdigest()  # VMHost's
+        for _ in range(2):
+            with pytest.raises(ActorqError):
+                await vm.exec("true")
+            hosts = [t.name for t in threading.enumerate() if t.name == thread]
+            assert not hosts, f"a failed wake left its host thread running: {hosts}"
+        monkeypatch.setattr(cron, "rearm", real)
+        assert (await vm.exec("echo ok"))["stdout"] == "ok\n"

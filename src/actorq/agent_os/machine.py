@@ -14,6 +14,7 @@ Uses the core's ``ActorContext`` only; must not import the server, the clients o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -67,6 +68,18 @@ class Machine:
         """Stop every agent process and VM process (over the disk cap, or going to sleep)."""
         await self.sessions.stop_all()
         await self.processes.close()
+
+    async def stop(self) -> None:
+        """Stop its background tasks, then everything running in the VM (before it sleeps, or
+        when its wake failed part way); its host thread stays for the caller to close."""
+        await self.disk.close()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self.tasks.clear()
+        await self.stop_work()
 
 
 @dataclass

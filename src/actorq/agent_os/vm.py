@@ -15,7 +15,6 @@ This module uses the core like any user actor would; the core knows nothing of V
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -128,6 +127,22 @@ async def _wake(c: ActorContext) -> None:
         before_home=restore,
         on_over_disk=over_disk,
     )
+    try:
+        machine = v.machine = _machine(c, cfg, ws)
+        await cron.rearm(c)
+    except BaseException:
+        # the core runs on_sleep only after a wake that succeeded: undo this one here
+        v.machine = None
+        try:
+            if machine is not None:
+                await machine.stop()
+        finally:
+            await ws.close()
+        raise
+
+
+def _machine(c: ActorContext, cfg: VMConfig, ws: Workspace) -> Machine:
+    """What runs in an open workspace: its process table, agent sessions and background tasks."""
     processes = ProcessTable(ws.sandbox, c.broadcast, cfg.exec_limits, on_exit=ws.disk.touched)
 
     async def save() -> None:
@@ -136,14 +151,14 @@ async def _wake(c: ActorContext) -> None:
     sessions = SessionManager(
         c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, c.broadcast, save
     )
-    machine = v.machine = Machine(ws, processes, sessions)
+    machine = Machine(ws, processes, sessions)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))
     if c.snapshots is not None and cfg.snapshot_interval:
         machine.tasks.append(
             asyncio.create_task(snapshots.save_every(c, cfg.snapshot_interval), name="vm-snapshot")
         )
-    await cron.rearm(c)
+    return machine
 
 
 async def _sleep(c: ActorContext) -> None:
@@ -152,14 +167,7 @@ async def _sleep(c: ActorContext) -> None:
     machine, v.machine = v.machine, None  # from now on its actions answer Unavailable (retry)
     if machine is None:
         return
-    await machine.disk.close()
-    for task in machine.tasks:
-        task.cancel()
-    for task in machine.tasks:
-        with contextlib.suppress(BaseException):
-            await task
-    machine.tasks.clear()
-    await machine.stop_work()
+    await machine.stop()
     try:
         await snapshots.save(c, machine.host)  # after every process stopped: a quiet, whole home
     finally:
