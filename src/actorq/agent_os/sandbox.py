@@ -27,6 +27,7 @@ import posixpath
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from actorq.agent_os.host import HOME, VMHost, bwrap_path
 from actorq.agent_os.process import VMProcess
@@ -227,8 +228,37 @@ def kill_tree(proc: VMProcess | asyncio.subprocess.Process, sig: int = signal.SI
     """
     if proc.returncode is not None:
         return
+    if sig == signal.SIGKILL:
+        # the sandbox's init first: bubblewrap's --die-with-parent does not always take it along
+        # when the launcher is killed right after start-up (seen: an orphaned sandbox, ppid 1)
+        _kill_children(proc.pid, sig)
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(proc.pid, sig)
+
+
+def _kill_children(pid: int, sig: int) -> None:
+    """Signal the direct children of ``pid`` (not yet reaped, so its pid is still its own) through
+    pidfds: a child is signalled only if it is still ``pid``'s after its pidfd was opened, so a
+    reused pid is never hit."""
+
+    def children() -> list[str]:
+        try:
+            return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return []
+
+    for kid in children():
+        try:
+            fd = os.pidfd_open(int(kid))
+        except OSError:
+            continue
+        try:
+            if kid in children():
+                signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
