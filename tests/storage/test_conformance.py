@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from actorq.errors import QueueFull, Unavailable
-from actorq.storage.protocol import MessageStatus, SendRequest, Storage
+from actorq.storage.protocol import MessageStatus, QueueDepth, SendRequest, Storage
 from actorq.storage.sqlite import SQLiteStorage
 
 NOW = 1_700_000_000.0
@@ -256,6 +256,30 @@ async def test_delayed_messages(storage: Storage) -> None:
     assert await storage.next_available_at(a, NOW + 11) == (True, None)
     stats = await storage.queue_stats(a, NOW + 6)
     assert (stats[0].pending, stats[0].delayed, stats[0].inflight) == (0, 1, 1)
+
+
+async def test_queue_depths_sum_each_actor_type_and_queue_in_one_query(storage: Storage) -> None:
+    """The figures /metrics reads: per (actor type, queue), over every actor of the type."""
+    assert await storage.queue_depths(NOW) == []
+    a = await new_actor(storage, "w", ("a",), "a1")
+    b = await new_actor(storage, "w", ("b",), "b1")
+    v = await new_actor(storage, "v", ("a",), "v1")
+    for actor_id in (a, a, a, b, b):
+        await storage.send(req(actor_id, "q"), NOW)
+    await storage.send(req(a, "later", at=NOW + 60), NOW)
+    await storage.send(req(v, "q"), NOW)
+    await receive(storage, a, 2)  # a1: 1, 2 in flight
+    dead = await storage.release(a, (1,), error="boom", max_attempts=1, now=NOW)
+    assert [d.id for d in dead] == [1]
+    out = await receive(storage, b, 1)
+    await receive(storage, b, 0, ack=tuple(m.id for m in out.messages))  # completed: not counted
+    assert await storage.queue_depths(NOW) == [
+        QueueDepth("v", "q", pending=1, delayed=0, inflight=0, dead=0),
+        QueueDepth("w", "later", pending=0, delayed=1, inflight=0, dead=0),
+        QueueDepth("w", "q", pending=2, delayed=0, inflight=1, dead=1),  # a1's 3 and b1's 2
+    ]
+    due = {(d.name, d.queue): d for d in await storage.queue_depths(NOW + 61)}
+    assert (due["w", "later"].pending, due["w", "later"].delayed) == (1, 0), "due now: pending"
 
 
 async def test_recover_and_reopen(make_storage: Callable[[], Awaitable[Storage]]) -> None:

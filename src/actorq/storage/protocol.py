@@ -83,6 +83,18 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """Messages not yet done in one queue, summed over every actor of one type (for metrics)."""
+
+    name: str  # the actor type
+    queue: str
+    pending: int  # ready to be received now
+    delayed: int  # pending, but not due yet
+    inflight: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleRecord:
     id: int
     actor_id: str
@@ -236,6 +248,11 @@ class Storage(Protocol):
         ...
 
     async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]: ...
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        """Pending, delayed, in-flight and dead messages per (actor type, queue) over the whole
+        storage, in one aggregate query (ordered by type, then queue; empty queues are left out)."""
+        ...
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool: ...
 

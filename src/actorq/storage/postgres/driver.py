@@ -39,6 +39,7 @@ from actorq.storage.protocol import (
     Lease,
     MessageRecord,
     MessageStatus,
+    QueueDepth,
     QueueStats,
     ReceiveOutcome,
     ScheduleRecord,
@@ -236,6 +237,11 @@ class PostgresStorage:
         async with self._db.conn() as c:
             rows = await c.fetch(Q["queue_stats"], actor_id, now)
         return [QueueStats(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        async with self._db.conn() as c:
+            rows = await c.fetch(Q["queue_depths"], now)
+        return [QueueDepth(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
         async with self._db.tx() as c:

@@ -56,6 +56,16 @@ SELECT queue,
        count(*) FILTER (WHERE status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = $1 GROUP BY queue ORDER BY queue;
 
+-- name: queue_depths
+SELECT a.name, m.queue,
+       count(*) FILTER (WHERE m.status = 0 /* MessageStatus.PENDING */ AND m.available_at <= $1),
+       count(*) FILTER (WHERE m.status = 0 /* MessageStatus.PENDING */ AND m.available_at > $1),
+       count(*) FILTER (WHERE m.status = 1 /* MessageStatus.INFLIGHT */),
+       count(*) FILTER (WHERE m.status = 3 /* MessageStatus.DEAD */)
+FROM messages m JOIN actors a ON a.actor_id = m.actor_id
+WHERE m.status IN (0 /* MessageStatus.PENDING */, 1 /* MessageStatus.INFLIGHT */, 3 /* MessageStatus.DEAD */)
+GROUP BY a.name, m.queue ORDER BY a.name, m.queue;
+
 -- name: retry_dead
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = $3
 WHERE actor_id = $1 AND id = $2 AND status = 3 /* MessageStatus.DEAD */ RETURNING queue;

@@ -23,6 +23,7 @@ from actorq.storage.protocol import (
     ActorRecord,
     MessageRecord,
     MessageStatus,
+    QueueDepth,
     QueueStats,
     ReceiveOutcome,
     ScheduleRecord,
@@ -276,6 +277,13 @@ class SQLiteStorage:
             return [QueueStats(r[0], r[1] or 0, r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0) for r in rows]
 
         return await self._run(op)
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        def op(c: sqlite3.Connection) -> list[QueueDepth]:
+            rows = c.execute(Q["queue_depths"], {"now": now}).fetchall()
+            return [QueueDepth(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0) for r in rows]
+
+        return await self._run(op, durable=False)
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
         def op(c: sqlite3.Connection) -> bool:

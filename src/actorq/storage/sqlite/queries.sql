@@ -92,6 +92,15 @@ SELECT queue,
        sum(status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = :actor_id GROUP BY queue ORDER BY queue;
 
+-- name: queue_depths
+SELECT a.name, m.queue,
+       sum(m.status = 0 /* MessageStatus.PENDING */ AND m.available_at <= :now),
+       sum(m.status = 0 /* MessageStatus.PENDING */ AND m.available_at > :now),
+       sum(m.status = 1 /* MessageStatus.INFLIGHT */), sum(m.status = 3 /* MessageStatus.DEAD */)
+FROM messages m JOIN actors a ON a.actor_id = m.actor_id
+WHERE m.status IN (0 /* MessageStatus.PENDING */, 1 /* MessageStatus.INFLIGHT */, 3 /* MessageStatus.DEAD */)
+GROUP BY a.name, m.queue ORDER BY a.name, m.queue;
+
 -- name: retry_dead
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = :now
 WHERE actor_id = :actor_id AND id = :id AND status = 3 /* MessageStatus.DEAD */;
