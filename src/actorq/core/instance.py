@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from actorq import _typing as t
+from actorq.core import metrics
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
@@ -90,6 +91,7 @@ class ActorInstance:
         self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
         self._unacked: list[int] = []  # plain messages handed out, acknowledged on the next receive
         self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+        self._handling = metrics.Handling(record.name)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -166,6 +168,7 @@ class ActorInstance:
                 pass
         held = self._held_ids()
         if held:  # grace ran out mid-message: put it back so it is redelivered, never lost
+            self._handling.done(held, "released")
             self._unacked.clear()
             self._open.clear()
             try:
@@ -184,6 +187,7 @@ class ActorInstance:
         held stays in flight in storage; the node that takes the actor over redelivers it."""
         self.closing = True
         self.lost = True
+        self._handling.forget()
         self._unacked.clear()
         self._open.clear()
         task = self._task
@@ -270,17 +274,21 @@ class ActorInstance:
                 self._saved_state = state
             if out.acked:
                 self._failures = 0
+                self._handling.done(out.acked, "completed")
                 self.outcomes.on_acked(self.actor_id, out.acked)
             if out.dead:
+                metrics.dead_lettered(self.name, (r.queue for r in out.dead))
                 self.outcomes.on_dead(out.dead)
             if self.stopping:
                 raise asyncio.CancelledError()
             if out.messages:
                 self.idle_since = None
                 ids = [m.id for m in out.messages]
+                self._handling.received(out.messages)
                 try:
                     msgs = [self._message(rec, completable) for rec in out.messages]
                 except Exception as exc:  # a stored body no longer fits the declared type
+                    self._handling.done(ids, "failed")
                     await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
                     raise
                 if not completable:
@@ -328,6 +336,7 @@ class ActorInstance:
         if state is not None:
             self._saved_state = state
         self._failures = 0
+        self._handling.done((msg.id,), "completed")
         self.outcomes.on_finished(self.actor_id, msg.id, "completed", response_json, None)
 
     # -- run loop supervision ------------------------------------------------------------------
@@ -346,6 +355,7 @@ class ActorInstance:
             self._lose()
 
     def _lose(self) -> None:
+        self._handling.forget()
         self._unacked.clear()
         self._open.clear()
         self._on_lease_lost(self.actor_id)
@@ -388,10 +398,12 @@ class ActorInstance:
         dead = await self.storage.release(
             self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
         )
+        metrics.dead_lettered(self.name, (r.queue for r in dead))
         self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
         held = self._held_ids()
+        self._handling.done(held, "failed")
         self._unacked.clear()
         self._open.clear()
         self._reset_state()  # the failed message's state changes are not kept
@@ -415,9 +427,11 @@ class ActorInstance:
             self._unacked.clear()
             if state is not None:
                 self._saved_state = state
+            self._handling.done(out.acked, "completed")
             self.outcomes.on_acked(self.actor_id, out.acked)
         if self._open:
             held = tuple(self._open)
+            self._handling.done(held, "released")
             self._open.clear()
             await self._release(held, "run returned without completing the message")
 
@@ -440,9 +454,12 @@ class ActorInstance:
         adef = self.definition.get_action(name)
         bound, bound_kw = adef.bind(args, kwargs)
         self.actions_running += 1
-        self.last_active = time.monotonic()
+        self.last_active = started = time.monotonic()
+        outcome: Literal["ok", "error"] = "error"
         try:
-            return await adef.fn(self.ctx, *bound, **bound_kw)
+            result = await adef.fn(self.ctx, *bound, **bound_kw)
+            outcome = "ok"
+            return result
         except ActorqError:
             raise
         except Exception as exc:
@@ -454,6 +471,7 @@ class ActorInstance:
         finally:
             self.actions_running -= 1
             self.last_active = time.monotonic()
+            metrics.action(self.name, name, outcome, self.last_active - started)
             try:
                 await self.persist_state()
             except LeaseLost:

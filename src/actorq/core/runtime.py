@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from actorq.core import metrics
 from actorq.core.cluster import ClusterMember
 from actorq.core.directory import ActorDirectory
 from actorq.core.events import Events, Subscriber
@@ -37,7 +38,7 @@ from actorq.core.tracing import tracer
 from actorq.core.waiters import Waiters, result_of
 from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
-from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, Storage
+from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, QueueDepth, Storage
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -244,6 +245,7 @@ class Runtime:
                 actor_id, queue, qdef, body, block, timeout, delay, idempotency_key
             )
             span.set_attribute("actorq.message_id", receipt.id)
+            metrics.sent(info.name, queue, 0 if receipt.duplicate else 1)
             return receipt
 
     async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
@@ -317,6 +319,16 @@ class Runtime:
                 )
             )
         return out
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Messages not yet done per (actor type, queue) over the whole storage (several nodes: the
+        whole database, the same figures on every node), one aggregate query; every declared queue
+        is listed, with zeros when it holds nothing."""
+        found = {(d.name, d.queue): d for d in await self.storage.queue_depths(time.time())}
+        for name, definition in self.registry.definitions.items():
+            for queue in definition.queues:
+                found.setdefault((name, queue), QueueDepth(name, queue, 0, 0, 0, 0))
+        return [found[k] for k in sorted(found)]
 
     async def list_messages(
         self, actor_id: str, status: MessageStatus, limit: int = 100, queue: str | None = None

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from actorq.core import metrics
 from actorq.core.definitions import QueueDefinition
 from actorq.core.tracing import tracer
 from actorq.errors import ActorqError, BadRequest, QueueFull
@@ -50,6 +51,11 @@ def request(
         raise BadRequest("idempotency_key must be 1 to 200 characters")
     available_at = time.time() + (delay or 0.0)
     return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
+
+
+def _type_of(info: ActorInfo | ActorqError) -> str:
+    assert isinstance(info, ActorInfo)  # only a known actor's items reach storage
+    return info.name
 
 
 class Sender:
@@ -140,5 +146,6 @@ class Sender:
                     id=out.id, actor_id=req.actor_id, queue=req.queue, duplicate=out.duplicate
                 )
                 if not out.duplicate:
+                    metrics.sent(_type_of(infos[req.actor_id]), req.queue)
                     self.directory.poke(req.actor_id, req.available_at)
         return [r for r in results if r is not None]

@@ -115,12 +115,10 @@ async def send_message(request: Request) -> Response:
             delay=env.delay,
             idempotency_key=key,
         )
-        metrics.SENDS.inc()
         return json_response(protocol.message_result(result))
     receipt = await rt.send(
         actor_id, queue, env.body, block=env.block, timeout=env.timeout, delay=env.delay, idempotency_key=key
     )
-    metrics.SENDS.inc()
     return json_response(protocol.accepted(receipt), 200 if receipt.duplicate else 201)
 
 
@@ -143,7 +141,6 @@ def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
         if isinstance(r, ActorqError):
             out.append(protocol.ItemFailed(error=protocol.error_body(r), status=r.status))
         else:
-            metrics.SENDS.inc()
             out.append(protocol.accepted(r))
     return json_response(protocol.BatchResults(results=out))
 
@@ -211,7 +208,6 @@ async def call_action(request: Request) -> Response:
         decode_bytes(env.kwargs) or None,
         forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
-    metrics.ACTIONS.inc()
     return json_response(protocol.ActionResult(result=encode_bytes(result)))
 
 
@@ -233,7 +229,7 @@ async def delete_dead(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    body, content_type = metrics.render(_runtime(request))
+    body, content_type = await metrics.render(_runtime(request))
     return Response(body, media_type=content_type)
 
 

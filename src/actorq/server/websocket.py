@@ -28,7 +28,7 @@ from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
 from actorq.core import Runtime, Subscriber
 from actorq.errors import ActorqError, BadRequest, NotFound
-from actorq.server import metrics, wire
+from actorq.server import wire
 from actorq.server.forward import FORWARDED_HEADER, WS_SERVICE_RESTART, WS_TRY_AGAIN_LATER, chosen_subprotocol
 from actorq.server.responses import error_response
 
@@ -44,7 +44,6 @@ def _dumps(obj: Any) -> str:
 async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
     frame = wire.parse_frame(data, max_wait=rt.config.max_wait)
     if isinstance(frame, protocol.ActionFrame):
-        metrics.ACTIONS.inc()
         result = await rt.call_action(
             actor_id, frame.name, decode_bytes(frame.args), decode_bytes(frame.kwargs or {}) or None
         )
