@@ -6,6 +6,7 @@ killing processes do not, so a VM over its cap can still be cleaned up.
 
 from __future__ import annotations
 
+from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
@@ -21,7 +22,9 @@ async def exec_(
     timeout: float | None = None,
 ) -> ExecResult:
     table = (await under_cap(c)).processes
-    return await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+    result = await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+    metrics.killed("time", 1 if result.timed_out else 0)
+    return result
 
 
 async def spawn(

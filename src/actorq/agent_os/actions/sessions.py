@@ -6,6 +6,9 @@ do not.
 
 from __future__ import annotations
 
+import time
+
+from actorq.agent_os import metrics
 from actorq.agent_os.agents.base import PromptResult, Session
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
@@ -29,8 +32,11 @@ async def send_prompt(
     c: ActorContext, session_id: str, prompt: str, *, timeout: float | None = None
 ) -> PromptResult:
     sessions = (await under_cap(c)).sessions
+    started = time.monotonic()
     try:
-        return await sessions.prompt(session_id, prompt, timeout)
+        result = await sessions.prompt(session_id, prompt, timeout)
+        metrics.prompted(sessions.meta[session_id]["agent_type"], time.monotonic() - started)
+        return result
     finally:
         # the agent may have written files; a VM gone to sleep meanwhile answers Unavailable (retry)
         running(c).disk.touched()
