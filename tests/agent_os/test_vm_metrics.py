@@ -19,6 +19,18 @@ from actorq.agent_os import Limits, acp_agent, agent_os, software
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 HOG = "import sys; chunks = [bytearray(1 << 20) for _ in range(int(sys.argv[1]))]; print('allocated')"
+FORKS = """
+import subprocess
+procs, failed = [], 0
+for _ in range(60):
+    try:
+        procs.append(subprocess.Popen(["sleep", "30"]))
+    except OSError:
+        failed += 1
+for p in procs:
+    p.kill()
+print(failed)
+"""
 
 registry = setup(
     use={
@@ -80,6 +92,9 @@ async def test_vm_figures_move_with_what_the_vm_runs(tmp_path: Path) -> None:
         await vm.write_file("/home/user/hog.py", HOG.encode())
         hog = await vm.exec("python3 /home/user/hog.py 200", timeout=60)
         assert "allocated" not in hog["stdout"], hog
+        await vm.write_file("/home/user/forks.py", FORKS.encode())
+        forks = await vm.exec("python3 /home/user/forks.py", timeout=60)
+        assert int(forks["stdout"]) > 0, forks
         await vm.close_session(session["session_id"])
         after = await asyncio.to_thread(scrape, client.url)
 
@@ -91,8 +106,9 @@ async def test_vm_figures_move_with_what_the_vm_runs(tmp_path: Path) -> None:
         assert delta(after, before, "actorq_vm_limit_kills_total", limit="time") == 1
         assert delta(after, before, "actorq_vm_limit_kills_total", limit="memory") >= 1, hog
         assert delta(after, before, "actorq_vm_limit_kills_total", limit="disk") == 0
+        assert delta(after, before, "actorq_vm_forks_refused_total") >= int(forks["stdout"])
         # the VM action calls are counted like any actor's
-        assert delta(after, before, "actorq_actions_total", actor="mvm", action="exec", outcome="ok") == 3
+        assert delta(after, before, "actorq_actions_total", actor="mvm", action="exec", outcome="ok") == 4
 
         deadline = time.monotonic() + 20
         while delta(slept := await asyncio.to_thread(scrape, client.url), before, "actorq_vm_awake"):
