@@ -116,3 +116,18 @@ async def test_vm_figures_move_with_what_the_vm_runs(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
         kills = "actorq_vm_limit_kills_total"
         assert value(slept, kills, limit="memory") == value(after, kills, limit="memory"), "kept"
+
+
+async def test_processes_stopped_over_the_disk_cap_are_counted(tmp_path: Path) -> None:
+    limits = Limits(disk_mb=16)
+    capped = setup(use={"dvm": agent_os(software=[software.common], network=False, limits=limits)})
+    async with capped.test(storage=tmp_path / "data") as client:
+        before = await asyncio.to_thread(scrape, client.url)
+        vm = client.dvm.get_or_create(["d"])
+        sleeper = await vm.spawn("sleep", ["60"])
+        r = await vm.exec("head -c 10M /dev/zero > a && head -c 10M /dev/zero > b")  # each under the cap
+        assert r["exit_code"] == 0, r
+        assert await vm.wait_process(sleeper["pid"], timeout=20) == 137, "stopped: the home is over its cap"
+        after = await asyncio.to_thread(scrape, client.url)
+        assert delta(after, before, "actorq_vm_limit_kills_total", limit="disk") == 1, "the sleeper"
+        assert delta(after, before, "actorq_vm_processes") == 0
