@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actorq import ActorContext, actor, queue, setup
 from actorq.client import AsyncClient
+from actorq.storage.protocol import QueueDepth, QueueStats
+from actorq.storage.sqlite import SQLiteStorage
 
 Labels = tuple[tuple[str, str], ...]
 Scrape = dict[tuple[str, Labels], float]
@@ -271,3 +274,29 @@ def assert_bounded_labels(text: str) -> None:
             assert not {"key", "actor_id", "id"} & set(s.labels), s
             assert not s.name.endswith("_created"), s.name
     assert "_created" not in text
+
+
+class CountingStorage(SQLiteStorage):
+    """Counts the queue figures asked of storage."""
+
+    depth_queries = 0
+    stats_queries = 0
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        self.depth_queries += 1
+        return await super().queue_depths(now)
+
+    async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]:
+        self.stats_queries += 1
+        return await super().queue_stats(actor_id, now)
+
+
+async def test_one_storage_query_per_scrape_however_many_actors(tmp_path: Path) -> None:
+    storage = CountingStorage(tmp_path / "data")
+    async with registry.test(storage=storage) as c, httpx.AsyncClient(base_url=c.url, timeout=30) as h:
+        for n in range(20):
+            await c.m_parked.get_or_create([f"k{n}"]).send("p", n)
+        for _ in range(3):
+            m, _ = await scrape(h)
+        assert value(m, "actorq_queue_messages", state="pending", **q("m_parked", "p")) == 20
+        assert (storage.depth_queries, storage.stats_queries) == (3, 0)
