@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actorq import ActorContext, actor, queue, setup
 from actorq.client import AsyncClient
+from actorq.core import METRICS_REGISTRY
 from actorq.storage.protocol import QueueDepth, QueueStats
 from actorq.storage.sqlite import SQLiteStorage
 
@@ -300,3 +302,11 @@ async def test_one_storage_query_per_scrape_however_many_actors(tmp_path: Path) 
             m, _ = await scrape(h)
         assert value(m, "actorq_queue_messages", state="pending", **q("m_parked", "p")) == 20
         assert (storage.depth_queries, storage.stats_queries) == (3, 0)
+
+
+def test_other_registries_keep_their_created_series() -> None:
+    """Only actorq's registry leaves ``*_created`` out; an application's own is as it made it."""
+    mine = CollectorRegistry()
+    Counter("app_things", "An application's own counter", registry=mine).inc()
+    assert "app_things_created" in generate_latest(mine).decode()
+    assert "_created" not in generate_latest(METRICS_REGISTRY).decode()
