@@ -160,3 +160,24 @@ async def test_the_handler_span_joins_the_send_after_a_restart(
     process = one(spans, "process q")
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.context.trace_id == send.context.trace_id
+
+
+async def test_websocket_frames_carry_the_callers_span(spans: InMemorySpanExporter) -> None:
+    async with registry.test() as client:
+        h = client.echo.get_or_create(["ws"])
+        async with await h.connect() as conn:
+            with user.start_as_current_span("ws user") as parent:
+                assert await conn.action("hello", "y") == "hello y"
+                r = await conn.send("q", 2, wait=True, timeout=10)
+            assert r["status"] == "completed"
+            untraced = await conn.action("hello", "z")
+            assert untraced == "hello z"
+    tid = parent.get_span_context().trace_id
+    actions = named(spans, "action hello")
+    assert len(actions) == 2
+    traced = [a for a in actions if a.context.trace_id == tid]
+    assert len(traced) == 1 and traced[0].kind == SpanKind.SERVER
+    assert traced[0].parent is not None and traced[0].parent.span_id == parent.get_span_context().span_id
+    send = one(spans, "send q")
+    assert send.context.trace_id == tid
+    assert one(spans, "process q").parent.span_id == send.context.span_id  # type: ignore[union-attr]
