@@ -29,9 +29,8 @@ def test_forwarded_actions_and_messages_handled_elsewhere_keep_the_trace(cluster
     r = httpx.post(other.url + action, json={"args": []}, headers=header(forwarded), timeout=10)
     assert r.status_code == 200 and r.json()["result"] == owner_pid  # ran on the owner
     sent = "b2" * 16
-    r = httpx.post(
-        f"{other.url}/v1/actors/{actor_id}/queues/q/messages", json={"body": 1}, headers=header(sent), timeout=10
-    )
+    url = f"{other.url}/v1/actors/{actor_id}/queues/q/messages"
+    r = httpx.post(url, json={"body": 1}, headers=header(sent), timeout=10)
     assert r.status_code == 201, r.text
     deadline = time.monotonic() + 20
     while not any(e["ev"] == "message" for e in read_journal(cluster.journal)):
