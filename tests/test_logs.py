@@ -5,6 +5,7 @@ naming the actor, the message and the trace; no line holds the token or a VM's e
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from actorq.client import SyncClient
+from actorq.server.logs import JsonFormatter, TextFormatter, redact_value
 from actorq.server.serve import free_port
 from tests.apps.log_app import VM_SECRET
 from tests.conftest import ROOT, ServerProcess
@@ -126,3 +128,16 @@ def test_a_bad_log_format_is_refused(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "ACTORQ_LOG_FORMAT" in r.stderr
+
+
+def test_the_token_is_blanked_anywhere_in_a_line_and_its_traceback() -> None:
+    secret = "s3cr3t-token-value-91"
+    redact_value(secret)
+    try:
+        raise ValueError(f"bad header {secret}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    for formatter in (TextFormatter(), JsonFormatter()):
+        record = logging.LogRecord("actorq.x", logging.ERROR, __file__, 1, "got %s", (secret,), exc_info)
+        out = formatter.format(record)
+        assert secret not in out and "[redacted]" in out and "ValueError" in out

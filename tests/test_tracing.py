@@ -5,17 +5,21 @@ server honours a ``traceparent`` from anyone."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from actorq import ActorContext, actor, queue, setup
 from actorq.client import SyncClient
+from actorq.storage.postgres import PostgresStorage
 from tests.otel import named, one, spans
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_up
 
 __all__ = ["spans"]  # the fixture
 
@@ -139,8 +143,23 @@ def test_the_sync_client_sends_the_callers_span(spans: InMemorySpanExporter, tmp
     asyncio.run(main())
 
 
+_PG_UP = pg_up()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """What each server of a test opens: the same SQLite directory, or the same PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield lambda: tmp_path
+        return
+    if not _PG_UP:
+        pytest.skip("PostgreSQL is not running")
+    for schema in fresh_schema("trace_"):
+        yield lambda name=schema: PostgresStorage(PG_DSN, schema=name)
+
+
 async def test_the_handler_span_joins_the_send_after_a_restart(
-    spans: InMemorySpanExporter, tmp_path: Path
+    spans: InMemorySpanExporter, storage: Callable[[], Any]
 ) -> None:
     gate = asyncio.Event()
 
@@ -148,14 +167,14 @@ async def test_the_handler_span_joins_the_send_after_a_restart(
         await gate.wait()  # never: the message stays pending while this server runs
 
     before = setup(use={"echo": actor(queues={"q": queue(Any), "p": queue(Any)}, run=stalled)})
-    async with before.test(storage=tmp_path) as client:
+    async with before.test(storage=storage()) as client:
         h = client.echo.get_or_create(["r"])
         with user.start_as_current_span("sender"):
             receipt = await h.send("q", "later")
     send = one(spans, "send q")
     assert not named(spans, "process q")
-    async with registry.test(storage=tmp_path) as client:
-        r = await client.echo.get_or_create(["r"]).result(receipt.id, timeout=10)
+    async with registry.test(storage=storage()) as client:
+        r = await client.echo.get_or_create(["r"]).result(receipt.id, wait=True, timeout=20)
         assert r.status == "completed"
     process = one(spans, "process q")
     assert process.parent is not None and process.parent.span_id == send.context.span_id

@@ -111,6 +111,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines; a traceback is redacted like the message (a header's repr in it)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class _ActorqHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The stderr handler :func:`configure_logging` installs (found again by its type)."""
 
@@ -136,7 +146,7 @@ def configure_logging(level: str = "info") -> None:
         ours = _ActorqHandler(sys.stderr)
         ours.addFilter(RedactTokens())
         root.addHandler(ours)
-    ours.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    ours.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.setLevel(level.upper())
 
 
