@@ -422,3 +422,22 @@ async def test_concurrent_completions_of_many_actors_each_answered_alone(storage
             m = await storage.get_message(a, i)
             assert m is not None and m.status == MessageStatus.COMPLETED and m.response == f'"{a}.{i}"'
         assert (await storage.load_actor(a)).state in ('{"last":1}', '{"last":2}')  # type: ignore[union-attr]
+
+
+async def test_traceparent_rides_with_the_message(storage: Storage) -> None:
+    a = await new_actor(storage)
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    other = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
+    plain = SendRequest(a, "q", "{}", 100, NOW)
+    sent = await storage.send(SendRequest(a, "q", "{}", 100, NOW, traceparent=tp), NOW)
+    await storage.send(plain, NOW)
+    many = SendRequest(a, "q", "{}", 100, NOW, traceparent=other)
+    await storage.send_many([many, plain], NOW)
+    out = await receive(storage, a, 10)
+    assert [m.traceparent for m in out.messages] == [tp, None, other, None]
+    rec = await storage.get_message(a, sent.id)
+    assert rec is not None and rec.traceparent == tp
+    await storage.release(a, (sent.id,), error="x", max_attempts=5, now=NOW)
+    assert [m.traceparent for m in (await receive(storage, a, 1)).messages] == [tp]
+    listed = await storage.list_messages(a, MessageStatus.INFLIGHT, 10, None)
+    assert [m.traceparent for m in listed] == [tp, None, other, None]

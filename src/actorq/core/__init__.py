@@ -16,6 +16,8 @@ exported here and nothing under ``actorq.core.*``. Talks to storage only through
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, QueueDefinition, actor, queue
 from actorq.core.events import Subscriber
+from actorq.core.logcontext import LogScope
+from actorq.core.logcontext import current as log_scope
 from actorq.core.message import Message
 from actorq.core.metrics import REGISTRY as METRICS_REGISTRY
 from actorq.core.metrics import SECONDS_BUCKETS, MetricsRegistry
@@ -23,10 +25,14 @@ from actorq.core.placement import Forwarder, Owner
 from actorq.core.registry import Registry
 from actorq.core.runtime import NodeStats, Runtime, RuntimeConfig
 from actorq.core.sending import Outgoing
+from actorq.core.tracing import extract as extract_trace
+from actorq.core.tracing import inject as inject_trace
+from actorq.core.tracing import remote_context, tracer
 
 __all__ = [
     "ActorContext",
     "ActorDefinition",
+    "LogScope",
     "Forwarder",
     "METRICS_REGISTRY",
     "Message",
@@ -41,5 +47,10 @@ __all__ = [
     "SECONDS_BUCKETS",
     "Subscriber",
     "actor",
+    "extract_trace",
+    "inject_trace",
+    "log_scope",
     "queue",
+    "remote_context",
+    "tracer",
 ]

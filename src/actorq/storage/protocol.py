@@ -45,6 +45,7 @@ class MessageRecord:
     completed_at: float | None
     response: str | None
     error: str | None
+    traceparent: str | None = None  # W3C trace context of the send (its producer span), if traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class SendRequest:
     max_size: int
     available_at: float
     idempotency_key: str | None = None
+    traceparent: str | None = None  # stored with the message, handed back on receive
 
 
 @dataclass(frozen=True, slots=True)

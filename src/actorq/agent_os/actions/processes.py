@@ -10,7 +10,7 @@ from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
-from actorq.core import ActorContext
+from actorq.core import ActorContext, tracer
 
 
 async def exec_(
@@ -21,8 +21,12 @@ async def exec_(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
 ) -> ExecResult:
-    table = (await under_cap(c)).processes
-    result = await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+    # the command line and env stay out of the span: they may hold what the caller keeps secret
+    with tracer.start_as_current_span("vm exec", attributes={"actorq.actor_id": c.actor_id}) as span:
+        table = (await under_cap(c)).processes
+        result = await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+        span.set_attribute("process.exit.code", result.exit_code)
+        span.set_attribute("actorq.vm.timed_out", result.timed_out)
     metrics.killed("time", 1 if result.timed_out else 0)
     return result
 

@@ -381,6 +381,7 @@ def _send_one(c: sqlite3.Connection, req: SendRequest, now: float) -> SendOutcom
             "now": now,
             "available_at": req.available_at,
             "key": req.idempotency_key,
+            "traceparent": req.traceparent,
         },
     )
     _depth(c, req.actor_id, req.queue, 1)
