@@ -5,10 +5,12 @@ with no request leaving the server."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +80,7 @@ def test_the_vendored_files_ship_in_the_package() -> None:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-async def test_a_browser_renders_every_operation_offline(client: AsyncClient) -> None:
+async def test_a_browser_renders_every_operation_offline(client: AsyncClient, tmp_path: Path) -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
     assert CHROMIUM, "chromium is needed (make setup installs it with apt)"
     doc = openapi_document(registry)
@@ -89,15 +91,17 @@ async def test_a_browser_renders_every_operation_offline(client: AsyncClient) ->
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1600})
 
-            async def only_this_server(route: object) -> None:
-                request = route.request  # type: ignore[attr-defined]
-                if request.url.startswith(client.url):
-                    await route.continue_()  # type: ignore[attr-defined]
-                else:
-                    outside.append(request.url)
-                    await route.abort()  # type: ignore[attr-defined]
+            def only_this_server_or(base: str) -> Callable[[Any], Awaitable[None]]:
+                async def route_it(route: Any) -> None:
+                    if route.request.url.startswith(base):
+                        await route.continue_()
+                    else:
+                        outside.append(route.request.url)
+                        await route.abort()
 
-            await page.route("**/*", only_this_server)
+                return route_it
+
+            await page.route("**/*", only_this_server_or(client.url))
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(f"{client.url}/docs")
@@ -116,8 +120,21 @@ async def test_a_browser_renders_every_operation_offline(client: AsyncClient) ->
                 assert summary in text
             assert "Schemas" in text  # the components: queue bodies, action arguments and results
             await page.locator(".opblock").nth(0).scroll_into_view_if_needed()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=False)
+            # docs/img/api-docs.png is refreshed on request only, so a test run leaves the tree as it was
+            shot = SCREENSHOT if os.environ.get("ACTORQ_UPDATE_SCREENSHOTS") else tmp_path / "api-docs.png"
+            await page.screenshot(path=str(shot), full_page=False)
+            assert shot.stat().st_size > 10_000  # something was drawn
+            assert not errors, errors
+
+            # a server without a token: the page renders at once, no form
+            async with registry.test() as open_client:
+                other = await browser.new_page()
+                await other.route("**/*", only_this_server_or(open_client.url))
+                other.on("pageerror", lambda exc: errors.append(str(exc)))
+                await other.goto(f"{open_client.url}/docs")
+                await other.wait_for_selector(".opblock", timeout=20_000)
+                assert await other.locator(".opblock").count() == len(summaries)
+                assert not await other.locator("#actorq-token").is_visible()
             assert not errors, errors
         finally:
             await browser.close()

@@ -278,3 +278,13 @@ def test_every_operation_has_a_unique_operation_id() -> None:
     doc = openapi_document(registry)
     ids = [op["operationId"] for _, _, op in operations(doc)]
     assert len(ids) == len(set(ids)) == len(operations(doc))
+
+
+def test_every_operation_is_in_a_declared_group() -> None:
+    doc = openapi_document(registry)
+    declared = [t["name"] for t in doc["tags"]]
+    used = {tag for _, _, op in operations(doc) for tag in op["tags"]}
+    assert used == set(declared)
+    send = doc["paths"]["/v1/actors/{actor_id}/queues/{queue}/messages"]["post"]
+    assert send["tags"] == ["messages"]
+    assert doc["paths"]["/docs"]["get"]["tags"] == ["server"]

@@ -172,6 +172,31 @@ _OPERATION_IDS = {
 }
 
 
+# how the /docs page groups the operations
+_TAGS = [
+    {"name": "actors", "description": "find, create and inspect actors; their WebSocket"},
+    {
+        "name": "messages",
+        "description": "send to queues (one, a batch, or to several actors) and look up results",
+    },
+    {"name": "actions", "description": "call an actor's actions (RPC methods)"},
+    {"name": "dead letters", "description": "messages that failed max_attempts times"},
+    {"name": "server", "description": "health, metrics, this document and the API page"},
+]
+
+
+def _tag(path: str) -> str:
+    if not path.startswith("/v1/"):
+        return "server"
+    if "/dead-letters" in path:
+        return "dead letters"
+    if "/actions/" in path:
+        return "actions"
+    if "/messages" in path or path.endswith("/batch"):
+        return "messages"
+    return "actors"
+
+
 def _path(name: str, desc: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -438,6 +463,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
     }
     for (path, method), operation_id in _OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
+        paths[path][method]["tags"] = [_tag(path)]
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -446,6 +472,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
             "description": "Durable actors with queues. WebSocket: GET /v1/actors/{actor_id}/connect "
             "(see docs/protocol.md).",
         },
+        "tags": _TAGS,
         "paths": paths,
         "components": {"schemas": _schemas(max_wait)},
     }
