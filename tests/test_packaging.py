@@ -133,3 +133,18 @@ except ImportError as exc:
 """
     )
     assert done.stdout.startswith("BROKEN asyncpg"), (done.stdout, done.stderr)
+
+
+def test_the_cli_names_the_agents_extra_when_it_is_missing() -> None:
+    done = python(
+        NOT_INSTALLED.format(blocked=set(OPTIONAL))
+        + """
+import sys
+from actorq.cli import main
+sys.argv = ["actorq", "software", "install", "pi"]
+main()
+"""
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "pip install 'actorq[agents]'" in done.stderr, done.stderr

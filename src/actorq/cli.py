@@ -452,7 +452,13 @@ def software_install(
     names: Annotated[list[str] | None, typer.Argument(help="packages to install (default: pi)")] = None,
 ) -> None:
     """Install agent VM software into the cache ($ACTORQ_SOFTWARE or ~/.cache/actorq/software)."""
-    from actorq.agent_os.software import BUILTIN, install
+    from actorq._extras import MissingDependency
+
+    try:
+        from actorq.agent_os.software import BUILTIN, install
+    except MissingDependency as exc:  # agent VMs are the `agents` extra
+        _console(stderr=True).print(Text(str(exc), style="red"), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
     wanted = names or ["pi"]
     for n in wanted:
