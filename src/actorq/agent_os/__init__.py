@@ -24,6 +24,13 @@ Uses the core like any actor, through its public facade (``actorq.core``: ``acto
 ``c.snapshots``).
 """
 
+# ruff: noqa: E402  (the extra is checked before the imports that need it)
+from actorq._extras import require
+
+# agent VMs are the ``agents`` extra: say what to install before an import deep inside fails
+require("acp", "agents", "Agent VMs (actorq.agent_os)")
+require("croniter", "agents", "Agent VMs (actorq.agent_os)")
+
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.agents.base import PromptResult, Session

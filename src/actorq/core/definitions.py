@@ -93,6 +93,9 @@ class ActionDefinition:
     fn: ActionFn
     signature: inspect.Signature
     param_adapters: Mapping[str, TypeAdapter[Any]]
+    # from the return annotation (``-> None``: null); ``None`` when unannotated or ``Any``.
+    # It describes the result (the OpenAPI document); results are not validated against it.
+    result_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
 
     def bind(
         self, args: list[Any], kwargs: Mapping[str, Any] | None = None
@@ -139,7 +142,16 @@ def _action(name: str, fn: ActionFn) -> ActionDefinition:
         ad = t.adapter(hints[p.name])
         if ad is not None:
             adapters[p.name] = ad
-    return ActionDefinition(name=name, fn=fn, signature=sig, param_adapters=adapters)
+    result_adapter = None
+    if "return" in hints:
+        returns = hints["return"]
+        try:
+            result_adapter = t.adapter(type(None) if returns is None else returns)
+        except Exception:  # a return type pydantic cannot handle: an undescribed result
+            result_adapter = None
+    return ActionDefinition(
+        name=name, fn=fn, signature=sig, param_adapters=adapters, result_adapter=result_adapter
+    )
 
 
 @dataclass(frozen=True)

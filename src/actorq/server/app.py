@@ -25,6 +25,7 @@ from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, U
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 from actorq.results import SendReceipt
 from actorq.server import metrics, wire
+from actorq.server.docs import docs_page, docs_static
 from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
@@ -264,6 +265,8 @@ ROUTES = [
     _route("/healthz", GET=(healthz, NONE)),
     _route("/metrics", GET=(metrics_endpoint, NONE)),
     _route("/openapi.json", GET=(openapi, NONE)),
+    _route("/docs", GET=(docs_page, NONE)),
+    _route("/docs/static/{name}", GET=(docs_static, NONE)),
     _route("/v1/actors", GET=(list_actors, ("name", "limit", "after")), POST=(resolve_actor, NONE)),
     _route("/v1/actors/{actor_id}", GET=(get_actor, NONE)),
     _route("/v1/actors/{actor_id}/queues", GET=(list_queues, NONE)),
@@ -279,7 +282,10 @@ ROUTES = [
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
 ]
 
-_OPEN_PATHS = frozenset({"/healthz"})
+# open without the token: liveness, and the API page's static files (the same for every server;
+# the page asks for the token to read /openapi.json)
+_OPEN_PATHS = frozenset({"/healthz", "/docs"})
+_OPEN_PREFIXES = ("/docs/static/",)
 
 
 def _route_path(scope: Scope) -> str:
@@ -287,6 +293,10 @@ def _route_path(scope: Scope) -> str:
     path: str = scope.get("path", "")
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _open(path: str) -> bool:
+    return path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
 
 
 # Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
@@ -370,7 +380,7 @@ class ActorqMiddleware:
             elif name == b"origin":
                 origin = value.decode("latin-1")
         refused: ActorqError | None = self.hosts.check(host, origin)
-        if refused is None and self.token is not None and _route_path(scope) not in _OPEN_PATHS:
+        if refused is None and self.token is not None and not _open(_route_path(scope)):
             if not self._authorized(scope):
                 refused = Unauthorized("missing or wrong bearer token")
         return refused
