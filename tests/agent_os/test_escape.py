@@ -278,7 +278,7 @@ async def test_write_file_never_writes_through_a_planted_temporary_file(
                 await vm.write_file(path, "pwned")
             elif action == "write_files":
                 for item in await vm.write_files([{"path": path, "content": "pwned"}]):
-                    if not item["ok"] and item["error"]["code"] in ("actor_error", "actorq_error"):
+                    if not item["success"] and item["error"]["code"] in ("actor_error", "actorq_error"):
                         findings.append(f"{action}({path!r}) item failed on the server: {item['error']}")
             else:
                 r = await vm.send_prompt(session_id, f"write pwned to {path}")

@@ -24,24 +24,34 @@ else here knows nothing of actors. Must not import ``actorq.server``, ``actorq.c
 
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
-from actorq.agent_os.agents.base import PromptResult, Session
-from actorq.agent_os.cron import CronJob
-from actorq.agent_os.fetch import FetchResult
-from actorq.agent_os.files import FileResult
-from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
-from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
 from actorq.agent_os.software import Software, npm_package
 from actorq.agent_os.vm import agent_os
 from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
+from actorq.vm_types import (
+    AgentOSActions,
+    BatchReadResult,
+    BatchWriteResult,
+    CronJob,
+    DirEntry,
+    ExecResult,
+    FetchResult,
+    FileStat,
+    ProcessInfo,
+    PromptResult,
+    Session,
+    SpawnedProcess,
+)
 
 __all__ = [
     "AcpAgent",
+    "AgentOSActions",
+    "BatchReadResult",
+    "BatchWriteResult",
     "CronJob",
     "DirEntry",
     "ExecResult",
     "FetchResult",
-    "FileResult",
     "FileStat",
     "Limits",
     "Network",

@@ -7,16 +7,22 @@ connections (``connect()``) are async-only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Literal, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Literal, ParamSpec, cast, overload
 
 import httpx
+from typing_extensions import TypeVar
 
-from actorq._typing import decode_bytes
+from actorq._typing import QueueRef, action_name, load_action_result
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
+from actorq.vm_types import SyncAgentOSActions
 
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 class SyncClient:
     def __init__(
@@ -76,6 +82,11 @@ class SyncClient:
             time.sleep(b.retry_delay(err, attempt))
             attempt += 1
 
+    def agent_os(self, name: str = "vm") -> b.Accessor[SyncAgentOSHandle]:
+        """Handles to the agent VM type registered as ``name``, with every built-in VM action a
+        typed method (``client.vm`` works too, untyped)."""
+        return b.Accessor(name, lambda core: SyncAgentOSHandle(self, core))
+
     def actor(self, name: str) -> b.Accessor[SyncActorHandle]:
         return b.Accessor(name, lambda core: SyncActorHandle(self, core))
 
@@ -111,6 +122,32 @@ class SyncActorHandle:
     @overload
     def send(
         self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    def send(
+        self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    def send(
+        self,
         queue: str,
         body: Any = None,
         *,
@@ -138,7 +175,7 @@ class SyncActorHandle:
 
     def send(
         self,
-        queue: str,
+        queue: str | QueueRef[Any, Any],
         body: Any = None,
         *,
         wait: bool = False,
@@ -147,10 +184,11 @@ class SyncActorHandle:
         delay: float | None = None,
         idempotency_key: str | None = None,
         response_type: Any = None,
-    ) -> SendReceipt | SendResult:
+    ) -> SendReceipt | SendResult[Any]:
         actor_id = self.resolve()
+        name, body = b.queue_name(queue), b.queue_body(queue, body)
         req = self._core.send_request(
-            queue,
+            name,
             body,
             wait=wait,
             timeout=timeout,
@@ -179,7 +217,16 @@ class SyncActorHandle:
         data = self._client.request(
             self._core.action_request(name, args, kwargs, self._client._action_timeout)
         )
-        return decode_bytes(data["result"])
+        return b.action_result(data)
+
+    def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call an action by reference: ``handle.call(approve, "reason")`` runs the action
+        declared as ``actor(actions={"approve": approve})``, its arguments and result typed (the
+        result rebuilt as the function's declared return type)."""
+        result = self.action(action_name(action), *args, **kwargs)
+        return cast(T, load_action_result(action, result))
 
     def queues(self) -> list[QueueInfo]:
         self.resolve()
@@ -210,6 +257,11 @@ class SyncActorHandle:
 
         call.__name__ = name
         return call
+
+
+class SyncAgentOSHandle(SyncActorHandle, SyncAgentOSActions):
+    """A blocking handle to an agent VM with every built-in action a typed method
+    (``create_sync_client(url).agent_os("vm").get_or_create(key)``)."""
 
 
 def create_sync_client(

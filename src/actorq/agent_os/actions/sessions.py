@@ -6,10 +6,10 @@ do not.
 
 from __future__ import annotations
 
-from actorq.agent_os.agents.base import PromptResult, Session
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.core import ActorContext
+from actorq.vm_types import PromptResult, Session
 
 
 async def create_session(
