@@ -36,8 +36,13 @@ async def test_reference_calls_through_the_async_client() -> None:
         assert by_name.response == {"summary": "reviewed b.py", "score": 2}  # by name: plain JSON
         receipt = await h.send(notes_q, "a note")
         assert isinstance(receipt, SendReceipt) and receipt.queue == "notes"
+        later = await h.result(r.id, review_q)  # looked up later, typed by its queue
+        assert later.response == Verdict(summary="reviewed a.py", score=1)
+        assert (await h.result(r.id)).response == {"summary": "reviewed a.py", "score": 1}
         v = await h.call(rate, "abc", bonus=2)
         assert v == Verdict(summary="rated abc", score=5)
+        async with await h.connect() as conn:
+            assert await conn.call(rate, "ws") == Verdict(summary="rated ws", score=2)
         assert await h.call(tally) == 2
         assert await h.rate("abc") == {"summary": "rated abc", "score": 3}  # by name: plain JSON
 
@@ -51,6 +56,7 @@ def test_reference_calls_through_the_sync_client() -> None:
                     h = sync.reviewer.get_or_create(["sync"])
                     r = h.send(review_q, ReviewIn(file="s.py"), wait=True, timeout=10)
                     assert r.response == Verdict(summary="reviewed s.py", score=1)
+                    assert h.result(r.id, review_q).response == r.response
                     assert h.send(notes_q, "n").queue == "notes"
                     assert h.call(rate, "xy") == Verdict(summary="rated xy", score=2)
                     assert h.call(tally) == 1

@@ -249,15 +249,39 @@ class ActorHandle:
 
     push = send
 
+    @overload
     async def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
-    ) -> SendResult:
-        """Look up a message's result later (e.g. after a ``timed_out`` wait)."""
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def result(
+        self,
+        message_id: int,
+        queue: None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    async def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult[Any]:
+        """Look up a message's result later (e.g. after a ``timed_out`` wait); given its queue
+        (the reference), the response comes back as the queue's response type."""
         actor_id = await self.resolve()
         data = await self._client.request(
             self._core.result_request(message_id, wait, timeout, self._client._timeout)
         )
-        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+        load = None if queue is None else queue.load_response
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type, load=load)
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         await self.resolve()
@@ -451,6 +475,13 @@ class ActorConnection:
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return await self._call(lambda frame_id: b.action_frame(frame_id, name, args, kwargs))
+
+    async def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """An action by reference over this connection, typed as :meth:`ActorHandle.call`."""
+        result = await self.action(action_name(action), *args, **kwargs)
+        return cast(T, load_action_result(action, result))
 
     async def send(
         self, queue: str, body: Any = None, *, wait: bool = False, timeout: float | None = None

@@ -203,14 +203,39 @@ class SyncActorHandle:
 
     push = send
 
+    @overload
     def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
-    ) -> SendResult:
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    def result(
+        self,
+        message_id: int,
+        queue: None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult[Any]:
+        """Look up a message's result later (e.g. after a ``timed_out`` wait); given its queue
+        (the reference), the response comes back as the queue's response type."""
         actor_id = self.resolve()
         data = self._client.request(
             self._core.result_request(message_id, wait, timeout, self._client._timeout)
         )
-        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+        load = None if queue is None else queue.load_response
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type, load=load)
 
     def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.resolve()

@@ -461,13 +461,33 @@ class ActorRef:
 
     push = send
 
+    @overload
     async def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None
-    ) -> SendResult:
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def result(
+        self, message_id: int, queue: None = None, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult: ...
+
+    async def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> SendResult[Any]:
+        """A message's result; given its queue (the reference), the response as its type."""
         actor_id = await self.resolve()
         if wait:
-            return await self._runtime.wait_result(actor_id, message_id, timeout)
-        return await self._runtime.lookup_result(actor_id, message_id)
+            r = await self._runtime.wait_result(actor_id, message_id, timeout)
+        else:
+            r = await self._runtime.lookup_result(actor_id, message_id)
+        if queue is None or r.status != "completed" or r.response is None:
+            return r
+        return dataclasses.replace(r, response=queue.load_response(r.response))
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         actor_id = await self.resolve()

@@ -106,6 +106,10 @@ async def async_client_code() -> None:
     assert r.response is not None
     score: int = r.response.score
     print(score, r.status)
+    assert_type(await h.result(r.id, review_q), SendResult[Verdict | None])
+    assert_type(await h.result(r.id), SendResult[Any])
+    async with await h.connect() as conn:
+        assert_type(await conn.call(approve, "ws"), Verdict)
     v = await h.call(approve, "fine")
     print(v.summary)
     old = await h.send("review", {"file": "x.py"}, wait=True)
