@@ -12,6 +12,7 @@ import pytest
 from actorq import ActorContext, ActorqError, actor, setup
 from actorq.agent_os import DirEntry, ExecResult, FileStat, agent_os, software
 from actorq.client import create_sync_client
+from actorq.server.forward import HttpForwarder
 
 KEY = ["typed"]
 
@@ -49,6 +50,15 @@ async def test_vm_results_are_typed_through_both_clients_and_inside_an_actor(tmp
             assert isinstance(over_ws, ExecResult) and over_ws.stdout == "ws\n"
         finally:
             await conn.close()
+        # a node that does not own the VM forwards the call to the one that does: the answer it
+        # relays is typed the same way (the forwarder rebuilds the result, the route names it again)
+        forwarder = HttpForwarder()
+        try:
+            address = client.url.removeprefix("http://")
+            forwarded = await forwarder.call_action(address, await vm.resolve(), "exec", ["echo f"], None)
+            assert isinstance(forwarded, ExecResult) and forwarded.stdout == "f\n"
+        finally:
+            await forwarder.close()
         assert await client.probe.get_or_create(["p"]).probe() == [
             "ExecResult",
             0,
