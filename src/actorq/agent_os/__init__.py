@@ -16,6 +16,10 @@ Owns, by module:
   sessions), ``agents/`` (the drivers), ``fetch`` (``vm_fetch``), ``cron`` (job validation);
 * ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo).
 
+The actions' result types (``ExecResult``, ``Session``, ...) and the typed handle listing the
+actions (``AgentOSActions``) live in the shared leaf ``actorq.vm_types``, re-exported here: the
+server and both clients use them too.
+
 Uses the core like any actor, through its public facade (``actorq.core``: ``actor``,
 ``ActorContext``, ``ActorDefinition``), and only in ``vm``, ``machine`` and ``actions/``; everything
 else here knows nothing of actors. Must not import ``actorq.server``, ``actorq.client`` or
