@@ -177,15 +177,11 @@ class QueueView:
     @overload
     def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any, Any]]: ...
 
-    def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any, Any]]:
+    async def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any, Any]]:
         """Messages forever, one at a time; the previous one is acknowledged when the next is asked for."""
-        return self._iter(queue_names(names), completable)
-
-    async def _iter(
-        self, names: str | list[str] | None, completable: bool
-    ) -> AsyncIterator[Message[Any, Any]]:
+        queues = queue_names(names)
         while True:
-            got = await self._instance.receive(names, 1, None, completable)
+            got = await self._instance.receive(queues, 1, None, completable)
             if got:
                 yield got[0]
 
