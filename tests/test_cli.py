@@ -412,3 +412,13 @@ def test_serve_rejects_a_bad_target(tmp_path: Path) -> None:
             timeout=60,
         )
         assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+
+
+def test_typed_results_print_as_their_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    """`actorq call` on an agent VM action prints the result's fields (it comes back typed)."""
+    from actorq.cli import print_json
+    from actorq.vm_types import ExecResult
+
+    print_json([ExecResult(0, "hi\n", "")])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[0]["exit_code"] == 0 and shown[0]["stdout"] == "hi\n"
