@@ -11,7 +11,7 @@ from actorq import errors
 from actorq._typing import QueueRef
 from actorq._version import __version__
 from actorq.app import App, setup
-from actorq.core import ActorContext, Message, actor, queue
+from actorq.core import ActorContext, Message, QueueDefinition, actor, queue
 from actorq.errors import (
     ActorError,
     ActorExists,
@@ -45,6 +45,7 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "NotFound",
+    "QueueDefinition",
     "QueueFull",
     "QueueRef",
     "Registry",

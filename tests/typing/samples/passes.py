@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypedDict, assert_type
 
-from actorq import ActorContext, Message, SendReceipt, SendResult, actor, queue, setup
+from actorq import ActorContext, Message, QueueDefinition, SendReceipt, SendResult, actor, queue, setup
 from actorq.agent_os import ExecResult, FileStat, Session, agent_os
 from actorq.client import create_client, create_sync_client
-from actorq.core import QueueDefinition
 
 
 class ReviewIn(TypedDict):
