@@ -110,6 +110,7 @@ def queue(
 @overload
 def queue(
     body_type: type[B],
+    response_type: None = None,
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,

@@ -30,6 +30,8 @@ review_q = queue(ReviewIn, Verdict)
 assert_type(review_q, QueueDefinition[ReviewIn, Verdict])
 assert_type(queue(), QueueDefinition[Any, None])
 assert_type(queue(int), QueueDefinition[int, None])
+assert_type(queue(int, None, max_size=10), QueueDefinition[int, None])
+assert_type(queue(body_type=ReviewIn, response_type=Verdict), QueueDefinition[ReviewIn, Verdict])
 assert_type(queue(int | str), QueueDefinition[Any, Any])  # a union is not a class
 tasks_q = queue(str)
 
