@@ -25,6 +25,7 @@ R = TypeVar("R", default=Any)
 T = TypeVar("T")
 P = ParamSpec("P")
 
+
 class AsyncClient:
     """``client = create_client(url)``; ``client.<actor>.get_or_create(key)`` gives a handle."""
 

@@ -24,6 +24,7 @@ R = TypeVar("R", default=Any)
 T = TypeVar("T")
 P = ParamSpec("P")
 
+
 class SyncClient:
     def __init__(
         self,

@@ -92,6 +92,7 @@ def bare_generics(c: ActorContext, m: Message, r: SendResult) -> None:
     m.body.anything()
     r.response.whatever()
 
+
 reviewer = actor(
     queues={"review": review_q, "tasks": tasks_q},
     actions={"approve": approve},
