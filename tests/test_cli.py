@@ -556,3 +556,13 @@ def test_serve_on_a_port_in_use_is_one_clean_line_and_touches_no_data(tmp_path: 
         assert httpx.get(first.url + "/healthz").status_code == 200
     finally:
         first.stop()
+
+
+def test_typed_results_print_as_their_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    """`actorq call` on an agent VM action prints the result's fields (it comes back typed)."""
+    from actorq.cli import print_json
+    from actorq.vm_types import ExecResult
+
+    print_json([ExecResult(0, "hi\n", "")])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[0]["exit_code"] == 0 and shown[0]["stdout"] == "hi\n"

@@ -6,6 +6,7 @@ other command is a thin shell over the sync client. Must not reach into the runt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -141,8 +142,15 @@ def handle(client: SyncClient, actor: str, key: str) -> SyncActorHandle:
     return client.actor(actor).get(parse_key(key))
 
 
+def _plain(value: Any) -> Any:
+    # an agent VM's typed result (ExecResult, Session...) prints as its fields, not its repr
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    _console().print_json(json.dumps(value, default=str))
+    _console().print_json(json.dumps(value, default=_plain))
 
 
 def exit_unless_completed(status: str) -> None:

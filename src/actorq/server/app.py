@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq import protocol
-from actorq._typing import decode_bytes, encode_bytes
+from actorq._typing import decode_bytes
 from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig, extract_trace
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
@@ -218,7 +218,7 @@ async def call_action(request: Request) -> Response:
         decode_bytes(env.kwargs) or None,
         forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
-    return json_response(protocol.ActionResult(result=encode_bytes(result)))
+    return json_response(protocol.action_result(result))
 
 
 async def dead_letters(request: Request) -> Response:
