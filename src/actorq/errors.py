@@ -162,6 +162,14 @@ class ResourceLimit(ActorqError):
     status = 403
 
 
+class Unsupported(ActorqError):
+    """The agent (or the VM) does not offer what was asked, e.g. modes on an agent without them or
+    MCP servers for pi: nothing was done. 501: the request is well formed, the feature is absent."""
+
+    code = "unsupported"
+    status = 501
+
+
 ERRORS: dict[str, type[ActorqError]] = {
     cls.code: cls
     for cls in (
@@ -184,6 +192,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         PromptFailed,
         SandboxUnavailable,
         ResourceLimit,
+        Unsupported,
     )
 }
 

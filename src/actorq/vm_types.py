@@ -67,6 +67,18 @@ class PromptResult(_Fields):
     text: str
     events: int = 0  # how many agent events this prompt produced
     tool_calls: list[str] = field(default_factory=list)  # names of the tools the agent ran
+    # tokens this prompt used, when the agent reports them: "input", "output", "cache_read",
+    # "cache_write" (and "total"); None when it does not
+    usage: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class SessionModes(_Fields):
+    """An agent session's modes (``get_modes`` / ``set_mode``): the current one and the choices,
+    each ``{"id", "name", "description"}`` as the agent describes it."""
+
+    current_mode_id: str | None
+    available_modes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -166,6 +178,7 @@ RESULT_TYPES: dict[str, type] = {
     for cls in (
         Session,
         PromptResult,
+        SessionModes,
         ExecResult,
         SpawnedProcess,
         ProcessInfo,
@@ -244,6 +257,7 @@ class AgentOSActions:
         env: dict[str, str] | None = None,
         cwd: str = HOME,
         additional_instructions: str | None = None,
+        mcp_servers: list[dict[str, Any]] | None = None,
     ) -> Session:
         return cast(
             Session,
@@ -253,8 +267,28 @@ class AgentOSActions:
                 env=env,
                 cwd=cwd,
                 additional_instructions=additional_instructions,
+                mcp_servers=mcp_servers,
             ),
         )
+
+    async def get_modes(self, session_id: str) -> SessionModes:
+        return cast(SessionModes, await self.action("get_modes", session_id))
+
+    async def set_mode(self, session_id: str, mode: str) -> SessionModes:
+        return cast(SessionModes, await self.action("set_mode", session_id, mode))
+
+    async def get_config_options(self, session_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self.action("get_config_options", session_id))
+
+    async def set_config_option(
+        self, session_id: str, config_id: str, value: str | bool
+    ) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]], await self.action("set_config_option", session_id, config_id, value)
+        )
+
+    async def set_model(self, session_id: str, model: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self.action("set_model", session_id, model))
 
     async def send_prompt(
         self, session_id: str, prompt: str, *, timeout: float | None = None
@@ -270,8 +304,16 @@ class AgentOSActions:
     async def list_sessions(self) -> list[Session]:
         return cast(list[Session], await self.action("list_sessions"))
 
-    async def resume_session(self, session_id: str, *, env: dict[str, str] | None = None) -> Session:
-        return cast(Session, await self.action("resume_session", session_id, env=env))
+    async def resume_session(
+        self,
+        session_id: str,
+        *,
+        env: dict[str, str] | None = None,
+        mcp_servers: list[dict[str, Any]] | None = None,
+    ) -> Session:
+        return cast(
+            Session, await self.action("resume_session", session_id, env=env, mcp_servers=mcp_servers)
+        )
 
     # files
     async def read_file(self, path: str) -> bytes:
@@ -376,6 +418,7 @@ class SyncAgentOSActions:
         env: dict[str, str] | None = None,
         cwd: str = HOME,
         additional_instructions: str | None = None,
+        mcp_servers: list[dict[str, Any]] | None = None,
     ) -> Session:
         return cast(
             Session,
@@ -385,8 +428,24 @@ class SyncAgentOSActions:
                 env=env,
                 cwd=cwd,
                 additional_instructions=additional_instructions,
+                mcp_servers=mcp_servers,
             ),
         )
+
+    def get_modes(self, session_id: str) -> SessionModes:
+        return cast(SessionModes, self.action("get_modes", session_id))
+
+    def set_mode(self, session_id: str, mode: str) -> SessionModes:
+        return cast(SessionModes, self.action("set_mode", session_id, mode))
+
+    def get_config_options(self, session_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.action("get_config_options", session_id))
+
+    def set_config_option(self, session_id: str, config_id: str, value: str | bool) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.action("set_config_option", session_id, config_id, value))
+
+    def set_model(self, session_id: str, model: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self.action("set_model", session_id, model))
 
     def send_prompt(self, session_id: str, prompt: str, *, timeout: float | None = None) -> PromptResult:
         return cast(PromptResult, self.action("send_prompt", session_id, prompt, timeout=timeout))
@@ -400,8 +459,14 @@ class SyncAgentOSActions:
     def list_sessions(self) -> list[Session]:
         return cast(list[Session], self.action("list_sessions"))
 
-    def resume_session(self, session_id: str, *, env: dict[str, str] | None = None) -> Session:
-        return cast(Session, self.action("resume_session", session_id, env=env))
+    def resume_session(
+        self,
+        session_id: str,
+        *,
+        env: dict[str, str] | None = None,
+        mcp_servers: list[dict[str, Any]] | None = None,
+    ) -> Session:
+        return cast(Session, self.action("resume_session", session_id, env=env, mcp_servers=mcp_servers))
 
     def read_file(self, path: str) -> bytes:
         return cast(bytes, self.action("read_file", path))

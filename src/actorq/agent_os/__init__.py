@@ -40,7 +40,14 @@ from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
 from actorq.agent_os.software import Software, npm_package
 from actorq.agent_os.vm import agent_os
-from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
+from actorq.errors import (
+    PathOutsideVM,
+    PromptFailed,
+    ResourceLimit,
+    SandboxUnavailable,
+    SessionClosed,
+    Unsupported,
+)
 from actorq.vm_types import (
     AgentOSActions,
     BatchReadResult,
@@ -71,6 +78,7 @@ __all__ = [
     "PathOutsideVM",
     "ProcessInfo",
     "PromptFailed",
+    "Unsupported",
     "PromptResult",
     "ResourceLimit",
     "SandboxUnavailable",

@@ -11,10 +11,10 @@ Only ``machine``, ``vm`` and ``actions/`` record here (the rest of ``agent_os`` 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Literal
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,6 +33,15 @@ PROMPT_SECONDS = Histogram(
     buckets=PROMPT_BUCKETS,
     registry=METRICS_REGISTRY,
 )
+
+PROMPT_TOKENS = Counter(
+    "actorq_vm_prompt_tokens",
+    "Tokens agent prompts used, as the agents reported them, by agent type and kind "
+    "(input, output, cache_read, cache_write)",
+    ("agent", "kind"),
+    registry=METRICS_REGISTRY,
+)
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 
 Limit = Literal["memory", "disk", "time"]
 
@@ -128,4 +137,11 @@ def prompted(agent: str, seconds: float) -> None:
     PROMPT_SECONDS.labels(agent).observe(seconds)
 
 
-__all__ = ["PROMPT_BUCKETS", "asleep", "awake", "killed", "prompted"]
+def tokens(agent: str, usage: Mapping[str, int] | None) -> None:
+    for kind in TOKEN_KINDS:
+        n = (usage or {}).get(kind)
+        if isinstance(n, int) and n > 0:
+            PROMPT_TOKENS.labels(agent, kind).inc(n)
+
+
+__all__ = ["PROMPT_BUCKETS", "TOKEN_KINDS", "asleep", "awake", "killed", "prompted", "tokens"]

@@ -16,16 +16,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher
+from actorq.agent_os.agents.base import AgentControls, AgentDriver, DriverOptions, Launcher
+from actorq.agent_os.agents.mcp import check_mcp_servers
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.sandbox import check_env, check_timeout
-from actorq.errors import BadRequest, NotFound, SessionClosed
-from actorq.vm_types import PromptResult, Session
+from actorq.errors import BadRequest, NotFound, SessionClosed, Unsupported
+from actorq.vm_types import PromptResult, Session, SessionModes
 
 AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
 
 # (vm actor id, session id) -> env; process memory only (secrets never reach disk)
 _ENV: dict[tuple[str, str], dict[str, str]] = {}
+# (vm actor id, session id) -> MCP servers (their env and headers are secrets too)
+_MCP: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
 
 @dataclass
@@ -43,6 +46,11 @@ def _session(sid: str, meta: Mapping[str, Any]) -> Session:
         status=meta["status"],
         transcript=meta.get("transcript"),
     )
+
+
+def _name(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value or len(value) > 1024 or "\0" in value:
+        raise BadRequest(f"{what} is a non-empty string of at most 1024 characters without NUL")
 
 
 class SessionManager:
@@ -83,6 +91,7 @@ class SessionManager:
             launcher=self.launcher,
             emit=self.emit,
             resume_from=meta.get("transcript") if resume else None,
+            mcp_servers=_MCP.get((self.actor_id, sid), []),
         )
         driver = factory(opts, self.fs)
         await driver.start()
@@ -100,14 +109,18 @@ class SessionManager:
         env: Mapping[str, str] | None,
         cwd: str,
         additional_instructions: str | None,
+        mcp_servers: list[dict[str, Any]] | None = None,
     ) -> Session:
         if agent_type not in self.agents:
             raise NotFound(f"unknown agent type {agent_type!r}", details={"agent_types": sorted(self.agents)})
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise BadRequest("additional_instructions is a string")
         vm_cwd = await self.fs.cwd(cwd)
+        servers = check_mcp_servers(mcp_servers)
         sid = "ses_" + uuid.uuid4().hex[:16]
         _ENV[(self.actor_id, sid)] = check_env(env)
+        if servers:
+            _MCP[(self.actor_id, sid)] = servers
         meta: dict[str, Any] = {
             "agent_type": agent_type,
             "cwd": vm_cwd,
@@ -122,6 +135,7 @@ class SessionManager:
         except BaseException:
             self.meta.pop(sid, None)
             _ENV.pop((self.actor_id, sid), None)
+            _MCP.pop((self.actor_id, sid), None)
             raise
         session = _session(sid, meta)
         self.emit("session_created", asdict(session))
@@ -172,20 +186,56 @@ class SessionManager:
             await live.driver.close()
         meta["status"] = "closed"
         _ENV.pop((self.actor_id, sid), None)
+        _MCP.pop((self.actor_id, sid), None)
         await self.save()
         session = _session(sid, meta)
         self.emit("session_closed", {"session_id": sid})
         return session
 
-    async def resume(self, sid: str, env: Mapping[str, str] | None) -> Session:
+    async def resume(
+        self, sid: str, env: Mapping[str, str] | None, mcp_servers: list[dict[str, Any]] | None = None
+    ) -> Session:
         meta = self._meta(sid)
         if meta["status"] == "closed":
             raise SessionClosed(f"session {sid} is closed")
+        servers = check_mcp_servers(mcp_servers) if mcp_servers is not None else None
         if env is not None:
             _ENV[(self.actor_id, sid)] = check_env(env)
+        if servers is not None:
+            _MCP[(self.actor_id, sid)] = servers
         if sid not in self.live:
             await self._start(sid, meta, resume=True)
         return _session(sid, meta)
+
+    async def controls(self, sid: str, what: str) -> AgentControls:
+        """The live driver of a session, if it offers session controls (else Unsupported)."""
+        driver = (await self._live(sid)).driver
+        if not isinstance(driver, AgentControls):
+            raise Unsupported(
+                f"{driver.agent_type} sessions do not offer {what}",
+                details={"agent_type": driver.agent_type, "feature": what},
+            )
+        return driver
+
+    async def get_modes(self, sid: str) -> SessionModes:
+        return await (await self.controls(sid, "modes")).get_modes()
+
+    async def set_mode(self, sid: str, mode: str) -> SessionModes:
+        _name("mode", mode)
+        return await (await self.controls(sid, "modes")).set_mode(mode)
+
+    async def get_config_options(self, sid: str) -> list[dict[str, Any]]:
+        return await (await self.controls(sid, "config options")).get_config_options()
+
+    async def set_config_option(self, sid: str, config_id: str, value: str | bool) -> list[dict[str, Any]]:
+        _name("config_id", config_id)
+        if not isinstance(value, bool):
+            _name("value", value)
+        return await (await self.controls(sid, "config options")).set_config_option(config_id, value)
+
+    async def set_model(self, sid: str, model: str) -> list[dict[str, Any]]:
+        _name("model", model)
+        return await (await self.controls(sid, "models")).set_model(model)
 
     def list(self) -> list[Session]:
         return [_session(sid, m) for sid, m in self.meta.items()]

@@ -7,12 +7,13 @@ do not.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.core import ActorContext, tracer
-from actorq.vm_types import PromptResult, Session
+from actorq.vm_types import PromptResult, Session, SessionModes
 
 
 async def create_session(
@@ -22,9 +23,14 @@ async def create_session(
     env: dict[str, str] | None = None,
     cwd: str = HOME,
     additional_instructions: str | None = None,
+    mcp_servers: list[dict[str, Any]] | None = None,
 ) -> Session:
     return await (await under_cap(c)).sessions.create(
-        agent_type, env=env, cwd=cwd, additional_instructions=additional_instructions
+        agent_type,
+        env=env,
+        cwd=cwd,
+        additional_instructions=additional_instructions,
+        mcp_servers=mcp_servers,
     )
 
 
@@ -38,7 +44,9 @@ async def send_prompt(
         started = time.monotonic()
         try:
             result = await sessions.prompt(session_id, prompt, timeout)
-            metrics.prompted(sessions.meta[session_id]["agent_type"], time.monotonic() - started)
+            agent = sessions.meta[session_id]["agent_type"]
+            metrics.prompted(agent, time.monotonic() - started)
+            metrics.tokens(agent, result.usage)
         finally:
             # the agent may have written files; a VM gone to sleep meanwhile answers Unavailable (retry)
             running(c).disk.touched()
@@ -59,5 +67,34 @@ async def list_sessions(c: ActorContext) -> list[Session]:
     return running(c).sessions.list()
 
 
-async def resume_session(c: ActorContext, session_id: str, *, env: dict[str, str] | None = None) -> Session:
-    return await (await under_cap(c)).sessions.resume(session_id, env)
+async def resume_session(
+    c: ActorContext,
+    session_id: str,
+    *,
+    env: dict[str, str] | None = None,
+    mcp_servers: list[dict[str, Any]] | None = None,
+) -> Session:
+    return await (await under_cap(c)).sessions.resume(session_id, env, mcp_servers)
+
+
+# session controls: what the agent offers (an agent without them answers Unsupported, 501)
+async def get_modes(c: ActorContext, session_id: str) -> SessionModes:
+    return await (await under_cap(c)).sessions.get_modes(session_id)
+
+
+async def set_mode(c: ActorContext, session_id: str, mode: str) -> SessionModes:
+    return await (await under_cap(c)).sessions.set_mode(session_id, mode)
+
+
+async def get_config_options(c: ActorContext, session_id: str) -> list[dict[str, Any]]:
+    return await (await under_cap(c)).sessions.get_config_options(session_id)
+
+
+async def set_config_option(
+    c: ActorContext, session_id: str, config_id: str, value: str | bool
+) -> list[dict[str, Any]]:
+    return await (await under_cap(c)).sessions.set_config_option(session_id, config_id, value)
+
+
+async def set_model(c: ActorContext, session_id: str, model: str) -> list[dict[str, Any]]:
+    return await (await under_cap(c)).sessions.set_model(session_id, model)

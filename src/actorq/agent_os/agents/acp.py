@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -33,10 +33,15 @@ from acp.schema import (
     AgentThoughtChunk,
     AllowedOutcome,
     ClientCapabilities,
+    ConfigOptionUpdate,
     CurrentModeUpdate,
     DeniedOutcome,
+    EnvVariable,
     FileSystemCapabilities,
+    HttpHeader,
+    HttpMcpServer,
     Implementation,
+    McpServerStdio,
     PermissionOption,
     ReadTextFileResponse,
     RequestPermissionResponse,
@@ -52,8 +57,8 @@ from acp.schema import (
 
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
-from actorq.errors import ActorqError, NotFound, PromptFailed, SessionClosed
-from actorq.vm_types import PromptResult
+from actorq.errors import ActorqError, BadRequest, NotFound, PromptFailed, SessionClosed, Unsupported
+from actorq.vm_types import PromptResult, SessionModes
 
 _PREVIEW = 200  # characters of a tool call's title kept in an event
 T = TypeVar("T")
@@ -234,6 +239,10 @@ class AcpDriver(AgentProcess):
         self._replaying = False
         self._cancelling = False
         self._lock = asyncio.Lock()
+        # what session/new (or load) and later updates said the session offers; None = not offered
+        self._modes: SessionModes | None = None
+        self._config: list[dict[str, Any]] | None = None
+        self._mcp_http = False  # the agent takes http MCP servers (mcpCapabilities.http)
 
     @property
     def transcript(self) -> str | None:
@@ -275,14 +284,20 @@ class AcpDriver(AgentProcess):
         )
         caps = init.agent_capabilities
         can_load = bool(caps is not None and caps.load_session)
+        self._mcp_http = bool(caps is not None and caps.mcp_capabilities and caps.mcp_capabilities.http)
+        mcp_servers = self._mcp_servers()
         if opts.resume_from and can_load:
             self._replaying = True  # the agent replays the old conversation as session updates
             try:
-                await self._call(
+                loaded = await self._call(
                     "session/load",
-                    self._conn.load_session(cwd=opts.cwd, session_id=opts.resume_from, mcp_servers=[]),
+                    self._conn.load_session(
+                        cwd=opts.cwd, session_id=opts.resume_from, mcp_servers=mcp_servers
+                    ),
                 )
                 self._acp_session = opts.resume_from
+                if loaded is not None:
+                    self._offers(loaded.modes, loaded.config_options)
                 self._pending_instructions = None  # the loaded conversation already carries them
                 return
             except PromptFailed as exc:
@@ -294,8 +309,131 @@ class AcpDriver(AgentProcess):
                 self._replaying = False
         elif opts.resume_from:
             self._emit({"type": "resume_failed", "reason": "the agent does not support session/load"})
-        new = await self._call("session/new", self._conn.new_session(cwd=opts.cwd, mcp_servers=[]))
+        new = await self._call("session/new", self._conn.new_session(cwd=opts.cwd, mcp_servers=mcp_servers))
         self._acp_session = new.session_id
+        self._offers(new.modes, new.config_options)
+
+    def _mcp_servers(self) -> list[Any]:
+        """The session's MCP servers as ACP's types; http ones only if the agent said it takes them."""
+        out: list[Any] = []
+        for server in self._opts.mcp_servers:
+            if server["type"] == "stdio":
+                env = [EnvVariable(name=k, value=v) for k, v in server["env"].items()]
+                out.append(
+                    McpServerStdio(
+                        name=server["name"], command=server["command"], args=server["args"], env=env
+                    )
+                )
+            elif not self._mcp_http:
+                raise Unsupported(
+                    f"this ACP agent ({self.agent_type}) does not take http MCP servers",
+                    details={"agent_type": self.agent_type, "feature": "mcp_http", "server": server["name"]},
+                )
+            else:
+                headers = [HttpHeader(name=k, value=v) for k, v in server["headers"].items()]
+                out.append(
+                    HttpMcpServer(type="http", name=server["name"], url=server["url"], headers=headers)
+                )
+        return out
+
+    def _offers(self, modes: Any, config_options: Any) -> None:
+        if modes is not None:
+            self._modes = SessionModes(
+                current_mode_id=modes.current_mode_id,
+                available_modes=[
+                    m.model_dump(exclude_none=True, exclude={"field_meta"}) for m in modes.available_modes
+                ],
+            )
+        if config_options is not None:
+            self._config = [
+                o.model_dump(by_alias=True, exclude_none=True, exclude={"field_meta"}) for o in config_options
+            ]
+
+    # -- session controls ------------------------------------------------------------------------
+
+    def _session_conn(self) -> tuple[ClientSideConnection, str]:
+        if self._closed:
+            raise SessionClosed("the ACP session was closed")
+        if self._conn is None or self._acp_session is None:
+            raise PromptFailed("the ACP agent is not started")
+        return self._conn, self._acp_session
+
+    def _unsupported(self, what: str) -> Unsupported:
+        return Unsupported(
+            f"this ACP agent ({self.agent_type}) offers no {what}",
+            details={"agent_type": self.agent_type, "feature": what},
+        )
+
+    async def get_modes(self) -> SessionModes:
+        self._session_conn()
+        if self._modes is not None:
+            return self._modes
+        mode = self._option(category="mode")
+        if mode is None:
+            raise self._unsupported("modes")
+        return SessionModes(
+            current_mode_id=mode.get("currentValue"),
+            available_modes=[{"id": o["value"], "name": o["name"]} for o in _choices(mode)],
+        )
+
+    async def set_mode(self, mode: str) -> SessionModes:
+        conn, session = self._session_conn()
+        modes = await self.get_modes()
+        ids = [m["id"] for m in modes.available_modes]
+        if mode not in ids:
+            raise NotFound(f"this agent has no mode {mode!r}", details={"modes": ids})
+        if self._modes is None:  # modes offered only as a config option
+            option = self._option(category="mode")
+            assert option is not None
+            await self.set_config_option(option["id"], mode)
+            return await self.get_modes()
+        await self._call("session/set_mode", conn.set_session_mode(session_id=session, mode_id=mode))
+        self._modes = SessionModes(current_mode_id=mode, available_modes=modes.available_modes)
+        return self._modes
+
+    async def get_config_options(self) -> list[dict[str, Any]]:
+        self._session_conn()
+        if self._config is None:
+            raise self._unsupported("config options")
+        return self._config
+
+    async def set_config_option(self, config_id: str, value: str | bool) -> list[dict[str, Any]]:
+        conn, session = self._session_conn()
+        options = await self.get_config_options()
+        option = next((o for o in options if o.get("id") == config_id), None)
+        if option is None:
+            raise NotFound(
+                f"this agent has no config option {config_id!r}",
+                details={"config_options": [o.get("id") for o in options]},
+            )
+        if option.get("type") == "boolean" and not isinstance(value, bool):
+            raise BadRequest(f"config option {config_id!r} takes true or false")
+        if option.get("type") == "select":
+            values = [c["value"] for c in _choices(option)]
+            if not isinstance(value, str) or value not in values:
+                raise BadRequest(
+                    f"config option {config_id!r} takes one of {values}", details={"values": values}
+                )
+        resp = await self._call(
+            "session/set_config_option",
+            conn.set_config_option(config_id=config_id, session_id=session, value=value),
+        )
+        if resp is not None and resp.config_options is not None:
+            self._offers(None, resp.config_options)
+        else:
+            option["currentValue"] = value
+        return self._config or []
+
+    async def set_model(self, model: str) -> list[dict[str, Any]]:
+        """ACP offers the model as a config option of category "model" (session/set_config_option)."""
+        self._session_conn()
+        option = self._option(category="model")
+        if option is None:
+            raise self._unsupported("models")
+        return await self.set_config_option(option["id"], model)
+
+    def _option(self, *, category: str) -> dict[str, Any] | None:
+        return next((o for o in self._config or [] if o.get("category") == category), None)
 
     async def prompt(self, text: str, timeout: float | None) -> PromptResult:
         async with self._lock:
@@ -335,8 +473,21 @@ class AcpDriver(AgentProcess):
                 self._turn = None
             stop = str(response.stop_reason)
             self._emit({"type": "stop", "stop_reason": stop})
+            usage = response.usage
             return PromptResult(
-                stop_reason=stop, text="".join(turn.text), events=turn.events, tool_calls=turn.tool_calls
+                stop_reason=stop,
+                text="".join(turn.text),
+                events=turn.events,
+                tool_calls=turn.tool_calls,
+                usage=None
+                if usage is None
+                else {
+                    "input": usage.input_tokens,
+                    "output": usage.output_tokens,
+                    "cache_read": usage.cached_read_tokens or 0,
+                    "cache_write": usage.cached_write_tokens or 0,
+                    "total": usage.total_tokens,
+                },
             )
 
     async def cancel(self) -> None:
@@ -390,6 +541,12 @@ class AcpDriver(AgentProcess):
             ) from None
 
     def _on_update(self, update: Any) -> None:
+        if isinstance(update, CurrentModeUpdate) and self._modes is not None:
+            self._modes = SessionModes(
+                current_mode_id=update.current_mode_id, available_modes=self._modes.available_modes
+            )
+        elif isinstance(update, ConfigOptionUpdate):
+            self._offers(None, update.config_options)
         event = _describe(update)
         turn = self._turn
         if turn is not None:
@@ -410,6 +567,17 @@ class AcpDriver(AgentProcess):
     def _stderr_suffix(self) -> str:
         tail = self._stderr_tail()
         return f": {tail[-500:]}" if tail else ""
+
+
+def _choices(option: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A select option's choices, flattened out of their groups."""
+    out: list[dict[str, Any]] = []
+    for choice in option.get("options") or []:
+        if isinstance(choice, dict) and "value" in choice:
+            out.append(choice)
+        elif isinstance(choice, dict):
+            out.extend(c for c in choice.get("options") or [] if isinstance(c, dict) and "value" in c)
+    return out
 
 
 def _short(value: Any, limit: int = 300) -> str:

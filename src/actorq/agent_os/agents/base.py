@@ -8,11 +8,11 @@ processes inside the sandbox and a callback that broadcasts events to connected 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from actorq.agent_os.process import VMProcess
-from actorq.vm_types import PromptResult
+from actorq.vm_types import PromptResult, SessionModes
 
 
 class Launcher(Protocol):
@@ -33,6 +33,8 @@ class DriverOptions:
     launcher: Launcher
     emit: EventSink
     resume_from: str | None = None  # VM path of a transcript to continue (resume_session)
+    # MCP servers in their normal form (agents/mcp.py); may hold secrets like ``env``
+    mcp_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AgentDriver(Protocol):
@@ -60,3 +62,19 @@ class AgentDriver(Protocol):
     def transcript(self) -> str | None:
         """VM path of the agent's persisted session (for resume after a restart), once known."""
         ...
+
+
+@runtime_checkable
+class AgentControls(Protocol):
+    """The session controls a driver may offer besides prompts. A driver without one of these
+    methods (or whose agent lacks the feature) makes the action raise ``Unsupported``."""
+
+    async def get_modes(self) -> SessionModes: ...
+
+    async def set_mode(self, mode: str) -> SessionModes: ...
+
+    async def get_config_options(self) -> list[dict[str, Any]]: ...
+
+    async def set_config_option(self, config_id: str, value: str | bool) -> list[dict[str, Any]]: ...
+
+    async def set_model(self, model: str) -> list[dict[str, Any]]: ...

@@ -23,14 +23,18 @@ from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
-from actorq.errors import ActorqError, PromptFailed, SessionClosed
-from actorq.vm_types import PromptResult
+from actorq.errors import ActorqError, BadRequest, NotFound, PromptFailed, SessionClosed, Unsupported
+from actorq.vm_types import PromptResult, SessionModes
 
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit
 _MAX_LINE = 64 << 20  # a line longer than this is not pi speaking its protocol: the session ends
 _RETRIES_SEEN = "_actorq_retries_seen"  # stamped on agent_end events by the reader
 _DIALOGS = {"select", "confirm", "input", "editor"}  # extension UI requests that block for an answer
+_THINKING = ("off", "minimal", "low", "medium", "high", "xhigh")  # pi's set_thinking_level levels
+_CONTROL_TIMEOUT = 30.0  # seconds for a control command (set_model, get_available_models, ...)
+# pi's usage fields -> PromptResult.usage's keys
+_USAGE = {"input": "input", "output": "output", "cacheRead": "cache_read", "cacheWrite": "cache_write"}
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -102,6 +106,7 @@ class _Turn:
         self.tools: list[str] = []
         self.last_assistant: dict[str, Any] | None = None
         self.errors: list[str] = []
+        self.usage: dict[str, int] | None = None  # summed over the turn's assistant messages
 
     def feed(self, ev: dict[str, Any]) -> None:
         self.events += 1
@@ -112,8 +117,22 @@ class _Turn:
             msg = ev.get("message") or {}
             if msg.get("role") == "assistant":
                 self.last_assistant = msg
+                self._add_usage(msg.get("usage"))
         elif kind == "extension_error":
             self.errors.append(str(ev.get("error")))
+
+    def _add_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        total = self.usage if self.usage is not None else dict.fromkeys((*_USAGE.values(), "total"), 0)
+        counted = 0
+        for src, dst in _USAGE.items():
+            n = _count(usage.get(src))
+            total[dst] += n
+            counted += n
+        reported = usage.get("totalTokens")
+        total["total"] += _count(reported) if reported is not None else counted
+        self.usage = total
 
     @property
     def stop_reason(self) -> str | None:
@@ -160,6 +179,11 @@ class PiDriver(AgentProcess):
             argv += ["--append-system-prompt", self._opts.additional_instructions]
         if self._opts.resume_from:
             argv += ["--session", self._opts.resume_from]
+        if self._opts.mcp_servers:  # checked before anything starts: the session is not created
+            raise Unsupported(
+                "pi does not take MCP servers (give it tools through its extensions instead)",
+                details={"agent_type": "pi", "feature": "mcp_servers"},
+            )
         await self._spawn(argv, {"PI_OFFLINE": "1", **self._opts.env})
         self._stdout_task = asyncio.create_task(self._read_stdout(), name="pi-stdout")
         try:
@@ -290,7 +314,97 @@ class PiDriver(AgentProcess):
         if stop == "error":
             msg = (turn.last_assistant or {}).get("errorMessage") or "the agent reported an error"
             raise PromptFailed(self._mask(str(msg)), details={"reason": "agent_error", "stop_reason": stop})
-        return PromptResult(stop_reason=stop, text=turn.text, events=turn.events, tool_calls=turn.tools)
+        return PromptResult(
+            stop_reason=stop, text=turn.text, events=turn.events, tool_calls=turn.tools, usage=turn.usage
+        )
+
+    # --- session controls (models and thinking level; pi has no modes) -----------------------
+
+    async def _command(self, command: dict[str, Any]) -> Any:
+        """A control command's ``data``; pi's refusal is a BadRequest with pi's reason."""
+        self._check_usable()
+        try:
+            resp = await self._request(command, _CONTROL_TIMEOUT)
+        except TimeoutError:
+            raise PromptFailed(
+                f"pi did not answer {command['type']} within {_CONTROL_TIMEOUT:g}s",
+                details={"reason": "timeout", "command": command["type"]},
+            ) from None
+        if not resp.get("success"):
+            raise BadRequest(
+                f"pi refused {command['type']}: {self._mask(str(resp.get('error')))[:500]}",
+                details={"command": command["type"]},
+            )
+        return resp.get("data")
+
+    async def _models(self) -> list[dict[str, Any]]:
+        data = await self._command({"type": "get_available_models"})
+        models = (data or {}).get("models") if isinstance(data, dict) else None
+        return [m for m in models or [] if isinstance(m, dict)]
+
+    async def get_modes(self) -> SessionModes:
+        raise Unsupported("pi sessions have no modes", details={"agent_type": "pi", "feature": "modes"})
+
+    async def set_mode(self, mode: str) -> SessionModes:
+        return await self.get_modes()
+
+    async def get_config_options(self) -> list[dict[str, Any]]:
+        """pi's model and thinking level, in ACP's config option shape."""
+        models = await self._models()
+        state = await self._command({"type": "get_state"}) or {}
+        current = state.get("model") if isinstance(state, dict) else None
+        options: list[dict[str, Any]] = [
+            {
+                "id": "model",
+                "name": "Model",
+                "category": "model",
+                "type": "select",
+                "currentValue": _model_ref(current) if isinstance(current, dict) else None,
+                "options": [
+                    {"value": _model_ref(m), "name": str(m.get("name") or m.get("id"))} for m in models
+                ],
+            },
+            {
+                "id": "thought_level",
+                "name": "Thinking level",
+                "category": "thought_level",
+                "type": "select",
+                "currentValue": state.get("thinkingLevel") if isinstance(state, dict) else None,
+                "options": [{"value": level, "name": level} for level in _THINKING],
+            },
+        ]
+        return options
+
+    async def set_config_option(self, config_id: str, value: str | bool) -> list[dict[str, Any]]:
+        if config_id == "model" and isinstance(value, str):
+            return await self.set_model(value)
+        if config_id == "thought_level" and isinstance(value, str):
+            if value not in _THINKING:
+                raise BadRequest(f"thought_level is one of {', '.join(_THINKING)}")
+            await self._command({"type": "set_thinking_level", "level": value})
+            return await self.get_config_options()
+        if config_id in ("model", "thought_level"):
+            raise BadRequest(f"{config_id} takes a string value")
+        raise NotFound(
+            f"pi has no config option {config_id!r}", details={"config_options": ["model", "thought_level"]}
+        )
+
+    async def set_model(self, model: str) -> list[dict[str, Any]]:
+        """Switch to a model of ``models.json`` (or pi's built-ins): ``provider/id`` or a bare id."""
+        models = await self._models()
+        match = [m for m in models if model in (_model_ref(m), m.get("id"))]
+        if len(match) != 1:
+            raise NotFound(
+                f"pi has no model {model!r}"
+                if not match
+                else f"{model!r} names several models: use provider/id",
+                details={"models": [_model_ref(m) for m in models][:100]},
+            )
+        chosen = match[0]
+        await self._command(
+            {"type": "set_model", "provider": chosen.get("provider"), "modelId": chosen.get("id")}
+        )
+        return await self.get_config_options()
 
     async def cancel(self) -> None:
         """Abort the prompt in progress; that ``prompt`` then returns with stop_reason "aborted"."""
@@ -419,6 +533,15 @@ class PiDriver(AgentProcess):
         tail = self._stderr_tail()
         msg = f"pi exited (code {code})" + (f": {tail[-1000:]}" if tail else "")
         return PromptFailed(msg, details={"reason": "agent_exited", "exit_code": code})
+
+
+def _count(value: Any) -> int:
+    """A token count as pi reported it; anything else counts nothing."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _model_ref(model: dict[str, Any]) -> str:
+    return f"{model.get('provider')}/{model.get('id')}"
 
 
 __all__ = ["PiDriver", "compact_event"]
