@@ -14,6 +14,13 @@ outside the standard library. Behaviour, keyed on words in the prompt text:
 * ``EXIT``: the process exits in the middle of the prompt.
 
 Sessions are remembered in ~/.acp-stub-sessions so session/load works after a restart.
+
+Session controls: it offers modes ``ask`` / ``code`` (session/set_mode) and a ``model`` config
+option (``stub-small`` / ``stub-large``, session/set_config_option), and an answer to a
+prompt with ``STATE`` in it ends with ``[mode=M model=X]``; with ``STUB_PLAIN=1`` in its
+environment it offers neither. The MCP servers of each session/new and session/load are appended
+to ~/.acp-stub-mcp.jsonl; it takes http MCP servers unless ``STUB_NO_HTTP=1``. Each prompt
+reports usage (20 in, 10 out, 5 cache read).
 """
 
 from __future__ import annotations
@@ -33,6 +40,42 @@ _pending: dict[int, dict] = {}
 _pending_cv = threading.Condition()
 _ids = itertools.count(1000)
 _cancelled: dict[str, threading.Event] = {}
+MCP_FILE = os.path.join(os.path.expanduser("~"), ".acp-stub-mcp.jsonl")
+PLAIN = os.environ.get("STUB_PLAIN") == "1"
+MODES = [{"id": "ask", "name": "Ask"}, {"id": "code", "name": "Code", "description": "edits files"}]
+MODELS = [{"value": "stub-small", "name": "Small"}, {"value": "stub-large", "name": "Large"}]
+_mode: dict[str, str] = {}
+_model: dict[str, str] = {}
+
+
+def offers(sid: str) -> dict:
+    """What session/new and session/load say this session offers (nothing with STUB_PLAIN)."""
+    if PLAIN:
+        return {}
+    return {
+        "modes": {"currentModeId": _mode.setdefault(sid, "ask"), "availableModes": MODES},
+        "configOptions": config_options(sid),
+    }
+
+
+def config_options(sid: str) -> list:
+    return [
+        {
+            "id": "model",
+            "name": "Model",
+            "category": "model",
+            "type": "select",
+            "currentValue": _model.setdefault(sid, "stub-small"),
+            "options": MODELS,
+        }
+    ]
+
+
+def record_mcp(method: str, params: dict, sid: str) -> None:
+    with open(MCP_FILE, "a") as f:
+        f.write(
+            json.dumps({"method": method, "sessionId": sid, "mcpServers": params.get("mcpServers")}) + "\n"
+        )
 
 
 def send(msg: dict) -> None:
@@ -166,7 +209,10 @@ def handle_prompt(params: dict) -> dict:
             },
         )
         update(sid, {"sessionUpdate": "tool_call_update", "toolCallId": tool_id, "status": "completed"})
-    return {"stopReason": "end_turn"}
+    if "STATE" in text and not PLAIN:
+        chunk(sid, f"\n[mode={_mode.get(sid, 'ask')} model={_model.get(sid, 'stub-small')}]")
+    usage = {"totalTokens": 35, "inputTokens": 20, "outputTokens": 10, "cachedReadTokens": 5}
+    return {"stopReason": "end_turn", "usage": usage}
 
 
 def handle_request(msg: dict) -> None:
@@ -175,7 +221,10 @@ def handle_request(msg: dict) -> None:
         if method == "initialize":
             result: object = {
                 "protocolVersion": 1,
-                "agentCapabilities": {"loadSession": True},
+                "agentCapabilities": {
+                    "loadSession": True,
+                    "mcpCapabilities": {"http": os.environ.get("STUB_NO_HTTP") != "1"},
+                },
                 "agentInfo": {"name": "acp-stub", "version": "0.1"},
                 "authMethods": [],
             }
@@ -183,11 +232,26 @@ def handle_request(msg: dict) -> None:
             sid = f"stub-{uuid.uuid4().hex[:12]}"
             with open(SESSIONS_FILE, "a") as f:
                 f.write(sid + "\n")
-            result = {"sessionId": sid}
+            record_mcp(method, params, sid)
+            result = {"sessionId": sid, **offers(sid)}
         elif method == "session/load":
             if params.get("sessionId") not in known_sessions():
                 raise RpcError(-32002, "Resource not found", {"uri": params.get("sessionId")})
+            record_mcp(method, params, params["sessionId"])
+            result = offers(params["sessionId"])
+        elif method == "session/set_mode" and not PLAIN:
+            sid, mode = params.get("sessionId"), params.get("modeId")
+            if mode not in [m["id"] for m in MODES]:
+                raise RpcError(-32602, "Invalid params", {"modeId": mode})
+            _mode[sid] = mode
+            update(sid, {"sessionUpdate": "current_mode_update", "currentModeId": mode})
             result = {}
+        elif method == "session/set_config_option" and not PLAIN:
+            sid = params.get("sessionId")
+            if params.get("configId") != "model" or params.get("value") not in [m["value"] for m in MODELS]:
+                raise RpcError(-32602, "Invalid params", params)
+            _model[sid] = params["value"]
+            result = {"configOptions": config_options(sid)}
         elif method == "session/prompt":
             result = handle_prompt(params)
         else:
