@@ -125,13 +125,14 @@ async def test_openapi_document(http: httpx.AsyncClient) -> None:
     check_openapi_31(doc)
     assert doc == json.loads(json.dumps(openapi_document(registry)))
     for route in ROUTES:
-        assert route.path in doc["paths"], route.path
+        path = route.path.replace(":path}", "}")  # Starlette's path convertor is OpenAPI's plain parameter
+        assert path in doc["paths"], route.path
         if isinstance(route, WebSocketRoute):
-            assert "101" in doc["paths"][route.path]["get"]["responses"]
+            assert "101" in doc["paths"][path]["get"]["responses"]
             continue
         assert isinstance(route, Route) and route.methods is not None
         for method in route.methods - {"HEAD"}:
-            assert method.lower() in doc["paths"][route.path], f"{method} {route.path}"
+            assert method.lower() in doc["paths"][path], f"{method} {route.path}"
     schemas = doc["components"]["schemas"]
     assert set(schemas["SendMessage"]["properties"]) == {
         "body",

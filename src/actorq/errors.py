@@ -162,6 +162,13 @@ class ResourceLimit(ActorqError):
     status = 403
 
 
+class BadGateway(ActorqError):
+    """A server inside an agent VM (the port of a preview URL) did not answer, or not in HTTP."""
+
+    code = "bad_gateway"
+    status = 502
+
+
 class Unsupported(ActorqError):
     """The agent (or the VM) does not offer what was asked, e.g. modes on an agent without them or
     MCP servers for pi: nothing was done. 501: the request is well formed, the feature is absent."""
@@ -192,6 +199,7 @@ ERRORS: dict[str, type[ActorqError]] = {
         PromptFailed,
         SandboxUnavailable,
         ResourceLimit,
+        BadGateway,
         Unsupported,
     )
 }

@@ -160,6 +160,17 @@ class FetchResult(_Fields):
 
 
 @dataclass(frozen=True)
+class PreviewUrl(_Fields):
+    """A signed URL that serves a VM port over the actorq server (``create_signed_preview_url``):
+    ``url`` is the path on the server (``/v1/preview/<token>/``), opened without the API token."""
+
+    id: str
+    url: str
+    port: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class CronJob(_Fields):
     """A cron job as ``schedule_cron`` / ``list_cron_jobs`` show it."""
 
@@ -187,6 +198,7 @@ RESULT_TYPES: dict[str, type] = {
         BatchReadResult,
         BatchWriteResult,
         FetchResult,
+        PreviewUrl,
         CronJob,
     )
 }
@@ -394,6 +406,18 @@ class AgentOSActions:
             await self.action("vm_fetch", port, url, method=method, headers=headers, body=body),
         )
 
+    async def create_signed_preview_url(self, port: int, ttl: float = 3600.0) -> PreviewUrl:
+        return cast(PreviewUrl, await self.action("create_signed_preview_url", port, ttl))
+
+    async def expire_signed_preview_url(self, url_or_id: str) -> bool:
+        return cast(bool, await self.action("expire_signed_preview_url", url_or_id))
+
+    async def list_preview_urls(self) -> list[PreviewUrl]:
+        return cast(list[PreviewUrl], await self.action("list_preview_urls"))
+
+    async def preview_request(self, token: str, request: dict[str, Any]) -> FetchResult:
+        return cast(FetchResult, await self.action("preview_request", token, request))
+
     # cron
     async def schedule_cron(self, schedule: str, action: dict[str, Any]) -> CronJob:
         return cast(CronJob, await self.action("schedule_cron", schedule, action))
@@ -542,6 +566,18 @@ class SyncAgentOSActions:
         return cast(
             FetchResult, self.action("vm_fetch", port, url, method=method, headers=headers, body=body)
         )
+
+    def create_signed_preview_url(self, port: int, ttl: float = 3600.0) -> PreviewUrl:
+        return cast(PreviewUrl, self.action("create_signed_preview_url", port, ttl))
+
+    def expire_signed_preview_url(self, url_or_id: str) -> bool:
+        return cast(bool, self.action("expire_signed_preview_url", url_or_id))
+
+    def list_preview_urls(self) -> list[PreviewUrl]:
+        return cast(list[PreviewUrl], self.action("list_preview_urls"))
+
+    def preview_request(self, token: str, request: dict[str, Any]) -> FetchResult:
+        return cast(FetchResult, self.action("preview_request", token, request))
 
     def schedule_cron(self, schedule: str, action: dict[str, Any]) -> CronJob:
         return cast(CronJob, self.action("schedule_cron", schedule, action))

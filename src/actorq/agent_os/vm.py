@@ -96,6 +96,7 @@ def agent_os(
         on_wake=_wake,
         on_sleep=_sleep,
         sleep_timeout=sleep_timeout,
+        http_action="preview_request",  # the open /v1/preview/{token}/ route (actions/previews.py)
         **options,
     )
 

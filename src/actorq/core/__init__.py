@@ -16,6 +16,8 @@ exported here and nothing under ``actorq.core.*``. Talks to storage only through
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, QueueDefinition, actor, queue
 from actorq.core.events import Subscriber
+from actorq.core.http import token_actor as http_token_actor
+from actorq.core.http import token_head as http_token_head
 from actorq.core.logcontext import LogScope
 from actorq.core.logcontext import current as log_scope
 from actorq.core.message import Message
@@ -48,6 +50,8 @@ __all__ = [
     "Subscriber",
     "actor",
     "extract_trace",
+    "http_token_actor",
+    "http_token_head",
     "inject_trace",
     "log_scope",
     "queue",

@@ -239,6 +239,9 @@ class ActorOptions:
     sleep_timeout: float = 60.0
     retry_backoff: float = 0.1
     retry_backoff_max: float = 5.0
+    # the action that answers HTTP requests under the server's open /v1/preview/{token}/ route:
+    # called with (token, request) and trusted to check the token itself (see Runtime.call_http)
+    http_action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,8 @@ def actor(
     opts = ActorOptions(**options)
     if opts.max_attempts < 1 or not math.isfinite(opts.sleep_timeout) or opts.sleep_timeout <= 0:
         raise ValueError("max_attempts must be >= 1 and sleep_timeout a positive number")
+    if opts.http_action is not None and opts.http_action not in (actions or {}):
+        raise ValueError(f"http_action {opts.http_action!r} is not one of the actor's actions")
     qs = dict(queues or {})
     for qname, q in qs.items():
         if not isinstance(q, QueueDefinition):

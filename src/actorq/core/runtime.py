@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.trace import SpanKind
 
-from actorq.core import metrics, tracing
+from actorq.core import http, metrics, tracing
 from actorq.core.cluster import ClusterMember
 from actorq.core.directory import ActorDirectory
 from actorq.core.events import Events, Subscriber
@@ -391,6 +391,25 @@ class Runtime:
             attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},
         ):
             return await self._placement.call_action(actor_id, name, args, kwargs, forward=forward)
+
+    async def call_http(self, token: str, request: Any, *, forward: bool = True) -> Any:
+        """An HTTP request that came in by a signed URL (the server's open preview route): run the
+        ``http_action`` of the actor the token names (``core/http.py``) with ``(token, request)``.
+        The request carries no API token, so only that one action can be reached this way, and it
+        decides whether ``token`` admits it; a malformed token, an unknown actor or an actor type
+        without an ``http_action`` are all the same NotFound."""
+        self._life.check_accepting()
+        actor_id = http.token_actor(token)
+        if actor_id is None or not 1 <= len(actor_id) <= 1024:
+            raise NotFound("no such preview")
+        try:
+            info = await self._actors.actor_info(actor_id)
+        except NotFound:
+            raise NotFound("no such preview") from None
+        action = self.registry.definition(info.name).options.http_action
+        if action is None:
+            raise NotFound("no such preview")
+        return await self.call_action(actor_id, action, [token, request], forward=forward)
 
     async def connect(self, actor_id: str, client: Any, *, forward: bool = True) -> Subscriber | None:
         """A client connects to the actor's events: its buffer (attached; ``detach()`` it when the

@@ -30,6 +30,8 @@ from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwa
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
+from actorq.server.preview import PREFIX as PREVIEW_PREFIX
+from actorq.server.preview import preview
 from actorq.server.responses import (
     error_response,
     json_response,
@@ -260,6 +262,7 @@ def _route(path: str, **methods: tuple[Endpoint, tuple[str, ...]]) -> Route:
 
 
 NONE: tuple[str, ...] = ()
+PREVIEW_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 ROUTES = [
     _route("/healthz", GET=(healthz, NONE)),
@@ -280,12 +283,15 @@ ROUTES = [
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", POST=(retry_dead, NONE)),
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}", DELETE=(delete_dead, NONE)),
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
+    Route(PREVIEW_PREFIX + "{token}", preview, methods=PREVIEW_METHODS),
+    Route(PREVIEW_PREFIX + "{token}/{rest:path}", preview, methods=PREVIEW_METHODS),
 ]
 
-# open without the token: liveness, and the API page's static files (the same for every server;
-# the page asks for the token to read /openapi.json)
+# open without the token: liveness, the API page's static files (the same for every server;
+# the page asks for the token to read /openapi.json), and previews (their token is the credential,
+# checked by the actor they name: server/preview.py)
 _OPEN_PATHS = frozenset({"/healthz", "/docs"})
-_OPEN_PREFIXES = ("/docs/static/",)
+_OPEN_PREFIXES = ("/docs/static/", PREVIEW_PREFIX)
 
 
 def _route_path(scope: Scope) -> str:
@@ -354,9 +360,13 @@ class ActorqMiddleware:
             if not self.runtime.started:
                 await self.runtime.start()
         if scope["type"] == "http":
-            refused = media_type_error(scope["method"], scope.get("headers", ())) or self._declared_too_big(
-                scope
+            # a preview's body is the VM server's business (forms, uploads), not JSON
+            media = (
+                None
+                if _route_path(scope).startswith(PREVIEW_PREFIX)
+                else media_type_error(scope["method"], scope.get("headers", ()))
             )
+            refused = media or self._declared_too_big(scope)
             if refused is not None:
                 await error_response(refused)(scope, receive, send)
                 return

@@ -37,7 +37,8 @@ _WHY = {
     422: "the body or the arguments fail the declared types",
     429: "the queue is full (Retry-After)",
     500: "the action raised (actor_error)",
-    502: "the action's agent or LLM failed (prompt_failed)",
+    502: "the action's agent or LLM failed (prompt_failed), or a preview's port in the VM did not "
+    "answer (bad_gateway)",
     503: "not available now: shutting down, storage or the owning node unreachable (Retry-After)",
 }
 _RETRY_AFTER = {
@@ -182,7 +183,56 @@ _TAGS = [
     {"name": "actions", "description": "call an actor's actions (RPC methods)"},
     {"name": "dead letters", "description": "messages that failed max_attempts times"},
     {"name": "server", "description": "health, metrics, this document and the API page"},
+    {"name": "previews", "description": "signed preview URLs: a server in an agent VM, no token needed"},
 ]
+
+_PREVIEW_METHODS = ("get", "post", "put", "patch", "delete", "options")
+
+
+def _preview_paths() -> dict[str, Any]:
+    """The open preview route: any method, any body, the VM server's answer (docs/protocol.md)."""
+    token = {
+        "name": "token",
+        "in": "path",
+        "required": True,
+        "description": "the signed token of create_signed_preview_url (the credential)",
+        "schema": _string(minLength=1),
+    }
+    rest = {
+        "name": "rest",
+        "in": "path",
+        "required": True,
+        "description": "the path on the VM's server (passed on as sent)",
+        "schema": _string(),
+    }
+    out: dict[str, Any] = {}
+    for path, params, suffix in (
+        ("/v1/preview/{token}", [token], ""),
+        ("/v1/preview/{token}/{rest}", [token, rest], "_path"),
+    ):
+        item: dict[str, Any] = {}
+        for method in _PREVIEW_METHODS:
+            op = _op(
+                "A request to the VM's server behind a signed preview URL (no API token)",
+                {
+                    200: {
+                        "description": "the VM server's answer, whatever its status and type",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                (*_ALWAYS, 400, 403, 404, 413, 502, 503),
+                params=params,
+            )
+            op["responses"].pop("403")
+            op["responses"]["403"] = {
+                "description": "Host/Origin refused, or the preview is forged, expired or revoked",
+                "content": {"application/json": {"schema": _ERROR}},
+            }
+            op["operationId"] = f"preview_{method}{suffix}"
+            op["tags"] = ["previews"]
+            item[method] = op
+        out[path] = item
+    return out
 
 
 def _tag(path: str) -> str:
@@ -461,6 +511,7 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
             }
         },
     }
+    paths.update(_preview_paths())
     for (path, method), operation_id in _OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
         paths[path][method]["tags"] = [_tag(path)]
@@ -481,6 +532,10 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         doc["security"] = [{"bearer": []}]
         for open_path in ("/healthz", "/docs", "/docs/static/{name}"):
             paths[open_path]["get"]["security"] = []
+        for path, item in paths.items():
+            if path.startswith("/v1/preview/"):
+                for op in item.values():
+                    op["security"] = []
     else:  # no token: no 401 can come back
         for item in paths.values():
             for op in item.values():

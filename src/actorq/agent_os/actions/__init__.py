@@ -1,12 +1,12 @@
 """The VM actor's actions, one module per concern, and the one table of them (``ACTIONS``).
 
 Owns: ``files`` (read/write/list/move/delete), ``processes`` (exec, spawn and the process table),
-``sessions`` (agent sessions and prompts), ``network`` (``vm_fetch``), ``cron`` (jobs and their
-firing, ``cron_tick``) and ``snapshots`` (the wake/sleep side of moving ``/home/user`` between
-nodes; hooks, not actions). Each action takes the actor context, as the core calls it, and works on
-the VM's :class:`~actorq.agent_os.machine.Machine` (``running(c)`` / ``under_cap(c)``); the
-mechanisms behind them (``files.py``, ``processes.py``, ``sessions.py``, ``fetch.py``, ``cron.py``,
-``snapshot.py``) know nothing of actors.
+``sessions`` (agent sessions and prompts), ``network`` (``vm_fetch``), ``previews`` (signed
+preview URLs), ``cron`` (jobs and their firing, ``cron_tick``) and ``snapshots`` (the wake/sleep
+side of moving ``/home/user`` between nodes; hooks, not actions). Each action takes the actor
+context, as the core calls it, and works on the VM's :class:`~actorq.agent_os.machine.Machine`
+(``running(c)`` / ``under_cap(c)``); the mechanisms behind them (``files.py``, ``processes.py``,
+``sessions.py``, ``fetch.py``, ``preview.py``, ``cron.py``, ``snapshot.py``) know nothing of actors.
 
 Imports the core's ``ActorContext`` and the rest of ``actorq.agent_os``; must not import the
 server, the clients or storage.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from actorq.agent_os.actions import cron, files, network, processes, sessions
+from actorq.agent_os.actions import cron, files, network, previews, processes, sessions
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
 ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
@@ -49,6 +49,10 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "list_processes": processes.list_processes,
     "kill_process": processes.kill_process,
     "vm_fetch": network.vm_fetch,
+    "create_signed_preview_url": previews.create_signed_preview_url,
+    "expire_signed_preview_url": previews.expire_signed_preview_url,
+    "list_preview_urls": previews.list_preview_urls,
+    "preview_request": previews.preview_request,
     "schedule_cron": cron.schedule_cron,
     "list_cron_jobs": cron.list_cron_jobs,
     "cancel_cron_job": cron.cancel_cron_job,

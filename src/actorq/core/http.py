@@ -1,0 +1,27 @@
+"""Signed-URL requests' one rule the core owns: which actor a token belongs to.
+
+A token for the server's open ``/v1/preview/{token}/`` route starts with its actor's id in
+base64url (no padding) and a dot; what follows is the actor's own business (its ``http_action``
+checks it). The server reads only this head, to know which actor to ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+
+def token_head(actor_id: str) -> str:
+    """The start of every token of ``actor_id`` (its id in base64url), without the dot."""
+    return base64.urlsafe_b64encode(actor_id.encode()).rstrip(b"=").decode()
+
+
+def token_actor(token: str) -> str | None:
+    """The actor id a token names (not verified), or None if the token is malformed."""
+    head, dot, _ = token.partition(".")
+    if not head or not dot:
+        return None
+    try:
+        return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode()
+    except (binascii.Error, ValueError):
+        return None

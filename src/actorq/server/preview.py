@@ -1,0 +1,67 @@
+"""The open preview route: ``/v1/preview/{token}/...`` relayed to the actor the token names.
+
+A browser opens a preview without the API token: the token in the path is the credential, and the
+actor checks it (its type's ``http_action``, through ``Runtime.call_http``). This route only moves
+the request there and the answer back: it reads no token itself, reaches no other action, and
+passes the path exactly as it came (percent-encoding kept), so nothing in the path can turn it into
+another of the server's routes.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actorq.core import Runtime
+from actorq.errors import MessageTooLarge, NotFound
+from actorq.server.forward import FORWARDED_HEADER
+
+PREFIX = "/v1/preview/"
+MAX_BODY = 8 * 1024 * 1024  # a preview request body; larger is a 413
+# the API token is not the VM's, and cookies are not passed either way: every preview shares the
+# server's origin, so one VM's cookie would reach another's server
+_SKIP_REQUEST = frozenset({b"host", b"authorization", b"cookie"})
+# the page runs in an opaque origin: its scripts cannot read what the server's own pages keep
+# (the API page's token) nor call the API as that origin
+SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-downloads"
+
+
+def _target(request: Request, token: str) -> str:
+    """The request target after ``/v1/preview/{token}``, as the client sent it."""
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    head = f"{PREFIX}{token}".encode()
+    at = raw.find(head)
+    if at < 0:
+        raise NotFound("no such preview")
+    rest = raw[at + len(head) :].decode("latin-1") or "/"
+    if not rest.startswith("/"):
+        raise NotFound("no such preview")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return rest + (f"?{query}" if query else "")
+
+
+async def preview(request: Request) -> Response:
+    token: str = request.path_params["token"]
+    target = _target(request, token)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise MessageTooLarge(f"a preview request body is at most {MAX_BODY} bytes")
+    headers = [
+        [k.decode("latin-1"), v.decode("latin-1")]
+        for k, v in request.scope["headers"]
+        if k not in _SKIP_REQUEST
+    ]
+    rt: Runtime = request.app.state.runtime
+    answer = await rt.call_http(
+        token,
+        {"method": request.method, "path": target, "headers": headers, "body": body},
+        forward=FORWARDED_HEADER not in request.headers,
+    )
+    out = Response(answer.body, status_code=answer.status)
+    for name, value in answer.headers.items():
+        if name.lower() not in ("content-length", "set-cookie", "content-security-policy"):
+            out.headers.append(name, value)
+    out.headers["content-security-policy"] = SANDBOX
+    return out
