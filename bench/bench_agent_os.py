@@ -180,6 +180,36 @@ def vm_trees() -> list[int]:
     return out
 
 
+async def previews(client: Any, vm: Any, n: int) -> dict[str, Any]:
+    """A GET of a small page in the VM: by vm_fetch (API token) and by a signed preview URL (none)."""
+    import httpx
+
+    port = 18990
+    await vm.write_file("/home/user/site/index.html", "<h1>bench</h1>")
+    await vm.spawn("python3", ["-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd="/home/user/site")
+    for _ in range(100):
+        with contextlib.suppress(Exception):
+            await vm.vm_fetch(port, "/")
+            break
+        await asyncio.sleep(0.1)
+    fetch, preview = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        await vm.vm_fetch(port, "/")
+        fetch.append((time.perf_counter() - t) * 1000)
+    url = (await vm.create_signed_preview_url(port, 600)).url
+    async with httpx.AsyncClient(base_url=client.url) as browser:
+        for _ in range(n):
+            t = time.perf_counter()
+            r = await browser.get(url)
+            preview.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+    return {
+        "vm_fetch_get": {"p50_ms": pct(fetch, 50), "p99_ms": pct(fetch, 99), "n": n},
+        "preview_get": {"p50_ms": pct(preview, 50), "p99_ms": pct(preview, 99), "n": n},
+    }
+
+
 async def run(quick: bool) -> dict[str, Any]:
     cold_n = 10 if quick else 50
     vms = 2 if quick else 8
@@ -207,6 +237,7 @@ async def run(quick: bool) -> dict[str, Any]:
             await vm.exec("true")
             warm.append((time.perf_counter() - t) * 1000)
         results["warm_exec_true"] = {"p50_ms": pct(warm, 50), "p99_ms": pct(warm, 99), "n": cold_n}
+        results.update(await previews(client, vm, cold_n))
 
         handles = [client.vm.get_or_create([f"pi-{i}"]) for i in range(vms)]
         starts, sessions = [], []
@@ -218,6 +249,12 @@ async def run(quick: bool) -> dict[str, Any]:
             starts.append((time.perf_counter() - t) * 1000)
             sessions.append(s["session_id"])
         results["pi_session_start"] = {"p50_ms": pct(starts, 50), "max_ms": max(starts), "n": vms}
+        switch = []
+        for _ in range(cold_n):
+            t = time.perf_counter()
+            await handles[0].set_model(sessions[0], "stand-in")
+            switch.append((time.perf_counter() - t) * 1000)
+        results["pi_set_model"] = {"p50_ms": pct(switch, 50), "p99_ms": pct(switch, 99), "n": cold_n}
 
         async def prompt(h: Any, sid: str, i: int) -> float:
             t = time.perf_counter()
@@ -322,6 +359,18 @@ def main() -> int:
     table.add_row("  a wake's host set-up (p50, ms; the parts after namespaces run together)", "", parts, "")
     table.add_row(
         "warm exec('true') p50 / p99", _p(b, "warm_exec_true"), _p(r, "warm_exec_true"), "p50 <= 10 ms"
+    )
+    table.add_row(
+        "vm_fetch GET of a page in the VM p50 / p99", _p(b, "vm_fetch_get"), _p(r, "vm_fetch_get"), ""
+    )
+    table.add_row(
+        "the same through a signed preview URL (no token) p50 / p99",
+        _p(b, "preview_get"),
+        _p(r, "preview_get"),
+        "",
+    )
+    table.add_row(
+        "pi set_model (RPC round trips) p50 / p99", _p(b, "pi_set_model"), _p(r, "pi_set_model"), ""
     )
     table.add_row(
         "pi session create -> ready p50 / max",
