@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+_URLSAFE = str.maketrans("-_", "+/")
+
 
 def token_head(actor_id: str) -> str:
     """The start of every token of ``actor_id`` (its id in base64url), without the dot."""
@@ -22,6 +24,9 @@ def token_actor(token: str) -> str | None:
     if not head or not dot:
         return None
     try:
-        return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode()
+        raw = base64.b64decode(head.translate(_URLSAFE) + "=" * (-len(head) % 4), validate=True)
+        actor_id = raw.decode()
     except (binascii.Error, ValueError):
         return None
+    # one spelling per actor: anything that is not exactly token_head's (stray bits) is refused
+    return actor_id if actor_id and token_head(actor_id) == head else None

@@ -9,11 +9,13 @@ another of the server's routes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from actorq.core import Runtime
-from actorq.errors import MessageTooLarge, NotFound
+from actorq.errors import ActorError, MessageTooLarge, NotFound
 from actorq.server.forward import FORWARDED_HEADER
 
 PREFIX = "/v1/preview/"
@@ -40,6 +42,24 @@ def _target(request: Request, token: str) -> str:
     return rest + (f"?{query}" if query else "")
 
 
+def _answer(answer: Any) -> tuple[int, dict[str, str], bytes]:
+    """The http_action's answer: ``{"status", "headers", "body"}`` (a ``FetchResult`` reads so too)."""
+    try:
+        status, headers, body = answer["status"], answer["headers"], answer["body"]
+    except (TypeError, KeyError):
+        raise ActorError("the actor's http_action answered without status, headers and body") from None
+    ok = (
+        isinstance(status, int)
+        and 100 <= status <= 599
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        and isinstance(body, bytes)
+    )
+    if not ok:
+        raise ActorError("the actor's http_action answered a malformed status, headers or body")
+    return status, headers, body
+
+
 async def preview(request: Request) -> Response:
     token: str = request.path_params["token"]
     target = _target(request, token)
@@ -59,8 +79,9 @@ async def preview(request: Request) -> Response:
         {"method": request.method, "path": target, "headers": headers, "body": body},
         forward=FORWARDED_HEADER not in request.headers,
     )
-    out = Response(answer.body, status_code=answer.status)
-    for name, value in answer.headers.items():
+    status, answer_headers, answer_body = _answer(answer)
+    out = Response(answer_body, status_code=status)
+    for name, value in answer_headers.items():
         if name.lower() not in ("content-length", "set-cookie", "content-security-policy"):
             out.headers.append(name, value)
     out.headers["content-security-policy"] = SANDBOX
