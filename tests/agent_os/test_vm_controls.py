@@ -145,6 +145,11 @@ async def test_mcp_servers_reach_the_acp_agent(client: AsyncClient) -> None:
     state = json.dumps([s.__dict__ for s in await vm.list_sessions()])
     assert "Bearer t" not in state and sid in state
 
+    # a running agent keeps the MCP servers it started with
+    with pytest.raises(BadRequest):
+        await vm.resume_session(sid, mcp_servers=servers[:1])
+    assert (await vm.send_prompt(sid, "still here")).stop_reason == "end_turn"
+
     # an agent that takes no http servers: Unsupported, and no session was made
     with pytest.raises(Unsupported):
         await vm.create_session("stub", env={"STUB_NO_HTTP": "1"}, mcp_servers=servers)
@@ -212,3 +217,23 @@ async def test_pi_takes_no_mcp_servers(client: AsyncClient, llm: FakeLLM) -> Non
     assert await vm.list_sessions() == []
     sid = (await vm.create_session("pi")).session_id  # the VM keeps serving
     assert (await vm.send_prompt(sid, "hi")).stop_reason == "stop"
+
+
+async def test_after_a_restart_mcp_servers_are_given_again_to_session_load(tmp_path: Path) -> None:
+    servers = [{"name": "files", "command": "/usr/bin/mcp-files", "args": [], "env": {"TOKEN": "s3cret-mcp"}}]
+    async with registry.test(storage=tmp_path / "data") as c:
+        vm = await acp_vm(c, "restart")
+        sid = (await vm.create_session("stub", mcp_servers=servers)).session_id
+    async with registry.test(storage=tmp_path / "data") as c:
+        vm = c.acpvm.get_or_create(["restart"])
+        assert (await vm.list_sessions())[0].status == "stopped"
+        await vm.resume_session(sid, mcp_servers=servers)
+        last = json.loads((await vm.read_file(MCP_LOG)).decode().splitlines()[-1])
+        acp_session = (await vm.list_sessions())[0].transcript  # the ACP session id
+        assert last["method"] == "session/load" and last["sessionId"] == acp_session
+        assert last["mcpServers"][0]["env"] == [{"name": "TOKEN", "value": "s3cret-mcp"}]
+        assert (await vm.send_prompt(sid, "back STATE")).text.endswith("[mode=ask model=stub-small]")
+    # the MCP server's secret never reached the data directory (kept in memory only)
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file() and "home" not in path.parts:
+            assert b"s3cret-mcp" not in path.read_bytes(), path

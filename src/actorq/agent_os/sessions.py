@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from actorq.agent_os.agents.base import AgentControls, AgentDriver, DriverOptions, Launcher
 from actorq.agent_os.agents.mcp import check_mcp_servers
@@ -23,6 +23,7 @@ from actorq.agent_os.sandbox import check_env, check_timeout
 from actorq.errors import BadRequest, NotFound, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, Session, SessionModes
 
+T = TypeVar("T")
 AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
 
 # (vm actor id, session id) -> env; process memory only (secrets never reach disk)
@@ -46,6 +47,13 @@ def _session(sid: str, meta: Mapping[str, Any]) -> Session:
         status=meta["status"],
         transcript=meta.get("transcript"),
     )
+
+
+def _restore(table: dict[tuple[str, str], T], key: tuple[str, str], value: T | None) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
 
 
 def _name(what: str, value: Any) -> None:
@@ -199,12 +207,24 @@ class SessionManager:
         if meta["status"] == "closed":
             raise SessionClosed(f"session {sid} is closed")
         servers = check_mcp_servers(mcp_servers) if mcp_servers is not None else None
+        if servers is not None and sid in self.live:
+            raise BadRequest(
+                "the session's agent is running with its MCP servers; they are given again only to a "
+                "stopped session (after a restart or sleep)"
+            )
+        key = (self.actor_id, sid)
+        before_env, before_mcp = _ENV.get(key), _MCP.get(key)
         if env is not None:
-            _ENV[(self.actor_id, sid)] = check_env(env)
+            _ENV[key] = check_env(env)
         if servers is not None:
-            _MCP[(self.actor_id, sid)] = servers
+            _MCP[key] = servers
         if sid not in self.live:
-            await self._start(sid, meta, resume=True)
+            try:
+                await self._start(sid, meta, resume=True)
+            except BaseException:  # e.g. MCP servers this agent does not take: keep what it had
+                _restore(_ENV, key, before_env)
+                _restore(_MCP, key, before_mcp)
+                raise
         return _session(sid, meta)
 
     async def controls(self, sid: str, what: str) -> AgentControls:
