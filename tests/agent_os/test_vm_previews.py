@@ -78,8 +78,10 @@ async def test_a_preview_serves_the_vm_port_without_the_api_token(
     r = await browser.get(p.url + "sub/page.txt?x=1")
     assert r.status_code == 200 and r.text == "sub page"
     # a form post is the VM server's business (http.server answers 501 to POST), not a 415 of ours
-    r = await browser.post(p.url, data={"a": "b"})
+    r = await browser.post(p.url, data={"a": "b"}, headers={"origin": "null"})  # a sandboxed page's form
     assert r.status_code == 501 and "SimpleHTTP" in r.headers.get("server", "")
+    r = await browser.post("/v1/actors", json={}, headers={"origin": "null"})
+    assert r.status_code == 403  # the API still refuses a foreign Origin
     assert [x.id for x in await vm.list_preview_urls()] == [p.id]
 
     # expired by hand: 403, and nothing proxied
