@@ -144,3 +144,18 @@ async def test_bad_previews_are_typed_and_change_nothing(
     assert status == 403
     assert (await browser.get(good.url)).text == "<h1>inside</h1>"  # the good one still works
     assert sorted(x.id for x in await vm.list_preview_urls()) == sorted([good.id, dead.id])
+
+
+async def test_a_preview_outlives_a_restart_and_expiring_it_is_durable(tmp_path: Path) -> None:
+    async with registry.test(storage=tmp_path / "data", token=TOKEN) as c:
+        vm = c.offline.get_or_create(["durable-preview"])
+        keep = await vm.create_signed_preview_url(PORT + 3, 600)
+        gone = await vm.create_signed_preview_url(PORT + 3, 600)
+        assert await vm.expire_signed_preview_url(gone.id)
+    async with registry.test(storage=tmp_path / "data", token=TOKEN) as c:
+        vm = c.offline.get_or_create(["durable-preview"])
+        await serve(vm, PORT + 3)  # processes do not survive a restart; the preview does
+        async with httpx.AsyncClient(base_url=c.url, timeout=30) as b:
+            assert (await b.get(keep.url)).text == "<h1>inside</h1>"
+            assert (await b.get(gone.url)).status_code == 403
+        assert [p.id for p in await vm.list_preview_urls()] == [keep.id]
