@@ -204,6 +204,10 @@ async def test_pi_set_model_switches_the_model_the_llm_sees(client: AsyncClient,
         await vm.set_config_option(sid, "thought_level", "enormous")
     with pytest.raises(Unsupported):
         await vm.get_modes(sid)
+    with pytest.raises(NotFound):
+        await vm.set_config_option(sid, "no-such-option", "x")
+    levels = {o["id"]: o for o in await vm.set_config_option(sid, "thought_level", "off")}
+    assert levels["thought_level"]["currentValue"] == "off"
     after = {o["id"]: o for o in await vm.set_model(sid, "stand-in-large")}
     assert after["model"]["currentValue"] == f"{PROVIDER}/stand-in-large"
     await vm.send_prompt(sid, "hello again")
