@@ -216,8 +216,10 @@ GENERATED = [
     if not path.endswith("/connect")
     for method, op in item.items()
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    # a request with no parameters and no body cannot be made invalid
-    if mode is GenerationMode.POSITIVE or op["parameters"] or "requestBody" in op
+    # a request with no parameters and no body cannot be made invalid, nor one of a preview (any
+    # string is a path there, any body the VM server's)
+    if mode is GenerationMode.POSITIVE
+    or ((op["parameters"] or "requestBody" in op) and not path.startswith("/v1/preview/"))
 ]
 
 
@@ -243,7 +245,9 @@ def test_generated_requests_are_answered_as_documented(
 
     seen: list[str] = []
     run()
-    if mode is GenerationMode.POSITIVE:  # the aiming worked: valid requests got through
+    # previews reach a server in a VM through a signed token: this registry has none (their 2xx
+    # are tested in test_http_action.py and agent_os/test_vm_previews.py)
+    if mode is GenerationMode.POSITIVE and not path.startswith("/v1/preview/"):  # the aiming worked
         tried = "\n".join(seen)
         assert any(200 <= status < 300 for status in answers), f"{method} {path}: no 2xx in\n{tried}"
 
