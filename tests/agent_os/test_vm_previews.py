@@ -159,3 +159,42 @@ async def test_a_preview_outlives_a_restart_and_expiring_it_is_durable(tmp_path:
             assert (await b.get(keep.url)).text == "<h1>inside</h1>"
             assert (await b.get(gone.url)).status_code == 403
         assert [p.id for p in await vm.list_preview_urls()] == [keep.id]
+
+
+WS_SERVER = Path(__file__).with_name("ws_echo_server.py")
+
+
+async def test_a_websocket_through_a_preview(client: AsyncClient) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    vm = client.offline.get_or_create(["ws-preview"])
+    port = PORT + 5
+    await vm.write_file("/home/user/ws_echo_server.py", WS_SERVER.read_bytes())
+    await vm.spawn("python3", ["/home/user/ws_echo_server.py", str(port)])
+    p = await vm.create_signed_preview_url(port, 60)
+    ws_url = client.url.replace("http://", "ws://") + p.url + "room/1?x=2"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            far = await connect(ws_url, subprotocols=["chat"])  # type: ignore[list-item]
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline  # the echo server is still starting
+            await asyncio.sleep(0.2)
+    async with far:
+        assert far.subprotocol == "chat"
+        assert await far.recv() == "hello /room/1?x=2 chat"
+        await far.send("ping")
+        assert await far.recv() == "echo: ping"
+        await far.send(b"\x00\x01")
+        assert await far.recv() == b"echo: \x00\x01"
+    # forged, or expired: the handshake is refused and nothing is opened
+    head, pid, expires, sig = p.url.split("/")[3].split(".")
+    forged = client.url.replace("http://", "ws://") + f"/v1/preview/{head}.{pid}.{expires}.{sig[:-2]}AA/"
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(forged)
+    assert refused.value.response.status_code == 403
+    assert await vm.expire_signed_preview_url(p.id)
+    with pytest.raises(InvalidStatus):
+        await connect(ws_url)

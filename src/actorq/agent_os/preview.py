@@ -199,4 +199,27 @@ async def forward(host: VMHost, port: int, request: Any) -> FetchResult:
     return await asyncio.to_thread(_exchange, sock, port, method, path, headers, body)
 
 
-__all__ = ["MAX_TTL", "MIN_TTL", "PREFIX", "admit", "create", "expire", "forward", "listed"]
+async def tunnel(host: VMHost, port: int, request: Any) -> Any:
+    """An admitted WebSocket request: a WebSocket client connection to the VM's port (the
+    ``websockets`` package, over a socket opened in the VM's namespace), for the server to relay."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+
+    _, path, headers, _ = _request({**request, "method": "GET"})
+    offered = [p.strip() for k, v in headers if k.lower() == "sec-websocket-protocol" for p in v.split(",")]
+    sock = await host.call(_connect, port)
+    try:
+        return await connect(
+            f"ws://127.0.0.1:{port}{path}",
+            sock=sock,
+            subprotocols=[p for p in offered if p] or None,  # type: ignore[misc]
+            open_timeout=10,
+            max_size=MAX_BODY,
+            compression=None,
+        )
+    except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
+        sock.close()
+        raise BadGateway(f"the server on port {port} in the VM refused the WebSocket ({exc})"[:300]) from None
+
+
+__all__ = ["MAX_TTL", "MIN_TTL", "PREFIX", "admit", "create", "expire", "forward", "listed", "tunnel"]

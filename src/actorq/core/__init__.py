@@ -16,6 +16,8 @@ exported here and nothing under ``actorq.core.*``. Talks to storage only through
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition, QueueDefinition, actor, queue
 from actorq.core.events import Subscriber
+from actorq.core.http import UPGRADE as HTTP_UPGRADE
+from actorq.core.http import Tunnel as HttpTunnel
 from actorq.core.http import token_actor as http_token_actor
 from actorq.core.http import token_head as http_token_head
 from actorq.core.logcontext import LogScope
@@ -50,6 +52,8 @@ __all__ = [
     "Subscriber",
     "actor",
     "extract_trace",
+    "HTTP_UPGRADE",
+    "HttpTunnel",
     "http_token_actor",
     "http_token_head",
     "inject_trace",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Protocol
 
 _URLSAFE = str.maketrans("-_", "+/")
 
@@ -30,3 +31,26 @@ def token_actor(token: str) -> str | None:
         return None
     # one spelling per actor: anything that is not exactly token_head's (stray bits) is refused
     return actor_id if actor_id and token_head(actor_id) == head else None
+
+
+class _Upgrade:
+    """The marker of a WebSocket request handed to an ``http_action`` (see Runtime.open_http_tunnel)."""
+
+    def __repr__(self) -> str:
+        return "UPGRADE"
+
+
+UPGRADE = _Upgrade()
+
+
+class Tunnel(Protocol):
+    """An open WebSocket to the actor's side, as an ``http_action`` answers an UPGRADE request."""
+
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def send(self, message: str | bytes) -> None: ...
+
+    async def close(self) -> None: ...

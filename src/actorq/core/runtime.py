@@ -411,6 +411,14 @@ class Runtime:
             raise NotFound("no such preview")
         return await self.call_action(actor_id, action, [token, request], forward=forward)
 
+    async def open_http_tunnel(self, token: str, request: Any) -> Any:
+        """A WebSocket by a signed URL: :meth:`call_http` with ``request["websocket"]`` set to
+        :data:`~actorq.core.http.UPGRADE` (a value no JSON request can carry, so only this path
+        asks for a live connection), run on this node only (the connection is a Python object:
+        ``Unavailable`` where another node owns the actor). The action answers an open
+        :class:`~actorq.core.http.Tunnel`."""
+        return await self.call_http(token, {**request, "websocket": http.UPGRADE}, forward=False)
+
     async def connect(self, actor_id: str, client: Any, *, forward: bool = True) -> Subscriber | None:
         """A client connects to the actor's events: its buffer (attached; ``detach()`` it when the
         client leaves) when the actor is served on this node; ``None`` once the connection was

@@ -31,7 +31,7 @@ from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
 from actorq.server.openapi import openapi_document
 from actorq.server.preview import PREFIX as PREVIEW_PREFIX
-from actorq.server.preview import preview
+from actorq.server.preview import preview, preview_socket
 from actorq.server.responses import (
     error_response,
     json_response,
@@ -285,6 +285,8 @@ ROUTES = [
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
     Route(PREVIEW_PREFIX + "{token}", preview, methods=PREVIEW_METHODS),
     Route(PREVIEW_PREFIX + "{token}/{rest:path}", preview, methods=PREVIEW_METHODS),
+    WebSocketRoute(PREVIEW_PREFIX + "{token}", preview_socket),
+    WebSocketRoute(PREVIEW_PREFIX + "{token}/{rest:path}", preview_socket),
 ]
 
 # open without the token: liveness, the API page's static files (the same for every server;

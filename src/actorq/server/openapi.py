@@ -228,6 +228,12 @@ def _preview_paths() -> dict[str, Any]:
                 "description": "Host/Origin refused, or the preview is forged, expired or revoked",
                 "content": {"application/json": {"schema": _ERROR}},
             }
+            if method == "get":
+                op["description"] = (
+                    "Also a WebSocket: an upgrade request is relayed to the VM server's WebSocket "
+                    "(subprotocols passed on); a refused one is closed before the handshake (403)."
+                )
+                op["responses"]["101"] = {"description": "Switching Protocols (WebSocket, relayed)"}
             op["operationId"] = f"preview_{method}{suffix}"
             op["tags"] = ["previews"]
             item[method] = op

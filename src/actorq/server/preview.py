@@ -9,13 +9,16 @@ another of the server's routes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from actorq.core import Runtime
-from actorq.errors import ActorError, MessageTooLarge, NotFound
+from actorq.core import HttpTunnel, Runtime
+from actorq.errors import ActorError, ActorqError, MessageTooLarge, NotFound
 from actorq.server.forward import FORWARDED_HEADER
 
 PREFIX = "/v1/preview/"
@@ -28,7 +31,7 @@ _SKIP_REQUEST = frozenset({b"host", b"authorization", b"cookie"})
 SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-downloads"
 
 
-def _target(request: Request, token: str) -> str:
+def _target(request: Request | WebSocket, token: str) -> str:
     """The request target after ``/v1/preview/{token}``, as the client sent it."""
     raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
     head = f"{PREFIX}{token}".encode()
@@ -86,3 +89,55 @@ async def preview(request: Request) -> Response:
             out.headers.append(name, value)
     out.headers["content-security-policy"] = SANDBOX
     return out
+
+
+async def preview_socket(ws: WebSocket) -> None:
+    """A WebSocket by a preview URL: the actor opens one to its side, and messages are relayed
+    both ways until either end closes. Refused (forged, expired, nothing there): closed before
+    the handshake completes, with the typed error's code as the reason."""
+    token: str = ws.path_params["token"]
+    rt: Runtime = ws.app.state.runtime
+    try:
+        target = _target(ws, token)
+        headers = [
+            [k.decode("latin-1"), v.decode("latin-1")]
+            for k, v in ws.scope["headers"]
+            if k not in _SKIP_REQUEST
+        ]
+        far: HttpTunnel = await rt.open_http_tunnel(
+            token, {"method": "GET", "path": target, "headers": headers, "body": b""}
+        )
+    except ActorqError as exc:
+        await ws.close(code=4000 + exc.status, reason=exc.code)
+        return
+    try:
+        await ws.accept(subprotocol=far.subprotocol)
+
+        async def up() -> None:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                data = message.get("text")
+                await far.send(data if data is not None else message.get("bytes") or b"")
+
+        async def down() -> None:
+            while True:
+                data = await far.recv()
+                if isinstance(data, str):
+                    await ws.send_text(data)
+                else:
+                    await ws.send_bytes(data)
+
+        tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+    finally:
+        with contextlib.suppress(Exception):
+            await far.close()
+        with contextlib.suppress(Exception, WebSocketDisconnect):
+            await ws.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 from actorq.agent_os import preview
 from actorq.agent_os.machine import running
-from actorq.core import ActorContext, http_token_head
+from actorq.core import HTTP_UPGRADE, ActorContext, http_token_head
 from actorq.vm_types import FetchResult, PreviewUrl
 
 
@@ -33,4 +33,7 @@ async def list_preview_urls(c: ActorContext) -> list[PreviewUrl]:
 
 async def preview_request(c: ActorContext, token: str, request: dict[str, Any]) -> FetchResult:
     port = preview.admit(c.state, c.actor_id, token)  # before anything reaches the VM
+    if request.get("websocket") is HTTP_UPGRADE:  # only the core's tunnel path can set this
+        tunnel: Any = await preview.tunnel(running(c).host, port, request)
+        return tunnel  # type: ignore[no-any-return]
     return await preview.forward(running(c).host, port, request)
