@@ -70,3 +70,31 @@ def test_vm_files_follow_the_vm_to_another_node(cluster: Cluster) -> None:
             assert text == b"written on node a\nmore\n"
 
     asyncio.run(on_c())
+
+
+def test_a_preview_opened_on_another_node_is_served_by_the_owner(cluster: Cluster) -> None:
+    import httpx
+
+    a, b = node(cluster, "pa"), node(cluster, "pb")
+    port = 18961
+
+    async def run() -> None:
+        async with create_client(a.url) as client:
+            vm = client.vm.get_or_create(["previewed"])
+            await vm.write_file("/home/user/site/index.html", "served by the owner")
+            await vm.spawn(
+                "python3", ["-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd="/home/user/site"
+            )
+            p = await vm.create_signed_preview_url(port, 60)
+        async with httpx.AsyncClient(base_url=b.url, timeout=30) as browser:  # the other node
+            deadline = time.monotonic() + 15
+            while True:
+                r = await browser.get(p.url)
+                if r.status_code != 502 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert r.status_code == 200 and r.text == "served by the owner", r.text
+            forged = p.url[:-3] + "AA/"
+            assert (await browser.get(forged)).status_code == 403
+
+    asyncio.run(run())
