@@ -238,3 +238,29 @@ async def test_state_survives_restart(open_actors: OpenActors, tmp_path: Path) -
     async with open_actors(registry, storage=tmp_path) as client:
         h = client.counter.get("p")
         assert await h.add(1) == 42
+
+
+async def test_attempt_is_the_number_of_deliveries_everywhere(client: Actors) -> None:
+    """A waited send, a result look-up and a dead letter say the same ``attempt``."""
+    h = client.plain.get_or_create(["attempts"])
+    first = await h.send("tasks", {}, wait=True, timeout=10)
+    assert (first.status, first.attempt, first.queue) == ("completed", 1, "tasks")
+    assert (await h.result(first.id)).attempt == 1
+    again = await h.send("tasks", {"fail_until": 1}, wait=True, timeout=10)
+    assert (again.status, again.attempt) == ("completed", 2)
+    assert (await h.result(again.id)).attempt == 2
+    dead = await h.send("tasks", {"fail_until": 99}, wait=True, timeout=10)
+    assert (dead.status, dead.attempt) == ("failed", 3), "max_attempts=3 deliveries"
+    assert (await h.result(dead.id)).attempt == 3
+    assert (await h.result(dead.id, wait=True, timeout=5)).attempt == 3
+    [letter] = await h.dead_letters()
+    assert letter.attempt == 3
+    r = client.req.get_or_create(["attempts"])
+    done = await r.send("ask", {"q": 1}, wait=True, timeout=5)
+    assert (done.status, done.attempt, done.queue) == ("completed", 1, "ask")
+    assert (await r.result(done.id)).attempt == 1
+    slow = await r.send("ask", {"sleep": 0.5}, wait=True, timeout=0.2)
+    assert (slow.status, slow.attempt) == ("timed_out", 1), "delivered once, still running"
+    assert (await r.result(slow.id, wait=True, timeout=5)).attempt == 1
+    pending = await h.send("tasks", {}, delay=60)
+    assert (await h.result(pending.id)).attempt == 0, "not delivered yet"

@@ -43,7 +43,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> None:
 class Outcomes(Protocol):
     """Where an instance reports what it committed, for the senders waiting on it."""
 
-    def on_acked(self, actor_id: str, ids: Iterable[int]) -> None: ...
+    def on_acked(self, actor_id: str, messages: Iterable[Message[Any]]) -> None: ...
 
     def on_dead(self, records: Iterable[MessageRecord]) -> None: ...
 
@@ -56,6 +56,9 @@ class Outcomes(Protocol):
         status: Literal["completed", "failed"],
         response: str | None,
         error: str | None,
+        *,
+        attempt: int,
+        queue: str,
     ) -> None: ...
 
 
@@ -88,7 +91,7 @@ class ActorInstance:
         self.options = definition.options
         self._saved_state = record.state
         self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
-        self._unacked: list[int] = []  # plain messages handed out, acknowledged on the next receive
+        self._unacked: dict[int, Message[Any]] = {}  # plain messages handed out, acked on the next receive
         self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -254,7 +257,8 @@ class ActorInstance:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             self._wakeup.clear()
-            ack = tuple(self._unacked)
+            held = dict(self._unacked)
+            ack = tuple(held)
             state = self._dirty_state()
             out = await self.storage.receive(
                 self.actor_id,
@@ -270,7 +274,7 @@ class ActorInstance:
                 self._saved_state = state
             if out.acked:
                 self._failures = 0
-                self.outcomes.on_acked(self.actor_id, out.acked)
+                self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
             if out.dead:
                 self.outcomes.on_dead(out.dead)
             if self.stopping:
@@ -284,7 +288,7 @@ class ActorInstance:
                     await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
                     raise
                 if not completable:
-                    self._unacked.extend(ids)
+                    self._unacked.update({m.id: m for m in msgs})
                 else:
                     self._open.update({m.id: m for m in msgs})
                 self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
@@ -323,12 +327,13 @@ class ActorInstance:
             raise CompletionError(f"message {msg.id} is no longer in flight")
         msg.completed = True
         self._open.pop(msg.id, None)
-        if msg.id in self._unacked:
-            self._unacked.remove(msg.id)
+        self._unacked.pop(msg.id, None)
         if state is not None:
             self._saved_state = state
         self._failures = 0
-        self.outcomes.on_finished(self.actor_id, msg.id, "completed", response_json, None)
+        self.outcomes.on_finished(
+            self.actor_id, msg.id, "completed", response_json, None, attempt=msg.attempt, queue=msg.name
+        )
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
@@ -400,7 +405,8 @@ class ActorInstance:
 
     async def _settle_return(self) -> None:
         """``run`` returned: acknowledge plain messages, put open completables back at the head."""
-        ack = tuple(self._unacked)
+        held = dict(self._unacked)
+        ack = tuple(held)
         state = self._dirty_state()
         if ack or state is not None:
             out = await self.storage.receive(
@@ -415,11 +421,11 @@ class ActorInstance:
             self._unacked.clear()
             if state is not None:
                 self._saved_state = state
-            self.outcomes.on_acked(self.actor_id, out.acked)
+            self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
         if self._open:
-            held = tuple(self._open)
+            still_open = tuple(self._open)
             self._open.clear()
-            await self._release(held, "run returned without completing the message")
+            await self._release(still_open, "run returned without completing the message")
 
     async def _wait_for_work(self) -> None:
         """After ``run`` returned: wait for a ready message, then let the supervisor call it again."""
