@@ -264,3 +264,53 @@ async def test_attempt_is_the_number_of_deliveries_everywhere(client: Actors) ->
     assert (await r.result(slow.id, wait=True, timeout=5)).attempt == 1
     pending = await h.send("tasks", {}, delay=60)
     assert (await h.result(pending.id)).attempt == 0, "not delivered yet"
+
+
+async def test_message_received_in_an_action_goes_back_unless_completed(client: Actors) -> None:
+    h = client.manual.get_or_create(["m"])
+    sent = await h.send("tasks", {"v": 1})
+    assert await h.receive_open() == {"body": {"v": 1}, "attempt": 1}
+    assert await h.receive_open() == {"body": {"v": 1}, "attempt": 2}, "back at the head, attempt + 1"
+    with pytest.raises(ActorError, match="action failed on attempt 3"):
+        await h.receive_and_raise()
+    assert await h.receive_and_complete() == {"body": {"v": 1}, "attempt": 4}
+    done = await h.result(sent.id)
+    assert (done.status, done.response, done.attempt) == ("completed", {"ok": 4}, 4)
+    assert await h.try_receive() is None, "nothing left: the completed message is gone"
+
+
+async def test_plain_message_received_in_an_action(client: Actors) -> None:
+    h = client.manual.get_or_create(["p"])
+    sent = await h.send("tasks", {"v": 2})
+    later = await h.send("tasks", {"v": 3})
+    with pytest.raises(ActorError):
+        await h.receive_plain_and_raise()
+    assert await h.receive_plain() == {"body": {"v": 2}, "attempt": 2}, "redelivered ahead of later ones"
+    done = await h.result(sent.id)
+    assert (done.status, done.attempt) == ("completed", 2), "acknowledged when the action returned"
+    assert await h.receive_plain() == {"body": {"v": 3}, "attempt": 1}
+    assert (await h.result(later.id)).status == "completed"
+
+
+async def test_action_dead_letters_after_max_attempts(client: Actors) -> None:
+    h = client.manual.get_or_create(["d"])
+    waiting = asyncio.ensure_future(h.send("tasks", {"v": 4}, wait=True, timeout=20))
+    for attempt in range(1, 7):
+        assert await h.receive_open() == {"body": {"v": 4}, "attempt": attempt}
+    r = await waiting
+    assert (r.status, r.attempt) == ("failed", 6)
+    assert r.error is not None and "without completing" in r.error
+    [letter] = await h.dead_letters()
+    assert letter.attempt == 6
+
+
+async def test_a_message_held_by_an_action_does_not_block_the_run_loop(client: Actors) -> None:
+    probe.gate = asyncio.Event()
+    h = client.manual.get_or_create(["hold"])
+    await h.send("tasks", {"v": 5})
+    holding = asyncio.ensure_future(h.hold())
+    await until(lambda: bool(probe.errors))
+    r = await h.send("a", {"run": 1}, wait=True, timeout=10)
+    assert r.status == "completed" and [s[2] for s in probe.seen] == [{"run": 1}]
+    probe.gate.set()
+    assert await holding == {"body": {"v": 5}, "attempt": 1}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -62,6 +63,33 @@ class Outcomes(Protocol):
     ) -> None: ...
 
 
+class Receiver:
+    """The messages one receiver holds: the run loop, or one action call (and the tasks it starts).
+
+    A receiver that ends (``run`` or the action returns or raises) settles what it still holds:
+    plain messages are acknowledged on return, completables go back to the head of their queue
+    (attempt + 1), and everything goes back when it raised."""
+
+    __slots__ = ("instance", "open", "unacked")
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self.instance = instance
+        self.unacked: dict[int, Message[Any]] = {}  # plain messages handed out, acked on the next receive
+        self.open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+
+    def held_ids(self) -> tuple[int, ...]:
+        return (*self.unacked, *self.open)
+
+    def clear(self) -> None:
+        self.unacked.clear()
+        self.open.clear()
+
+
+# which receiver the running code is (set by the run loop's task and by each action call; tasks
+# started from there inherit it)
+_receiver: contextvars.ContextVar[Receiver | None] = contextvars.ContextVar("actorq_receiver", default=None)
+
+
 class ActorInstance:
     """``outcomes``: told of every acknowledgement, completion, dead letter and receive;
     ``services``: what the actor's ``c`` calls (sends, other actors, schedules, events);
@@ -91,9 +119,10 @@ class ActorInstance:
         self.options = definition.options
         self._saved_state = record.state
         self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
-        self._unacked: dict[int, Message[Any]] = {}  # plain messages handed out, acked on the next receive
-        self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
-        self._wakeup = asyncio.Event()
+        self._run_receiver = Receiver(self)
+        self._receivers: set[Receiver] = {self._run_receiver}  # the run loop's and running actions'
+        self._wakeup = asyncio.Event()  # the run loop waiting for work after ``run`` returned
+        self._listeners: set[asyncio.Event] = set()  # receives waiting for a message
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self.vars: Any = definition.vars() if definition.vars is not None else None
@@ -120,6 +149,8 @@ class ActorInstance:
     def poke(self) -> None:
         """A message arrived (or a delayed one became due): look again."""
         self._wakeup.set()
+        for ev in self._listeners:
+            ev.set()
 
     @property
     def idle(self) -> bool:
@@ -127,8 +158,7 @@ class ActorInstance:
             self.idle_since is not None
             and self.actions_running == 0
             and self.kept_awake == 0
-            and not self._unacked
-            and not self._open
+            and not any(r.unacked or r.open for r in self._receivers)
         )
 
     def idle_for(self, now: float) -> float:
@@ -159,7 +189,7 @@ class ActorInstance:
         if task is not None and not task.done():
             if grace and not self.idle:
                 self.stopping = True
-                self._wakeup.set()
+                self.poke()
                 await asyncio.wait({task}, timeout=grace)
             if not task.done():
                 task.cancel()
@@ -169,8 +199,7 @@ class ActorInstance:
                 pass
         held = self._held_ids()
         if held:  # grace ran out mid-message: put it back so it is redelivered, never lost
-            self._unacked.clear()
-            self._open.clear()
+            self._clear_receivers()
             try:
                 await self._release(held, "actor stopped mid-message")
             except ActorqError:
@@ -187,8 +216,7 @@ class ActorInstance:
         held stays in flight in storage; the node that takes the actor over redelivers it."""
         self.closing = True
         self.lost = True
-        self._unacked.clear()
-        self._open.clear()
+        self._clear_receivers()
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -242,22 +270,50 @@ class ActorInstance:
         return out
 
     def _held_ids(self) -> tuple[int, ...]:
-        return (*self._unacked, *self._open)
+        return tuple(i for r in self._receivers for i in r.held_ids())
+
+    def _clear_receivers(self) -> None:
+        for r in self._receivers:
+            r.clear()
+
+    def _current_receiver(self) -> Receiver:
+        rcv = _receiver.get()
+        # code outside ``run`` and the actions (a hook, another actor's context) counts as the run loop
+        return rcv if rcv is not None and rcv.instance is self else self._run_receiver
 
     async def receive(
         self, names: str | Sequence[str] | None, count: int, timeout: float | None, completable: bool
     ) -> list[Message[Any]]:
-        if self._open:
-            open_ids = ", ".join(str(i) for i in self._open)
+        rcv = self._current_receiver()
+        if rcv.open:
+            open_ids = ", ".join(str(i) for i in rcv.open)
             raise CompletionError(
                 f"completable message(s) {open_ids} still open: complete them before asking for the next one"
             )
         queues = self._queue_names(names)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        wakeup = asyncio.Event()  # this receive's own: another receiver's clear() cannot hide a poke
+        self._listeners.add(wakeup)
+        try:
+            return await self._receive(rcv, queues, count, loop, deadline, completable, wakeup)
+        finally:
+            self._listeners.discard(wakeup)
+
+    async def _receive(
+        self,
+        rcv: Receiver,
+        queues: tuple[str, ...] | None,
+        count: int,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float | None,
+        completable: bool,
+        wakeup: asyncio.Event,
+    ) -> list[Message[Any]]:
+        in_run = rcv is self._run_receiver  # only the run loop's waiting makes the actor idle
         while True:
-            self._wakeup.clear()
-            held = dict(self._unacked)
+            wakeup.clear()
+            held = dict(rcv.unacked)
             ack = tuple(held)
             state = self._dirty_state()
             out = await self.storage.receive(
@@ -269,7 +325,7 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            self._unacked.clear()
+            rcv.unacked.clear()
             if state is not None:
                 self._saved_state = state
             if out.acked:
@@ -280,7 +336,8 @@ class ActorInstance:
             if self.stopping:
                 raise asyncio.CancelledError()
             if out.messages:
-                self.idle_since = None
+                if in_run:
+                    self.idle_since = None
                 ids = [m.id for m in out.messages]
                 try:
                     msgs = [self._message(rec, completable) for rec in out.messages]
@@ -288,9 +345,9 @@ class ActorInstance:
                     await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
                     raise
                 if not completable:
-                    self._unacked.update({m.id: m for m in msgs})
+                    rcv.unacked.update({m.id: m for m in msgs})
                 else:
-                    self._open.update({m.id: m for m in msgs})
+                    rcv.open.update({m.id: m for m in msgs})
                 self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
                 return msgs
             now = loop.time()
@@ -300,9 +357,9 @@ class ActorInstance:
             if out.next_available_at is not None:
                 due = max(0.0, out.next_available_at - time.time()) + 0.001
                 wait = due if wait is None else min(wait, due)
-            if self.idle_since is None:
+            if in_run and self.idle_since is None:
                 self.idle_since = time.monotonic()
-            await _wait(self._wakeup, wait)
+            await _wait(wakeup, wait)
 
     def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
         qdef = self.definition.get_queue(rec.queue)
@@ -318,7 +375,8 @@ class ActorInstance:
         )
 
     async def complete(self, msg: Message[Any], response: Any) -> None:
-        if msg.id not in self._open and msg.id not in self._unacked:
+        rcv = next((r for r in self._receivers if msg.id in r.open or msg.id in r.unacked), None)
+        if rcv is None:
             raise CompletionError(f"message {msg.id} is not held by this receiver any more")
         response_json = self.definition.get_queue(msg.name).encode_response(response)
         state = self._dirty_state()
@@ -326,8 +384,8 @@ class ActorInstance:
         if not ok:
             raise CompletionError(f"message {msg.id} is no longer in flight")
         msg.completed = True
-        self._open.pop(msg.id, None)
-        self._unacked.pop(msg.id, None)
+        rcv.open.pop(msg.id, None)
+        rcv.unacked.pop(msg.id, None)
         if state is not None:
             self._saved_state = state
         self._failures = 0
@@ -337,6 +395,7 @@ class ActorInstance:
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
+        _receiver.set(self._run_receiver)  # this task's own context: whoever woke the actor keeps theirs
         try:
             await self._supervise_loop()
         except LeaseLost as exc:
@@ -351,8 +410,7 @@ class ActorInstance:
             self._lose()
 
     def _lose(self) -> None:
-        self._unacked.clear()
-        self._open.clear()
+        self._clear_receivers()
         self._on_lease_lost(self.actor_id)
 
     async def _supervise_loop(self) -> None:
@@ -369,7 +427,7 @@ class ActorInstance:
                     # what it handed out; only taking the lease anew (which requeues everything in
                     # flight) is sure to redeliver it. The claim scan does that within a second.
                     raise
-                held = self._held_ids()
+                held = self._run_receiver.held_ids()
                 log.error(
                     "run of %s %s (%s) raised on message(s) %s; they will be redelivered",
                     self.name,
@@ -396,16 +454,26 @@ class ActorInstance:
         self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
-        held = self._held_ids()
-        self._unacked.clear()
-        self._open.clear()
+        held = self._run_receiver.held_ids()
+        self._run_receiver.clear()
         self._reset_state()  # the failed message's state changes are not kept
         if held:
             await self._release(held, f"{type(exc).__name__}: {exc}")
 
     async def _settle_return(self) -> None:
-        """``run`` returned: acknowledge plain messages, put open completables back at the head."""
-        held = dict(self._unacked)
+        await self._settle(self._run_receiver, None, "run returned without completing the message")
+
+    async def _settle(self, rcv: Receiver, exc: BaseException | None, unfinished: str) -> None:
+        """A receiver ended: if it raised (``exc``), put back all it held; if it returned,
+        acknowledge its plain messages (saving the state with them) and put its open completables
+        back at the head of their queues (``unfinished``: why, for the dead letters)."""
+        if exc is not None:
+            ids = rcv.held_ids()
+            rcv.clear()
+            if ids:
+                await self._release(ids, f"{type(exc).__name__}: {exc}")
+            return
+        held = dict(rcv.unacked)
         ack = tuple(held)
         state = self._dirty_state()
         if ack or state is not None:
@@ -418,14 +486,14 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            self._unacked.clear()
+            rcv.unacked.clear()
             if state is not None:
                 self._saved_state = state
             self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
-        if self._open:
-            still_open = tuple(self._open)
-            self._open.clear()
-            await self._release(still_open, "run returned without completing the message")
+        if rcv.open:
+            still_open = tuple(rcv.open)
+            rcv.open.clear()
+            await self._release(still_open, unfinished)
 
     async def _wait_for_work(self) -> None:
         """After ``run`` returned: wait for a ready message, then let the supervisor call it again."""
@@ -447,24 +515,38 @@ class ActorInstance:
         bound, bound_kw = adef.bind(args, kwargs)
         self.actions_running += 1
         self.last_active = time.monotonic()
+        rcv = Receiver(self)  # messages this call receives are settled when it ends
+        self._receivers.add(rcv)
+        token = _receiver.set(rcv)
+        failure: BaseException | None = None
         try:
             return await adef.fn(self.ctx, *bound, **bound_kw)
-        except ActorqError:
+        except ActorqError as exc:
+            failure = exc
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            failure = exc
+            if not isinstance(exc, Exception):
+                raise  # cancelled: what it held goes back all the same
             log.warning("action %s of %s (%s) raised", name, self.name, self.actor_id, exc_info=exc)
             raise ActorError(
                 f"action {name!r} raised {type(exc).__name__}: {exc}",
                 details={"action": name, "type": type(exc).__name__},
             ) from exc
         finally:
+            _receiver.reset(token)
             self.actions_running -= 1
             self.last_active = time.monotonic()
             try:
+                if rcv.unacked or rcv.open:
+                    unfinished = f"action {name!r} returned without completing the message"
+                    await self._settle(rcv, failure, unfinished)
                 await self.persist_state()
             except LeaseLost:
                 self._on_lease_lost(self.actor_id)
                 raise
+            finally:
+                self._receivers.discard(rcv)
 
 
 __all__ = ["ActorInstance", "Outcomes"]
