@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
-from actorq import ActorContext, CompletionError, actor, queue, setup
+from actorq import ActorContext, CompletionError, ValidationError, actor, queue, setup
 
 
 @dataclass
@@ -122,6 +122,12 @@ async def typed_loop(c: ActorContext) -> None:
             await m.complete({"summary": f"{m.body.x + m.body.y}"})
         elif m.name == "job":
             await m.complete({"summary": f"{m.body.name}x{m.body.weight}"})
+        elif m.name == "fix":
+            try:
+                await m.complete({"wrong": True})
+            except ValidationError as exc:  # the message stays open: complete it properly
+                typed_seen.append(exc)
+            await m.complete({"summary": "fixed"})
         else:
             await m.complete({"wrong": True})  # fails the response type: stays open → error
 
@@ -239,6 +245,7 @@ registry = setup(
                 "point": queue(Point, ReviewOut),
                 "job": queue(Job, ReviewOut),
                 "bad": queue(Any, ReviewOut),
+                "fix": queue(Any, ReviewOut),
             },
             run=typed_loop,
         ),

@@ -314,3 +314,11 @@ async def test_a_message_held_by_an_action_does_not_block_the_run_loop(client: A
     assert r.status == "completed" and [s[2] for s in probe.seen] == [{"run": 1}]
     probe.gate.set()
     assert await holding == {"body": {"v": 5}, "attempt": 1}
+
+
+async def test_a_response_failing_its_type_raises_to_the_handler_and_leaves_it_open(client: Actors) -> None:
+    r = await client.typed.get_or_create(["fix"]).send("fix", {}, wait=True, timeout=10)
+    assert (r.status, r.response, r.attempt) == ("completed", {"summary": "fixed"}, 1)
+    [err] = semantics.typed_seen[1:]
+    assert isinstance(err, ValidationError), "actorq's typed error, not pydantic's"
+    assert err.details[0]["loc"] == ["summary"]
