@@ -190,6 +190,23 @@ async def test_dead_letters_via_release_and_receive(storage: Storage) -> None:
     assert await storage.get_message(a, 2) is None
 
 
+async def test_release_with_no_attempts_left_dead_letters_at_once(storage: Storage) -> None:
+    """``max_attempts=0``: the core's way to dead-letter a message it cannot hand to a receiver
+    (a stored body that no longer fits its queue's type), with its reason, on first delivery."""
+    a = await new_actor(storage)
+    await storage.send(req(a, max_size=1), NOW)
+    await receive(storage, a)
+    dead = await storage.release(a, (1,), error="body no longer fits", max_attempts=0, now=NOW + 1)
+    assert [(d.id, d.status, d.attempt, d.error) for d in dead] == [
+        (1, MessageStatus.DEAD, 1, "body no longer fits")
+    ]
+    rec = await storage.get_message(a, 1)
+    assert rec is not None and (rec.status, rec.attempt, rec.completed_at) == (MessageStatus.DEAD, 1, NOW + 1)
+    assert rec.error == "body no longer fits"
+    await storage.send(req(a, max_size=1), NOW)  # the dead letter no longer counts against max_size
+    assert [s.dead for s in await storage.queue_stats(a, NOW)] == [1]
+
+
 async def test_max_size_counts_pending_only(storage: Storage) -> None:
     a = await new_actor(storage)
     for _ in range(2):

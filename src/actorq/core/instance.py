@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pydantic import ValidationError as PydanticValidationError
+
 from actorq import _typing as t
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
@@ -39,6 +41,15 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await event.wait()
+
+
+def _field_errors(exc: PydanticValidationError) -> str:
+    """pydantic's errors on one line: ``priority: Field required; file: Input should be ...``."""
+    parts = []
+    for e in t.pydantic_errors(exc):
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(parts)
 
 
 class Outcomes(Protocol):
@@ -338,17 +349,20 @@ class ActorInstance:
             if out.messages:
                 if in_run:
                     self.idle_since = None
-                ids = [m.id for m in out.messages]
-                try:
-                    msgs = [self._message(rec, completable) for rec in out.messages]
-                except Exception as exc:  # a stored body no longer fits the declared type
-                    await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
-                    raise
+                msgs: list[Message[Any]] = []
+                for rec in out.messages:
+                    msg = self._message(rec, completable)
+                    if isinstance(msg, str):  # no receiver could ever take it: no retries
+                        await self._release((rec.id,), msg, attempts_left=False)
+                    else:
+                        msgs.append(msg)
+                self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
+                if not msgs:
+                    continue
                 if not completable:
                     rcv.unacked.update({m.id: m for m in msgs})
                 else:
                     rcv.open.update({m.id: m for m in msgs})
-                self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
                 return msgs
             now = loop.time()
             if deadline is not None and now >= deadline:
@@ -361,9 +375,18 @@ class ActorInstance:
                 self.idle_since = time.monotonic()
             await _wait(wakeup, wait)
 
-    def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
-        qdef = self.definition.get_queue(rec.queue)
-        body = qdef.decode_body(json.loads(rec.body))
+    def _message(self, rec: MessageRecord, completable: bool) -> Message[Any] | str:
+        """The message to hand out, or why it cannot be: its stored body no longer fits the queue's
+        type (a deploy changed it), or its queue is gone."""
+        qdef = self.definition.queues.get(rec.queue)
+        if qdef is None:
+            return f"queue {rec.queue!r} no longer exists"
+        try:
+            body = qdef.decode_body(json.loads(rec.body))
+        except PydanticValidationError as exc:
+            return f"body no longer matches queue {rec.queue!r} type: {_field_errors(exc)}"
+        except Exception as exc:  # a user validator raising something pydantic does not wrap
+            return f"body no longer matches queue {rec.queue!r} type: {type(exc).__name__}: {exc}"
         return Message(
             self,
             id=rec.id,
@@ -446,10 +469,12 @@ class ActorInstance:
             await self._settle_return()
             await self._wait_for_work()
 
-    async def _release(self, ids: tuple[int, ...], error: str) -> None:
-        """Put held messages back at their place; those out of attempts go to the dead letters."""
+    async def _release(self, ids: tuple[int, ...], error: str, *, attempts_left: bool = True) -> None:
+        """Put held messages back at their place; those out of attempts go to the dead letters
+        (``attempts_left=False``: all of them, at once)."""
+        max_attempts = self.options.max_attempts if attempts_left else 0
         dead = await self.storage.release(
-            self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
+            self.actor_id, ids, error=error, max_attempts=max_attempts, now=time.time()
         )
         self.outcomes.on_dead(dead)
 

@@ -222,7 +222,9 @@ class Storage(Protocol):
     async def release(
         self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
     ) -> list[MessageRecord]:
-        """Put in-flight messages back at their place (pending); return those dead-lettered instead."""
+        """Put in-flight messages back at their place (pending); return those dead-lettered instead
+        (their ``attempt`` already reached ``max_attempts``; ``0`` dead-letters all of them), with
+        ``error`` as their reason."""
         ...
 
     async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None: ...
