@@ -132,6 +132,27 @@ async def test_queue_filter_and_state_saved_with_ack(storage: Storage) -> None:
     assert (await storage.load_actor(a)).state == '{"n":2}'  # type: ignore[union-attr]
 
 
+async def test_state_keeps_the_version_it_was_saved_at(storage: Storage) -> None:
+    a = await new_actor(storage)
+    rec = await storage.load_actor(a)
+    assert rec is not None and (rec.state, rec.state_version) == (None, 1), "version 1 until told"
+    await storage.save_state(a, '{"v":3}', version=3)
+    rec = await storage.load_actor(a)
+    assert rec is not None and (rec.state, rec.state_version) == ('{"v":3}', 3)
+    await storage.save_state(a, '{"v":4}')  # no version: the stored one stays
+    await storage.send(req(a), NOW)
+    await receive(storage, a, state='{"v":5}')
+    await storage.complete(a, 1, None, state='{"v":6}', now=NOW)
+    for rec in (
+        await storage.load_actor(a),
+        (await storage.resolve_actor("w", ("k",), create=True, must_create=False, new_id="x", now=NOW))[0],
+        (await storage.list_actors("w", 10, None))[0],
+    ):
+        assert rec is not None and (rec.state, rec.state_version) == ('{"v":6}', 3)
+    await storage.save_state(a, '{"v":1}', version=1)  # an older version may be written back too
+    assert (await storage.load_actor(a)).state_version == 1  # type: ignore[union-attr]
+
+
 async def test_complete(storage: Storage) -> None:
     a = await new_actor(storage)
     await storage.send(req(a), NOW)

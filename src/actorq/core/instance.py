@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import json
 import logging
 import time
@@ -263,6 +264,39 @@ class ActorInstance:
         if state is not None:
             await self.storage.save_state(self.actor_id, state)
             self._saved_state = state
+
+    async def evolve_state(self, version: int) -> None:
+        """On wake, before ``run`` or an action sees it: bring a state saved at an older
+        ``state_version`` (``version``) up to this code's through ``migrate_state``, and save it
+        with the new version in one write; refuse a state newer than this code knows."""
+        want = self.definition.state_version
+        if version == want:
+            return
+        where = f"actor {self.name!r} ({self.actor_id})"
+        if version > want:
+            raise ActorError(
+                f"state of {where} was saved at state_version {version}, but this code knows only up "
+                f"to {want}: deploy code that declares state_version={version} (or higher) to wake it",
+                details={"state_version": version, "code_state_version": want},
+            )
+        if self._saved_state is not None:  # never saved: the initial state is already at ``want``
+            migrate = self.definition.migrate_state
+            assert migrate is not None  # actor() requires it beyond version 1
+            try:
+                migrated = migrate(self.state, version)
+                if inspect.isawaitable(migrated):
+                    migrated = await migrated
+            except Exception as exc:
+                log.error("migrate_state of %s from %d to %d raised", where, version, want, exc_info=exc)
+                raise ActorError(
+                    f"migrate_state of {where} from state_version {version} to {want} raised "
+                    f"{type(exc).__name__}: {exc}",
+                    details={"state_version": version, "code_state_version": want},
+                ) from exc
+            self.state = migrated
+        text = t.dumps(self.state)
+        await self.storage.save_state(self.actor_id, text, version=want)
+        self._saved_state = text
 
     def _reset_state(self) -> None:
         self.state = (

@@ -30,6 +30,7 @@ class ActorRecord:
     key: tuple[str, ...]
     state: str | None
     created_at: float
+    state_version: int = 1  # the ``state_version`` ``state`` was last saved at (see save_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,10 @@ class Storage(Protocol):
 
     async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]: ...
 
-    async def save_state(self, actor_id: str, state: str) -> None: ...
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
+        """Save the state; with ``version``, record that version with it in the same write (it
+        stays as it was otherwise, and when state is saved by receive or complete)."""
+        ...
 
     # messages
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
