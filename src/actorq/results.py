@@ -24,7 +24,8 @@ class SendResult:
 
     ``completed``: ``response`` holds the response (``None`` for a plain acknowledgement).
     ``failed``: dead-lettered; ``error`` says why. ``timed_out``: still queued or running; look it
-    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait.
+    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait. ``attempt``: how
+    many times the message was delivered so far (the handler's ``message.attempt``; 0 if never).
     """
 
     id: int
