@@ -116,6 +116,9 @@ v3 = keeper(
     actions={"add": add_total, "state": count},
 )
 v2_broken = keeper(state={}, state_version=2, migrate_state=broken, actions={"state": count})
+v2_not_json = keeper(
+    state={}, state_version=2, migrate_state=lambda old, v: {"when": object()}, actions={"state": count}
+)
 
 
 @pytest.fixture(autouse=True)
@@ -184,6 +187,9 @@ async def test_a_failing_migration_refuses_to_wake_and_changes_nothing(
         await client.keeper.get_or_create(["b"]).add(1)
     async with open_actors(v2_broken, storage=tmp_path) as client:
         with pytest.raises(ActorError, match=r"migrate_state .* raised ValueError: cannot read this state"):
+            await client.keeper.get("b").state()
+    async with open_actors(v2_not_json, storage=tmp_path) as client:
+        with pytest.raises(ActorError, match=r"migrate_state .* returned a state that is not JSON"):
             await client.keeper.get("b").state()
     async with open_actors(v1, storage=tmp_path) as client:
         assert await client.keeper.get("b").state() == {"count": 1}

@@ -25,7 +25,7 @@ from actorq import _typing as t
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
-from actorq.errors import ActorError, ActorqError, CompletionError, LeaseLost, Unavailable
+from actorq.errors import ActorError, ActorqError, BadRequest, CompletionError, LeaseLost, Unavailable
 from actorq.storage.protocol import ActorRecord, MessageRecord, Storage
 
 if TYPE_CHECKING:
@@ -293,8 +293,17 @@ class ActorInstance:
                     f"{type(exc).__name__}: {exc}",
                     details={"state_version": version, "code_state_version": want},
                 ) from exc
+            try:
+                text = t.dumps(migrated)
+            except BadRequest as exc:
+                raise ActorError(
+                    f"migrate_state of {where} from state_version {version} to {want} returned a state "
+                    f"that is not JSON: {exc.message}",
+                    details={"state_version": version, "code_state_version": want},
+                ) from None
             self.state = migrated
-        text = t.dumps(self.state)
+        else:
+            text = t.dumps(self.state)
         await self.storage.save_state(self.actor_id, text, version=want)
         self._saved_state = text
 
