@@ -209,6 +209,16 @@ async def receive_plain_and_raise(c: ActorContext) -> None:
     raise RuntimeError(f"action failed on attempt {m.attempt}")
 
 
+async def take_in_background(c: ActorContext) -> None:
+    """Start a background task that receives a completable and ends without completing it."""
+
+    async def take() -> None:
+        m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+        probe.errors.append(f"background took {m.id if m else None} on attempt {m.attempt if m else 0}")
+
+    c.keep_awake(take())
+
+
 async def hold(c: ActorContext) -> dict[str, Any]:
     """Hold a completable message open until the probe's gate opens, then complete it."""
     m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
@@ -266,6 +276,7 @@ registry = setup(
                 "try_receive": try_receive,
                 "receive_plain_and_raise": receive_plain_and_raise,
                 "hold": hold,
+                "take_in_background": take_in_background,
             },
             max_attempts=6,
         ),

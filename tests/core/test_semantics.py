@@ -323,3 +323,12 @@ async def test_a_response_failing_its_type_raises_to_the_handler_and_leaves_it_o
     assert isinstance(err, ValidationError), "actorq's typed error, not pydantic's"
     assert err.details[0]["loc"] == ["summary"]
 
+
+
+async def test_a_background_task_is_a_receiver_of_its_own(client: Actors) -> None:
+    h = client.manual.get_or_create(["bg"])
+    await h.send("tasks", {"v": 6})
+    await h.take_in_background()  # returns at once; its task outlives it
+    await until(lambda: bool(probe.errors))
+    assert probe.errors == ["background took 1 on attempt 1"]
+    assert await h.receive_open() == {"body": {"v": 6}, "attempt": 2}, "settled when the task ended"

@@ -16,8 +16,8 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from actorq.core.context import ActorServices
 
 log = logging.getLogger("actorq.runtime")
+T = TypeVar("T")
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:
@@ -179,7 +180,11 @@ class ActorInstance:
         return now - max(self.idle_since, self.last_active)
 
     def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(work)
+        rcv = Receiver(self)  # it outlives whoever started it: messages it takes are its own
+        self._receivers.add(rcv)
+        ctx = contextvars.copy_context()
+        ctx.run(_receiver.set, rcv)
+        task = asyncio.create_task(self._run_receiving(rcv, work, "a background task"), context=ctx)
         self.kept_awake += 1
         self._background.add(task)
 
@@ -193,6 +198,21 @@ class ActorInstance:
 
         task.add_done_callback(done)
         return task
+
+    async def _run_receiving(self, rcv: Receiver, work: Awaitable[T], who: str) -> T:
+        """Await ``work`` as receiver ``rcv`` and settle what it still holds when it ends."""
+        failure: BaseException | None = None
+        try:
+            return await work
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            try:
+                if rcv.unacked or rcv.open:
+                    await self._settle(rcv, failure, f"{who} ended without completing the message")
+            finally:
+                self._receivers.discard(rcv)
 
     async def close(self, grace: float | None) -> None:
         """Stop the run loop: at once if idle, else after the current handler (bounded by ``grace``)."""
@@ -332,8 +352,9 @@ class ActorInstance:
 
     def _current_receiver(self) -> Receiver:
         rcv = _receiver.get()
-        # code outside ``run`` and the actions (a hook, another actor's context) counts as the run loop
-        return rcv if rcv is not None and rcv.instance is self else self._run_receiver
+        # code outside ``run``, the actions and keep_awake tasks (a hook, another actor's context, a
+        # task that outlived the action that started it) counts as the run loop
+        return rcv if rcv is not None and rcv in self._receivers else self._run_receiver
 
     async def receive(
         self, names: str | Sequence[str] | None, count: int, timeout: float | None, completable: bool
@@ -586,16 +607,14 @@ class ActorInstance:
         rcv = Receiver(self)  # messages this call receives are settled when it ends
         self._receivers.add(rcv)
         token = _receiver.set(rcv)
-        failure: BaseException | None = None
         try:
-            return await adef.fn(self.ctx, *bound, **bound_kw)
-        except ActorqError as exc:
-            failure = exc
+            return await self._run_receiving(rcv, adef.fn(self.ctx, *bound, **bound_kw), f"action {name!r}")
+        except LeaseLost:
+            self._on_lease_lost(self.actor_id)
             raise
-        except BaseException as exc:
-            failure = exc
-            if not isinstance(exc, Exception):
-                raise  # cancelled: what it held goes back all the same
+        except ActorqError:
+            raise
+        except Exception as exc:
             log.warning("action %s of %s (%s) raised", name, self.name, self.actor_id, exc_info=exc)
             raise ActorError(
                 f"action {name!r} raised {type(exc).__name__}: {exc}",
@@ -606,15 +625,9 @@ class ActorInstance:
             self.actions_running -= 1
             self.last_active = time.monotonic()
             try:
-                if rcv.unacked or rcv.open:
-                    unfinished = f"action {name!r} returned without completing the message"
-                    await self._settle(rcv, failure, unfinished)
                 await self.persist_state()
             except LeaseLost:
                 self._on_lease_lost(self.actor_id)
                 raise
-            finally:
-                self._receivers.discard(rcv)
-
 
 __all__ = ["ActorInstance", "Outcomes"]
