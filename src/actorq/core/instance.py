@@ -189,6 +189,8 @@ class ActorInstance:
         self._background.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                work.close()  # cancelled before it started: never awaited, and that is fine
             self.kept_awake -= 1
             self.last_active = time.monotonic()
             self._background.discard(t)
