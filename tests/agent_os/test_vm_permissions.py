@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 
 from actorq import NotFound, ValidationError
+from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.agent_os.permissions import Permissions, Rule, ToolRequest, allow, ask, deny
+from actorq.client import AsyncClient
 from actorq.errors import CompletionError
+from tests.apps.vm_app import registry
+from tests.conftest import LLM_PORT
 
 # -- policy matching ------------------------------------------------------------------------------
 
@@ -47,7 +51,9 @@ def test_tool_names_and_kinds_match_both_agents() -> None:
 
 
 def test_path_patterns_inside_and_outside_a_directory() -> None:
-    p = Permissions(rules=[ask(path="!/home/user/project/**"), allow(path="/home/user/project/**")], default="deny")
+    p = Permissions(
+        rules=[ask(path="!/home/user/project/**"), allow(path="/home/user/project/**")], default="deny"
+    )
     assert p.decide(pi("write", path="src/a.py", content="")).action == "allow"  # relative to cwd
     assert p.decide(pi("write", path="/home/user/project", content="")).action == "allow"
     assert p.decide(pi("write", path="../other/a.py", content="")).action == "ask"
@@ -57,7 +63,9 @@ def test_path_patterns_inside_and_outside_a_directory() -> None:
     assert one_level.decide(pi("write", path="/home/user/a.txt", content="")).action == "deny"
     assert one_level.decide(pi("write", path="/home/user/d/a.txt", content="")).action == "allow"
     move = acp("move", paths=("/home/user/project/a", "/tmp/a"))
-    assert Permissions(rules=[allow(path="/home/user/project/**")], default="deny").decide(move).action == "deny"
+    assert (
+        Permissions(rules=[allow(path="/home/user/project/**")], default="deny").decide(move).action == "deny"
+    )
 
 
 def test_command_glob_and_regex_and_host_patterns() -> None:
@@ -106,7 +114,9 @@ def test_bad_policies_are_validation_errors(build: Any) -> None:
 
 
 def test_a_policy_round_trips_through_json() -> None:
-    p = Permissions(rules=[ask("bash", command="rm *"), deny(path="!/home/user/**")], timeout=5, on_timeout="allow")
+    p = Permissions(
+        rules=[ask("bash", command="rm *"), deny(path="!/home/user/**")], timeout=5, on_timeout="allow"
+    )
     again = Permissions.parse(json.loads(json.dumps(p.to_dict())))
     assert again == p
 
@@ -114,3 +124,166 @@ def test_a_policy_round_trips_through_json() -> None:
 def test_a_request_fingerprint_ignores_the_call_id_but_not_its_input() -> None:
     assert pi("write", path="a", content="x").fingerprint == pi("write", path="a", content="x").fingerprint
     assert pi("write", path="a", content="x").fingerprint != pi("write", path="a", content="y").fingerprint
+
+
+def test_a_vm_type_with_a_bad_policy_is_refused_where_it_is_declared() -> None:
+    from actorq.agent_os import agent_os, software
+
+    with pytest.raises(ValidationError):
+        agent_os(software=[software.common], permissions={"rules": [{"action": "ask", "path": "rel"}]})  # type: ignore[arg-type]
+
+
+# -- held tool calls in real VMs --------------------------------------------------------------------
+
+
+STUB = Path(__file__).with_name("acp_stub_agent.py")
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
+    async with registry.test(storage=tmp_path / "data") as c:
+        yield c
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM(port=LLM_PORT) as server:
+        yield server
+
+
+class Events:
+    """A connected client's events, collected in the background."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+        self._new = asyncio.Event()
+
+    async def collect(self, conn: Any) -> None:
+        async for ev in conn:
+            self.items.append((ev.name, ev.data))
+            self._new.set()
+
+    async def wait_for(self, name: str, timeout: float = 60.0, **match: Any) -> Any:
+        async with asyncio.timeout(timeout):
+            while True:
+                for n, d in self.items:
+                    if n == name and all(d.get(k) == v for k, v in match.items()):
+                        return d
+                self._new.clear()
+                await self._new.wait()
+
+
+def tool_results(llm: FakeLLM) -> str:
+    """Everything the model was sent back as tool results."""
+    return json.dumps([m for r in llm.requests for m in r.get("messages", []) if m.get("role") == "tool"])
+
+
+async def test_pi_write_held_listed_approved_and_finished(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.permvm.get_or_create(["pi-allow"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    session = await vm.create_session("pi")
+    sid = session["session_id"]
+    llm.script(
+        [
+            Reply.tool_call("read", {"path": "/home/user/.pi/agent/settings.json"}),  # not held
+            Reply.tool_call("write", {"path": "/home/user/approved.txt", "content": "yes"}),
+            Reply.text("done"),
+        ]
+    )
+    events = Events()
+    async with await vm.connect() as conn:
+        task = asyncio.create_task(events.collect(conn))
+        prompt = asyncio.create_task(vm.send_prompt(sid, "write the file"))
+        held = await events.wait_for("permission_request", session_id=sid)
+        assert (
+            held["tool"] == "write"
+            and held["kind"] == "edit"
+            and held["paths"] == ["/home/user/approved.txt"]
+        )
+        assert not await vm.exists("/home/user/approved.txt")  # not before the answer
+        (listed,) = await vm.list_permission_requests()
+        assert listed.request_id == held["request_id"] and listed.status == "pending"
+        assert await vm.list_permission_requests(session_id="ses_other") == []
+        # bad answers change nothing
+        with pytest.raises(ValidationError):
+            await vm.respond_permission(sid, held["request_id"], "maybe")
+        with pytest.raises(NotFound):
+            await vm.respond_permission(sid, "perm_nope", "allow")
+        with pytest.raises(NotFound):
+            await vm.respond_permission("ses_other", held["request_id"], "allow")
+        assert len(await vm.list_permission_requests(sid)) == 1
+        answered = await vm.respond_permission(sid, held["request_id"], "allow")
+        assert answered.status == "allowed" and answered.answered_by == "client"
+        r = await prompt
+        with pytest.raises(CompletionError):  # answering twice
+            await vm.respond_permission(sid, held["request_id"], "deny")
+        await events.wait_for("permission_resolved", request_id=held["request_id"])
+        task.cancel()
+    assert r.stop_reason == "stop" and r.text == "done"
+    assert await vm.read_file("/home/user/approved.txt") == b"yes"
+    assert await vm.list_permission_requests() == []
+
+
+async def test_pi_denied_call_is_reported_to_the_model(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.permvm.get_or_create(["pi-deny"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    # the session's own policy overrides the VM's: bash is refused outright, write asks
+    own = Permissions(rules=[deny("bash", command="rm *"), ask("write")], timeout=60)
+    session = await vm.create_session("pi", permissions=own)
+    sid = session["session_id"]
+    llm.script(
+        [
+            Reply.tool_call("bash", {"command": "rm -rf /home/user/precious"}),
+            Reply.tool_call("write", {"path": "/home/user/denied.txt", "content": "no"}),
+            Reply.text("ok, I will not"),
+        ]
+    )
+    await vm.mkdir("/home/user/precious")
+    prompt = asyncio.create_task(vm.send_prompt(sid, "clean up"))
+    async with asyncio.timeout(60):
+        while not (pending := await vm.list_permission_requests(sid)):
+            await asyncio.sleep(0.05)
+    assert pending[0].tool == "write"
+    await vm.respond_permission(sid, pending[0].request_id, "deny")
+    r = await prompt
+    assert r.text == "ok, I will not"
+    assert await vm.exists("/home/user/precious") and not await vm.exists("/home/user/denied.txt")
+    told = tool_results(llm)
+    assert "Permission denied by the VM's policy (rule 0)" in told and "denied by client" in told
+    with pytest.raises(ValidationError):
+        await vm.create_session("pi", permissions={"rules": [{"action": "ask", "command": "re:("}]})
+    assert len(await vm.list_sessions()) == 1  # the refused session was not created
+
+
+async def test_an_unanswered_ask_gets_the_timeout_answer(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.permvm.get_or_create(["pi-timeout"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    session = await vm.create_session("pi", permissions=Permissions(rules=[ask("write")], timeout=0.5))
+    llm.script(
+        [Reply.tool_call("write", {"path": "/home/user/late.txt", "content": "x"}), Reply.text("gave up")]
+    )
+    r = await vm.send_prompt(session["session_id"], "write it")
+    assert r.text == "gave up" and not await vm.exists("/home/user/late.txt")
+    assert "nobody answered in time" in tool_results(llm)
+
+
+async def test_acp_agent_permission_held_then_allowed_or_denied(client: AsyncClient) -> None:
+    vm = client.permacp.get_or_create(["acp"])
+    await vm.write_file("/home/user/acp_stub_agent.py", STUB.read_bytes())
+    session = await vm.create_session("stub")
+    sid = session["session_id"]
+    for decision, path in (("allow", "/home/user/yes.txt"), ("deny", "/home/user/no.txt")):
+        prompt = asyncio.create_task(vm.send_prompt(sid, f"write hello to {path}"))
+        async with asyncio.timeout(60):
+            while not (pending := await vm.list_permission_requests(sid)):
+                await asyncio.sleep(0.05)
+        assert pending[0].kind == "edit" and pending[0].title == f"Write {path}"
+        await vm.respond_permission(sid, pending[0].request_id, decision)
+        r = await prompt
+        if decision == "allow":
+            assert f"wrote {path}" in r.text and await vm.read_file(path) == b"hello"
+        else:
+            assert "permission denied" in r.text and not await vm.exists(path)

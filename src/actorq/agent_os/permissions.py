@@ -354,17 +354,23 @@ class Permissions:
         _check_choice("default", self.default, ACTIONS)
         _check_choice("on_timeout", self.on_timeout, ANSWERS)
         t = self.timeout
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or not 0 < t <= MAX_TIMEOUT:
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, int | float)
+            or not math.isfinite(t)
+            or not 0 < t <= MAX_TIMEOUT
+        ):
             raise ValidationError(
-                f"timeout is a number of seconds in (0, {MAX_TIMEOUT:g}], not {t!r}", details={"field": "timeout"}
+                f"timeout is a number of seconds in (0, {MAX_TIMEOUT:g}], not {t!r}",
+                details={"field": "timeout"},
             )
         object.__setattr__(self, "timeout", float(t))
 
     def decide(self, req: ToolRequest) -> Decision:
         for i, rule in enumerate(self.rules):
             if rule.matches(req):
-                return Decision(rule.action, i, f"rule {i} ({rule.action})")
-        return Decision(self.default, None, f"the default ({self.default})")
+                return Decision(rule.action, i, f"rule {i}")
+        return Decision(self.default, None, "its default")
 
     def to_dict(self) -> dict[str, Any]:
         return {
