@@ -15,10 +15,10 @@ import pytest
 from actorq import NotFound, ValidationError
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.agent_os.permissions import Permissions, Rule, ToolRequest, allow, ask, deny
-from actorq.client import AsyncClient
+from actorq.client import AsyncClient, create_client
 from actorq.errors import CompletionError
 from tests.apps.vm_app import registry
-from tests.conftest import LLM_PORT
+from tests.conftest import LLM_PORT, ServerProcess
 
 # -- policy matching ------------------------------------------------------------------------------
 
@@ -287,3 +287,49 @@ async def test_acp_agent_permission_held_then_allowed_or_denied(client: AsyncCli
             assert f"wrote {path}" in r.text and await vm.read_file(path) == b"hello"
         else:
             assert "permission denied" in r.text and not await vm.exists(path)
+
+
+async def test_a_held_call_survives_kill_9_and_the_answer_finishes_the_prompt(
+    server_factory: type[ServerProcess], data_dir: Path
+) -> None:
+    write = Reply.tool_call("write", {"path": "/home/user/after-crash.txt", "content": "survived"})
+    async with FakeLLM(port=LLM_PORT) as llm:
+        server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+        async with create_client(server.url) as c:
+            vm = c.permvm.get_or_create(["crash"])
+            for path, text in pi_agent_files(llm.url).items():
+                await vm.write_file(f"/home/user/{path}", text)
+            sid = (await vm.create_session("pi"))["session_id"]
+            llm.script([write])
+            prompt = asyncio.create_task(vm.send_prompt(sid, "write the file, then say finished"))
+            async with asyncio.timeout(60):
+                while not (pending := await vm.list_permission_requests(sid)):
+                    await asyncio.sleep(0.05)
+            server.kill9()
+            with pytest.raises(Exception):  # noqa: B017 - the server died under the call
+                await prompt
+        (held,) = pending
+
+        # the model will ask for the same call again when the interrupted prompt is re-run
+        llm.script([write, Reply.text("finished")])
+        server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+        async with create_client(server.url) as c:
+            vm = c.permvm.get_or_create(["crash"])
+            (still,) = await vm.list_permission_requests()
+            assert still.request_id == held.request_id and still.status == "pending"
+            assert not await vm.exists("/home/user/after-crash.txt")
+            events = Events()
+            async with await vm.connect() as conn:
+                task = asyncio.create_task(events.collect(conn))
+                answered = await vm.respond_permission(sid, held.request_id, "allow")
+                assert answered.status == "allowed"
+                done = await events.wait_for("permission_resumed", request_id=held.request_id)
+                task.cancel()
+            assert done["stop_reason"] == "stop" and done["text"] == "finished"
+            assert await vm.read_file("/home/user/after-crash.txt") == b"survived"
+            assert await vm.list_permission_requests() == []
+            with pytest.raises(CompletionError):
+                await vm.respond_permission(sid, held.request_id, "deny")
+        server.terminate()
+    # one held request, answered once: the re-run's same call took the stored answer
+    assert "Successfully wrote" in tool_results(llm)
