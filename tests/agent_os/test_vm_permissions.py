@@ -333,3 +333,59 @@ async def test_a_held_call_survives_kill_9_and_the_answer_finishes_the_prompt(
         server.terminate()
     # one held request, answered once: the re-run's same call took the stored answer
     assert "Successfully wrote" in tool_results(llm)
+
+
+async def test_cancelling_a_held_prompt_cancels_its_request(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.permvm.get_or_create(["pi-cancel"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    sid = (await vm.create_session("pi"))["session_id"]
+    llm.script([Reply.tool_call("bash", {"command": "touch /home/user/never"})])
+    prompt = asyncio.create_task(vm.send_prompt(sid, "touch it"))
+    async with asyncio.timeout(60):
+        while not (pending := await vm.list_permission_requests(sid)):
+            await asyncio.sleep(0.05)
+    assert pending[0].command == "touch /home/user/never" and pending[0].kind == "execute"
+    assert await vm.cancel_prompt(sid)
+    await prompt
+    assert await vm.list_permission_requests() == []
+    with pytest.raises(CompletionError):
+        await vm.respond_permission(sid, pending[0].request_id, "allow")
+    assert not await vm.exists("/home/user/never")
+    assert llm.pending == 0
+    # the session goes on working, and its next held call is a new request
+    llm.script([Reply.tool_call("bash", {"command": "echo hi"}), Reply.text("done")])
+    prompt = asyncio.create_task(vm.send_prompt(sid, "say hi"))
+    async with asyncio.timeout(60):
+        while not (pending := await vm.list_permission_requests(sid)):
+            await asyncio.sleep(0.05)
+    await vm.close_session(sid)  # closing cancels it too
+    with pytest.raises(Exception):  # noqa: B017 - the prompt ends with its session
+        await prompt
+    assert await vm.list_permission_requests() == []
+
+
+async def test_a_big_argument_is_cut_in_the_request_but_not_in_the_call() -> None:
+    from actorq.agent_os.approvals import INPUT_PREVIEW, Approvals
+
+    state: dict[str, Any] = {}
+    seen: list[Any] = []
+
+    async def save() -> None:
+        pass
+
+    async def never(sid: str, rid: str) -> None:
+        raise AssertionError("no agent is gone here")
+
+    approvals = Approvals(state, save, lambda name, data: seen.append((name, data)), never)
+    req = ToolRequest.from_pi("write", {"path": "/home/user/big", "content": "x" * 100_000}, "/home/user")
+    task = asyncio.create_task(approvals.decide("ses_1", Permissions(rules=[ask()]), req, "p"))
+    while not approvals.list():
+        await asyncio.sleep(0.01)
+    (pending,) = approvals.list()
+    assert isinstance(pending.input, str) and len(pending.input) <= INPUT_PREVIEW + 1
+    await approvals.respond("ses_1", pending.request_id, "allow")
+    verdict = await task
+    assert verdict.allowed and verdict.request_id == pending.request_id
+    assert [n for n, _ in seen] == ["permission_request", "permission_resolved"]
+    await approvals.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from actorq.agent_os.permissions import ANSWERS, Permissions, ToolRequest
 from actorq.errors import BadRequest, CompletionError, NotFound, ValidationError
 from actorq.vm_types import PermissionRequest
 
+INPUT_PREVIEW = 8192  # characters of a call's arguments kept in its request (a write's content can be big)
 KEEP_ANSWERED = 200  # answered requests kept (to tell "answered already" from "no such request")
 
 
@@ -44,6 +46,12 @@ class Verdict:
     allowed: bool
     reason: str
     request_id: str | None = None  # set when a person (or the timeout) answered
+
+
+def _bounded(value: Any) -> Any:
+    """The call's arguments as stored and shown: whole if small, else a cut JSON text."""
+    text = json.dumps(value, default=str)
+    return value if len(text) <= INPUT_PREVIEW else text[:INPUT_PREVIEW] + "…"
 
 
 def public(rid: str, rec: dict[str, Any]) -> PermissionRequest:
@@ -111,7 +119,7 @@ class Approvals:
             "command": req.command,
             "paths": list(req.paths),
             "hosts": list(req.hosts),
-            "input": req.input,
+            "input": _bounded(req.input),
             "fingerprint": fp,
             "prompt": prompt,
             "status": "pending",
