@@ -389,3 +389,32 @@ async def test_a_big_argument_is_cut_in_the_request_but_not_in_the_call() -> Non
     assert verdict.allowed and verdict.request_id == pending.request_id
     assert [n for n, _ in seen] == ["permission_request", "permission_resolved"]
     await approvals.close()
+
+
+async def test_an_acp_agents_held_call_survives_kill_9_too(
+    server_factory: type[ServerProcess], data_dir: Path
+) -> None:
+    server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+    async with create_client(server.url) as c:
+        vm = c.permacp.get_or_create(["acp-crash"])
+        await vm.write_file("/home/user/acp_stub_agent.py", STUB.read_bytes())
+        sid = (await vm.create_session("stub"))["session_id"]
+        prompt = asyncio.create_task(vm.send_prompt(sid, "write kept to /home/user/acp-after.txt"))
+        async with asyncio.timeout(60):
+            while not (pending := await vm.list_permission_requests(sid)):
+                await asyncio.sleep(0.05)
+        server.kill9()
+        with pytest.raises(Exception):  # noqa: B017 - the server died under the call
+            await prompt
+    server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+    async with create_client(server.url) as c:
+        vm = c.permacp.get_or_create(["acp-crash"])
+        events = Events()
+        async with await vm.connect() as conn:
+            task = asyncio.create_task(events.collect(conn))
+            await vm.respond_permission(sid, pending[0].request_id, "allow")
+            done = await events.wait_for("permission_resumed", request_id=pending[0].request_id)
+            task.cancel()
+        assert "wrote /home/user/acp-after.txt" in done["text"]
+        assert await vm.read_file("/home/user/acp-after.txt") == b"kept"
+    server.terminate()

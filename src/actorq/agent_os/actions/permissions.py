@@ -4,10 +4,12 @@ agent was gone (scheduled by the VM itself, as a durable row)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from actorq.agent_os.approvals import Approvals
 from actorq.agent_os.machine import running, under_cap
 from actorq.core import ActorContext
-from actorq.errors import ActorqError, NotFound
+from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.vm_types import PermissionRequest
 
 
@@ -35,13 +37,16 @@ async def permission_resume(c: ActorContext, session_id: str, request_id: str) -
     sessions = (await under_cap(c)).sessions
     try:
         result = await sessions.rerun(session_id, request_id)
+    except Unavailable:
+        raise  # the VM is going to sleep: the scheduled row stays due and fires again
     except ActorqError as exc:
         c.broadcast(
             "permission_resumed", {"session_id": session_id, "request_id": request_id, "error": exc.to_dict()}
         )
         return
     finally:
-        running(c).disk.touched()
+        with contextlib.suppress(Unavailable):
+            running(c).disk.touched()  # the agent may have written files
     if result is not None:
         c.broadcast(
             "permission_resumed",
