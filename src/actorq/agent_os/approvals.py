@@ -95,9 +95,15 @@ class Approvals:
     # --- the agent's side -------------------------------------------------------------------
 
     async def decide(
-        self, session_id: str, policy: Permissions, req: ToolRequest, prompt: str | None
+        self,
+        session_id: str,
+        policy: Permissions,
+        req: ToolRequest,
+        prompt: str | None,
+        mask: Callable[[Any], Any] = lambda value: value,
     ) -> Verdict:
-        """The verdict on one tool call; an ``ask`` waits here until it is answered."""
+        """The verdict on one tool call; an ``ask`` waits here until it is answered. ``mask`` cuts
+        the session's secrets out of what is stored and broadcast (the policy sees the call whole)."""
         decision = policy.decide(req)
         if decision.action != "ask":
             if decision.action == "allow":
@@ -115,11 +121,11 @@ class Approvals:
             "session_id": session_id,
             "tool": req.tool,
             "kind": req.kind,
-            "title": req.title,
-            "command": req.command,
-            "paths": list(req.paths),
+            "title": mask(req.title),
+            "command": mask(req.command),
+            "paths": mask(list(req.paths)),
             "hosts": list(req.hosts),
-            "input": _bounded(req.input),
+            "input": _bounded(mask(req.input)),
             "fingerprint": fp,
             "prompt": prompt,
             "status": "pending",

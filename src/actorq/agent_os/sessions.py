@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, Permit
+from actorq.agent_os.agents.process import mask_secrets
 from actorq.agent_os.approvals import Approvals, Verdict
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.permissions import Permissions, ToolRequest
@@ -115,8 +116,11 @@ class SessionManager:
         if policy is None or approvals is None:
             return None
 
+        def mask(value: Any) -> Any:  # the session's secrets stay out of requests and their events
+            return mask_secrets(value, _ENV.get((self.actor_id, sid), {}))
+
         async def permit(req: ToolRequest) -> Verdict:
-            return await approvals.decide(sid, policy, req, self._prompts.get(sid))
+            return await approvals.decide(sid, policy, req, self._prompts.get(sid), mask)
 
         return permit
 
