@@ -78,7 +78,6 @@ class SessionManager:
         self.approvals = approvals
         self.permissions = permissions  # the VM type's policy; a session's own overrides it
         self._prompts: dict[str, str] = {}  # session id -> the prompt in progress
-        self._stopping = False
         for m in self.meta.values():  # processes do not survive a sleep or restart
             if m["status"] in ("ready", "busy"):
                 m["status"] = "stopped"
@@ -186,8 +185,9 @@ class SessionManager:
                 result = await live.driver.prompt(prompt, timeout)
             finally:
                 self._prompts.pop(sid, None)
-                if self.approvals is not None and not self._stopping:
-                    # the turn is over (the agent is alive): nobody waits on its requests any more
+                if self.approvals is not None and self.live.get(sid) is live:
+                    # the turn is over and the agent lives on: nobody waits on its requests any more
+                    # (an agent stopped under it, by a sleep or the disk cap, leaves them resumable)
                     await self.approvals.cancel(sid, waiting_only=True)
                 if meta["status"] == "busy":
                     meta["status"] = "ready"
@@ -237,7 +237,6 @@ class SessionManager:
     async def stop_all(self) -> None:
         """The VM sleeps: stop every agent process; sessions (and their held tool calls) stay
         resumable."""
-        self._stopping = True
         for sid, live in list(self.live.items()):
             try:
                 await live.driver.close()
