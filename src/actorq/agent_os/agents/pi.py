@@ -14,10 +14,10 @@ With a permission policy (``DriverOptions.permit``) the driver writes a small pi
 VM (``PERMISSION_EXTENSION``, rewritten at every start, so what pi loads is always ours) and loads
 it with ``--extension``. It hooks pi's ``tool_call`` event, which runs before each tool and can
 block it, and asks us through pi's RPC extension-UI sub-protocol: an ``input`` dialog titled
-``actorq-permission`` whose placeholder text is the tool's name and arguments. We answer with the verdict
-(JSON ``{"allow": bool, "reason": str}``); a denied call is blocked and the model gets the reason
-as the tool's error result. The dialog carries pi's abort signal, so aborting a prompt releases a
-held call (blocked).
+``actorq-permission`` whose placeholder text is the tool's name and arguments. We answer with the
+verdict (JSON ``{"allow": bool, "reason": str}``); a denied call is blocked and the model gets the
+reason as the tool's error result; a verdict we fail to reach is a denial, never a hang. The
+dialog carries pi's abort signal, so aborting a prompt releases a held call (blocked).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
+from actorq.agent_os.approvals import Verdict
 from actorq.agent_os.permissions import ToolRequest
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
@@ -460,7 +461,10 @@ class PiDriver(AgentProcess):
             args = asked.get("input")
         except (ValueError, AttributeError):
             tool, args = "unknown", None
-        verdict = await permit(ToolRequest.from_pi(tool, args, self._opts.cwd))
+        try:
+            verdict = await permit(ToolRequest.from_pi(tool, args, self._opts.cwd))
+        except ActorqError as exc:  # e.g. the state could not be saved: refuse, and say why
+            verdict = Verdict(False, f"Permission denied: the request could not be held ({exc.message})")
         event: dict[str, Any] = {"type": "permission", "tool": tool, "reason": verdict.reason}
         event["outcome"] = "allowed" if verdict.allowed else "denied"
         if verdict.request_id is not None:
