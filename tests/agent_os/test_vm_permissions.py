@@ -439,3 +439,49 @@ async def test_a_sessions_secrets_stay_out_of_its_requests(client: AsyncClient, 
     assert held["hosts"] == ["x.example"]
     assert secret not in json.dumps(held) and secret not in json.dumps(listed.input)
     assert "***" in held["command"]
+
+
+async def test_a_request_held_across_a_restart_times_out_and_asks_for_the_re_run() -> None:
+    """Approvals rebuilt from saved state (what a wake after a crash does): the old request's
+    timeout still runs from when it was asked, its answer is stored, the VM is told to re-run, and
+    the same call asked again takes the stored answer without a new request."""
+    from actorq.agent_os.approvals import Approvals
+
+    state: dict[str, Any] = {}
+    saves: list[int] = []
+
+    async def save() -> None:
+        saves.append(1)
+
+    resumed: list[tuple[str, str]] = []
+
+    async def resume(sid: str, rid: str) -> None:
+        resumed.append((sid, rid))
+
+    policy = Permissions(rules=[ask("bash")], timeout=0.3, on_timeout="allow")
+    req = pi("bash", command="make test")
+    first = Approvals(state, save, lambda n, d: None, resume)
+    task = asyncio.create_task(first.decide("ses_1", policy, req, "run the tests"))
+    while not first.list():
+        await asyncio.sleep(0.01)
+    task.cancel()  # the agent is gone (the server died under it)
+    await first.close()
+    saved = json.loads(json.dumps(state))  # what was on disk
+
+    again = Approvals(saved, save, lambda n, d: None, resume)
+    (pending,) = again.list("ses_1")
+    async with asyncio.timeout(5):
+        while not resumed:
+            await asyncio.sleep(0.02)
+    assert resumed == [("ses_1", pending.request_id)]
+    assert saved["permissions"][pending.request_id]["status"] == "allowed"
+    with pytest.raises(CompletionError):
+        await again.respond("ses_1", pending.request_id, "deny")
+    verdict = await again.decide("ses_1", policy, pi("bash", command="make test"), "run the tests")
+    assert verdict.allowed and verdict.request_id == pending.request_id and again.list() == []
+    other = asyncio.create_task(again.decide("ses_1", policy, pi("bash", command="make test"), "again"))
+    while not again.list():  # the stored answer was used once: the next same call asks anew
+        await asyncio.sleep(0.01)
+    await again.cancel("ses_1")
+    assert not (await other).allowed
+    await again.close()
