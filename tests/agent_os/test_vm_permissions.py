@@ -485,3 +485,18 @@ async def test_a_request_held_across_a_restart_times_out_and_asks_for_the_re_run
     await again.cancel("ses_1")
     assert not (await other).allowed
     await again.close()
+
+
+async def test_an_actor_answers_a_held_call(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.permvm.get_or_create(["pi-actor"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    sid = (await vm.create_session("pi"))["session_id"]
+    llm.script([Reply.tool_call("write", {"path": "/home/user/by-actor.txt", "content": "ok"}), "done"])
+    prompt = asyncio.create_task(vm.send_prompt(sid, "write it"))
+    async with asyncio.timeout(60):
+        while not await vm.list_permission_requests(sid):
+            await asyncio.sleep(0.05)
+    assert await client.reviewer.get_or_create(["r"]).approve("pi-actor", sid) == "allowed"
+    assert (await prompt).text == "done"
+    assert await vm.read_file("/home/user/by-actor.txt") == b"ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from actorq import setup
+from actorq import ActorContext, actor, setup
 from actorq.agent_os import Network, acp_agent, agent_os, software
 from actorq.agent_os.permissions import Permissions, ask
 
@@ -30,4 +30,26 @@ permacp = agent_os(
     agents={"stub": acp_agent(["python3", "/home/user/acp_stub_agent.py"])},
     permissions=HELD,
 )
-registry = setup(use={"vm": vm, "offline": offline, "acpvm": acpvm, "permvm": permvm, "permacp": permacp})
+
+
+async def approve(c: ActorContext, vm_key: str, session_id: str) -> str:
+    """An actor answering a VM's held tool calls: allow every pending one of the session."""
+    held = c.actors.agent_os("permvm").get_or_create([vm_key])
+    answered = [
+        await held.respond_permission(session_id, r.request_id, "allow")
+        for r in await held.list_permission_requests(session_id)
+    ]
+    return ",".join(a.status for a in answered)
+
+
+reviewer = actor(actions={"approve": approve})
+registry = setup(
+    use={
+        "vm": vm,
+        "offline": offline,
+        "acpvm": acpvm,
+        "permvm": permvm,
+        "permacp": permacp,
+        "reviewer": reviewer,
+    }
+)
