@@ -681,9 +681,7 @@ class ActorInstance:
         self._receivers.add(rcv)
         token = _receiver.set(rcv)
         try:
-            result = await self._run_receiving(
-                rcv, adef.fn(self.ctx, *bound, **bound_kw), f"action {name!r}"
-            )
+            result = await self._run_receiving(rcv, adef.fn(self.ctx, *bound, **bound_kw), f"action {name!r}")
             outcome = "ok"
             return result
         except LeaseLost:
@@ -708,5 +706,6 @@ class ActorInstance:
             except LeaseLost:
                 self._on_lease_lost(self.actor_id)
                 raise
+
 
 __all__ = ["ActorInstance", "Outcomes"]
