@@ -6,8 +6,9 @@ through which every host-side action on it runs. This module declares the type (
 :class:`~actorq.agent_os.machine.VMConfig` in ``c.vars``), and wakes and puts to sleep its
 :class:`~actorq.agent_os.machine.Machine`; the actions are ``actions/``'s (one table,
 ``actions.ACTIONS``). What must survive (session metadata, cron jobs, the snapshot generation)
-lives in ``c.state``. When the VM sleeps its processes and agents are stopped; files, sessions and
-cron jobs remain.
+lives in ``c.state``; the VM's numbered events in ``<data>/actors/<id>/events.jsonl``
+(``history.py``), beside its root. When the VM sleeps its processes and agents are stopped; files,
+sessions, cron jobs and the event history remain.
 
 This module uses the core like any user actor would; the core knows nothing of VMs.
 """
@@ -25,11 +26,13 @@ from actorq.agent_os.actions import ACTIONS, cron, snapshots
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.history import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, HISTORY_FILE, History
 from actorq.agent_os.limits import Limits, Network
 from actorq.agent_os.machine import Machine, VMConfig, VMVars
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
+from actorq.agent_os.shells import ShellTable
 from actorq.agent_os.software import Software
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
@@ -58,6 +61,8 @@ def agent_os(
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
     snapshot_interval: float | None = 300.0,
+    history: int = DEFAULT_LIMIT,
+    history_bytes: int = DEFAULT_MAX_BYTES,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -70,12 +75,17 @@ def agent_os(
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
     ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
-    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes). ``history`` /
+    ``history_bytes``: how many of its newest events (and at most how many bytes of them) a VM
+    keeps on disk for ``get_events`` / ``get_session_events``.
     """
     sw = tuple(software)
     lim = Limits() if limits is None else limits
     if not isinstance(lim, Limits):
         raise ValueError(f"limits is a Limits(...), not {lim!r}")
+    for name, value in (("history", history), ("history_bytes", history_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} is a whole number >= 1, not {value!r}")
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in {s.name for s in sw}:
         agent_types["pi"] = _pi_factory
@@ -88,6 +98,8 @@ def agent_os(
         agent_types=agent_types,
         exec_limits=ExecLimits(timeout=exec_timeout, max_output=max_output),
         snapshot_interval=snapshot_interval,
+        history=history,
+        history_bytes=history_bytes,
     )
     return actor(
         actions=ACTIONS,
@@ -106,9 +118,14 @@ async def _wake(c: ActorContext) -> None:
     cfg = v.config
     machine: Machine | None = None
 
+    history = await History.open(c.files_dir / HISTORY_FILE, cfg.history, cfg.history_bytes)
+
+    def emit(name: str, data: Any) -> None:
+        c.broadcast(name, history.record(name, data))
+
     async def over_disk(used: int) -> None:
         limit = cfg.limits.disk_mb
-        c.broadcast("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": limit})
+        emit("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": limit})
         c.log.warning("VM over its disk cap (%d bytes used): stopping its processes", used)
         if machine is not None:
             metrics.killed("disk", machine.processes.running + len(machine.sessions.live))
@@ -119,18 +136,22 @@ async def _wake(c: ActorContext) -> None:
     async def restore(home: Path, uid: int) -> Callable[[], None] | None:
         return await snapshots.restore_job(c, root, home, uid)
 
-    ws = await Workspace.open(
-        root,
-        data_dir=c.files_dir.parent.parent,
-        name=c.actor_id,
-        software=cfg.software,
-        network=cfg.network,
-        limits=cfg.limits,
-        before_home=restore,
-        on_over_disk=over_disk,
-    )
     try:
-        machine = v.machine = _machine(c, cfg, ws)
+        ws = await Workspace.open(
+            root,
+            data_dir=c.files_dir.parent.parent,
+            name=c.actor_id,
+            software=cfg.software,
+            network=cfg.network,
+            limits=cfg.limits,
+            before_home=restore,
+            on_over_disk=over_disk,
+        )
+    except BaseException:
+        await history.close()
+        raise
+    try:
+        machine = v.machine = _machine(c, cfg, ws, history, emit)
         await cron.rearm(c)
     except BaseException:
         # the core runs on_sleep only after a wake that succeeded: undo this one here
@@ -143,17 +164,18 @@ async def _wake(c: ActorContext) -> None:
         raise
 
 
-def _machine(c: ActorContext, cfg: VMConfig, ws: Workspace) -> Machine:
-    """What runs in an open workspace: its process table, agent sessions and background tasks."""
-    processes = ProcessTable(ws.sandbox, c.broadcast, cfg.exec_limits, on_exit=ws.disk.touched)
+def _machine(
+    c: ActorContext, cfg: VMConfig, ws: Workspace, history: History, emit: Callable[[str, Any], None]
+) -> Machine:
+    """What runs in an open workspace: its processes, shells, agent sessions and background tasks;
+    their events go out numbered through ``emit`` (``history.py``)."""
+    processes = ProcessTable(ws.sandbox, emit, cfg.exec_limits, on_exit=ws.disk.touched)
 
     async def save() -> None:
         await c.save_state()
 
-    sessions = SessionManager(
-        c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, c.broadcast, save
-    )
-    machine = Machine(ws, processes, sessions)
+    sessions = SessionManager(c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, emit, save)
+    machine = Machine(ws, processes, sessions, ShellTable(ws.sandbox, emit), history)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))
     if c.snapshots is not None and cfg.snapshot_interval:
