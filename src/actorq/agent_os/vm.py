@@ -16,6 +16,7 @@ This module uses the core like any user actor would; the core knows nothing of V
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -118,10 +119,12 @@ async def _wake(c: ActorContext) -> None:
     cfg = v.config
     machine: Machine | None = None
 
-    history = await History.open(c.files_dir / HISTORY_FILE, cfg.history, cfg.history_bytes)
+    # read while the workspace opens (10,000 events take a few tens of ms to parse)
+    loading = asyncio.create_task(History.open(c.files_dir / HISTORY_FILE, cfg.history, cfg.history_bytes))
+    history: History | None = None
 
     def emit(name: str, data: Any) -> None:
-        c.broadcast(name, history.record(name, data))
+        c.broadcast(name, history.record(name, data) if history is not None else data)
 
     async def over_disk(used: int) -> None:
         limit = cfg.limits.disk_mb
@@ -148,7 +151,13 @@ async def _wake(c: ActorContext) -> None:
             on_over_disk=over_disk,
         )
     except BaseException:
-        await history.close()
+        with contextlib.suppress(BaseException):
+            await (await loading).close()
+        raise
+    try:
+        history = await loading
+    except BaseException:
+        await ws.close()
         raise
     try:
         machine = v.machine = _machine(c, cfg, ws, history, emit)

@@ -19,6 +19,9 @@ async def get_session_events(
 ) -> EventPage:
     """One session's events with ``seq > since``, oldest first (at most ``limit``)."""
     m = running(c)
-    if not isinstance(session_id, str) or session_id not in m.sessions.meta:
+    known = isinstance(session_id, str) and (
+        session_id in m.sessions.meta or session_id in m.history.sessions()
+    )
+    if not known:
         raise NotFound(f"no session {session_id!r} in this VM", details={"sessions": sorted(m.sessions.meta)})
     return m.history.page(since, limit, session_id)
