@@ -124,7 +124,12 @@ async def _wake(c: ActorContext) -> None:
     history: History | None = None
 
     def emit(name: str, data: Any) -> None:
-        c.broadcast(name, history.record(name, data) if history is not None else data)
+        if history is None:
+            c.broadcast(name, data)
+            return
+        body = history.record(name, data)
+        c.state["history_seq"] = body["seq"]  # shared storage's high-water mark (see below)
+        c.broadcast(name, body)
 
     async def over_disk(used: int) -> None:
         limit = cfg.limits.disk_mb
@@ -159,6 +164,9 @@ async def _wake(c: ActorContext) -> None:
     except BaseException:
         await ws.close()
         raise
+    # the file is this node's; on PostgreSQL the VM may have lived on another node since: numbers
+    # go on from the highest the state has seen, so a client's seq is never given to another event
+    history.last_seq = max(history.last_seq, int(c.state.get("history_seq", 0)))
     try:
         machine = v.machine = _machine(c, cfg, ws, history, emit)
         await cron.rearm(c)
