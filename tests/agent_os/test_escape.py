@@ -426,12 +426,18 @@ async def test_race_delete_and_move_never_touch_the_host(
 
 
 async def _start_everything(vm: Any, env: dict[str, str]) -> list[str]:
-    """exec, spawn and a pi session, each with ``env``; what each said (for the failure message)."""
+    """exec, spawn, a shell and a pi session, each with ``env``; what each said (for the failure
+    message)."""
     said: list[str] = []
     r = await vm.exec("echo started", env=env)
     said.append(f"exec: {r['exit_code']} {r['stderr'][:200]}")
     p = await vm.spawn("sleep", ["0.2"], env=env)
     said.append(f"spawn: {await vm.wait_process(p['pid'], timeout=15)}")
+    shell = await vm.open_shell(env=env)
+    await vm.write_shell(shell, "echo started\n")
+    await asyncio.sleep(0.3)
+    await vm.close_shell(shell)
+    said.append("shell: opened")
     try:
         session = await vm.create_session("pi", env=env)
         said.append(f"pi: {session['status']}")

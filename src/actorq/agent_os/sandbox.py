@@ -227,12 +227,14 @@ class Sandbox:
         its stdin, stdout and stderr are the terminal; the caller gets the process and the
         terminal's master descriptor (non-blocking, to read its output and type into it)."""
 
+        # the program is the sandbox's first process (no reaper in front of it), so it is the one
+        # --new-session made a session leader, and may take the terminal as its controlling one
+        args = [*self.bwrap_args(cwd), "--as-pid-1"]
+
         def start() -> tuple[Any, int]:
             master, slave = self.host.open_pty()
             try:
-                popen = self.host.spawn(
-                    self.bwrap_args(cwd), list(argv), self.environment(env or {}), stdin=False, tty=slave
-                )
+                popen = self.host.spawn(args, list(argv), self.environment(env or {}), stdin=False, tty=slave)
             except BaseException:
                 os.close(master)
                 raise

@@ -3,8 +3,8 @@
 ``open`` allocates a pseudo-terminal in the VM's devpts instance on the VM's host thread
 (``VMHost.open_pty``): the sandboxed program gets the slave as its stdin, stdout and stderr, and
 the server keeps only the master, from which it reads what the program writes (``shell_data``
-events) and into which ``write`` types. The program runs under ``setsid -w -c`` inside the sandbox
-so the terminal is its controlling terminal (job control, Ctrl-C, ``SIGWINCH`` on ``resize``);
+events) and into which ``write`` types. The program reopens its terminal as it starts inside the
+sandbox, so the terminal is its controlling terminal (job control, Ctrl-C, ``SIGWINCH`` on ``resize``);
 nothing ties it to a terminal of the host, and ``TIOCSTI`` (typing into a terminal) is refused by
 the sandbox's seccomp filter anyway. Shells end with the VM's sleep like every other process.
 
@@ -34,8 +34,11 @@ from actorq.errors import BadRequest, NotFound, QueueFull
 Emit = Callable[[str, Any], None]
 MAX_SIZE = 1000  # columns or rows of a terminal
 MAX_SHELLS = 64  # open at once per VM
-_SETSID = "/usr/bin/setsid"  # util-linux, in the VM's /usr: makes the terminal the controlling one
-_HAS_SETSID = os.path.exists(_SETSID)
+# bubblewrap's --new-session leaves the program leading a session of its own with no controlling
+# terminal; opening the terminal again (without O_NOCTTY) in that session leader makes it the
+# controlling one, then the program replaces the shell doing it. No helper binary (``setsid -c``)
+# is involved, so nothing but the program itself runs with the caller's env (LD_PRELOAD, ...).
+_CTTY = ["/bin/sh", "-c", 'exec "$0" <>/proc/self/fd/0 >&0 2>&0']
 
 
 def check_size(cols: object, rows: object) -> tuple[int, int]:
@@ -88,7 +91,7 @@ class ShellTable:
         env = {"TERM": "xterm-256color", **check_env(env)}
         if len(self._shells) >= MAX_SHELLS:
             raise QueueFull(f"this VM has {MAX_SHELLS} shells open; close one first")
-        argv = [_SETSID, "-w", "-c", program] if _HAS_SETSID else [program]
+        argv = [*_CTTY, program]
         proc, master = await self.sandbox.launch_tty(argv, cwd=cwd, env=env)
         shell = _Shell(f"sh_{self._next}", program, proc, master, cols, rows)
         self._next += 1
