@@ -299,6 +299,11 @@ async def history_bench(quick: bool) -> dict[str, Any]:
             await vm.exec("true")
             out["wake_with_10k_ms"] = (time.perf_counter() - t) * 1000
             await vm.exec("true")
+            fresh = client.vm.get_or_create(["no-history"])
+            await fresh.resolve()
+            t = time.perf_counter()
+            await fresh.exec("true")
+            out["wake_without_history_ms"] = (time.perf_counter() - t) * 1000
             pages, whole, session = [], [], []
             for _ in range(rounds):
                 t = time.perf_counter()
@@ -331,7 +336,11 @@ def history_main(quick: bool, out: str) -> int:
     r = asyncio.run(history_bench(quick))
     table = Table("metric", "value", "goal", title="agent VM event history" + (" (quick)" if quick else ""))
     table.add_row("number + append one event", f"{r['record_us']:.1f} us", "")
-    table.add_row("wake of a VM holding 10,000 events (exec true)", f"{r['wake_with_10k_ms']:.0f} ms", "")
+    table.add_row(
+        "wake of a VM holding 10,000 events (exec true) / of a fresh VM",
+        f"{r['wake_with_10k_ms']:.0f} / {r['wake_without_history_ms']:.0f} ms",
+        "",
+    )
     table.add_row(
         "catch up 10,000 events, pages of 1,000: p50 / max",
         _p(r, "catch_up_10k_pages_of_1000_ms", "p50_ms", "p99_ms", ".0f"),

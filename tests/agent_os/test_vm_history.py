@@ -37,38 +37,51 @@ async def test_history_numbers_keeps_bounds_and_reloads(tmp_path: Path) -> None:
     h = await History.open(path, limit=5)
     sent = [h.record("process_output", {"pid": 1, "data": f"line {i}"}) for i in range(12)]
     assert [e["seq"] for e in sent] == list(range(1, 13))
-    page = h.page(0)
+    page = await h.page(0)
     assert [e["seq"] for e in page.events] == [8, 9, 10, 11, 12]
     assert (page.first_seq, page.last_seq, page.dropped, page.more) == (8, 12, True, False)
-    assert h.page(7).dropped is False and h.page(10).events[0]["data"] == sent[10]
-    assert h.page(12).events == [] and h.page(12).next_since == 12
-    p1 = h.page(0, limit=2)
+    assert (await h.page(7)).dropped is False and (await h.page(10)).events[0]["data"] == sent[10]
+    assert (await h.page(12)).events == [] and (await h.page(12)).next_since == 12
+    p1 = await h.page(0, limit=2)
     assert [e["seq"] for e in p1.events] == [8, 9] and p1.more and p1.next_since == 9
     await h.close()
     h.record("process_exit", {"pid": 1, "exit_code": 0})  # after the VM went to sleep: still kept
     with path.open("ab") as f:
         f.write(b'{"seq": 14, "name": "cut sh')  # a crash in the middle of a line
     again = await History.open(path, limit=5)
-    assert [e["seq"] for e in again.page(0).events] == [9, 10, 11, 12, 13]
+    assert [e["seq"] for e in (await again.page(0)).events] == [9, 10, 11, 12, 13]
     assert again.record("x", {})["seq"] == 14  # numbers go on, never reused
     await again.close()
     lines = path.read_bytes().splitlines()
     assert all(json.loads(line)["seq"] for line in lines)  # the cut line is gone, not glued to
     for since, limit in ((-1, 10), (0, 0), (0, 10**6), ("1", 10), (True, 10)):
         with pytest.raises(BadRequest):
-            again.page(since, limit)  # type: ignore[arg-type]
+            await again.page(since, limit)  # type: ignore[arg-type]
 
 
 async def test_history_file_is_rewritten_once_it_holds_twice_what_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     h = await History.open(path, limit=100)
+    await h.ready()
     for i in range(1000):
         h.record("e", {"i": i})
     await h.close()
     assert len(path.read_bytes().splitlines()) <= 201
-    assert [e["seq"] for e in (await History.open(path, limit=100)).page(0, 1000).events] == list(
-        range(901, 1001)
-    )
+    # reopened: what is recorded before the file's events are read in comes after them
+    again = await History.open(path, limit=100)
+    assert again.record("e", {"i": 1000})["seq"] == 1001
+    page = await again.page(0, 1000)
+    assert [e["seq"] for e in page.events] == list(range(902, 1002))
+    assert [e["data"]["i"] for e in page.events] == list(range(901, 1001))
+    await again.close()
+    # never fetched from: the file outgrowing twice its bound has it read in and rewritten anyway
+    idle = await History.open(path, limit=10)
+    for i in range(30):
+        idle.record("e", {"i": i})
+    await asyncio.sleep(0.2)
+    idle.record("e", {"i": 30})
+    await idle.close()
+    assert len(path.read_bytes().splitlines()) <= 21
 
 
 # -- through a VM ------------------------------------------------------------------------------------

@@ -87,44 +87,85 @@ class History:
         self._lock = threading.Lock()  # the descriptor, between the loop and the sync thread
         self._sync_pending = False
         self._closed = False
+        self._loaded = False  # the file's events are in memory (until then only what was recorded)
+        self._loading: asyncio.Future[None] | None = None
+        self._end = 0  # the file's size when opened: what _parse reads
 
     @classmethod
     async def open(
         cls, path: Path, limit: int = DEFAULT_LIMIT, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> History:
+        """Open the file and learn its last number; the events themselves are read when first
+        needed (``page``, or the file outgrowing its bound), so a wake does not pay for them."""
         self = cls(path, limit, max_bytes)
-        await asyncio.to_thread(self._load)
+        self._end = await asyncio.to_thread(self._open_file)
         return self
 
+    def _start_loading(self) -> asyncio.Future[None]:
+        if self._loading is None:
+            parsing = asyncio.get_running_loop().run_in_executor(None, self._parse, self._end)
+            self._loading = asyncio.ensure_future(self._merge(parsing))
+        return self._loading
+
     # -- disk -----------------------------------------------------------------------------------
-    def _load(self) -> None:
+    def _open_file(self) -> int:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             raw = b""
         end = raw.rfind(b"\n") + 1  # a line cut short by a crash is dropped
-        lines = raw[:end].splitlines(keepends=True)
+        stop = end
+        while stop > 0:  # the last line that reads (only it is parsed here)
+            start = raw.rfind(b"\n", 0, stop - 1) + 1
+            event = _parse(raw[start:stop])
+            if isinstance(event, dict) and isinstance(event.get("seq"), int):
+                self.last_seq = event["seq"]
+                break
+            stop = start
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if end != len(raw):
+            os.truncate(self.path, end)
+        self._file_bytes, self._file_lines = end, raw.count(b"\n", 0, end)
+        return end
+
+    def _parse(self, end: int) -> list[_Entry]:
+        """The events of the file's first ``end`` bytes (what it held when opened), in a thread."""
+        with self.path.open("rb") as f:
+            raw = f.read(end)
+        lines = raw.splitlines(keepends=True)
         try:  # one parse of the whole file is twice as fast as one a line
             events: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
         except ValueError:
             events = [_parse(line) for line in lines]
-        good = 0
+        out: list[_Entry] = []
+        last = 0
         for line, event in zip(lines, events, strict=True):
             try:
                 seq = int(event["seq"])
             except (KeyError, TypeError, ValueError):
                 log.warning("VM event history %s: skipped an unreadable line", self.path.name)
                 continue
-            if seq <= self.last_seq:
-                continue
-            self.last_seq = seq
-            self._keep(_Entry(seq, _session_of(event.get("data")), event, line))
-            good += 1
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        if end != len(raw):
-            os.truncate(self.path, end)
-        self._file_bytes, self._file_lines = end, good
-        self._trim()
+            if seq > last:
+                last = seq
+                out.append(_Entry(seq, _session_of(event.get("data")), event, line))
+        return out[-self.limit :]
+
+    async def _merge(self, parsing: asyncio.Future[list[_Entry]]) -> None:
+        try:
+            parsed = await parsing
+        except Exception as exc:  # an unreadable file must not stop the VM: its history starts over
+            log.warning("VM event history %s not read: %s", self.path.name, exc)
+            parsed = []
+        recorded, self._entries, self._bytes = self._entries, [], 0
+        for entry in (*parsed, *recorded):  # what was recorded meanwhile comes after the file's
+            self._keep(entry)
+        self._loaded = True
+        if not self._closed:
+            self._trim()
+
+    async def ready(self) -> None:
+        """Wait until the file's events are in memory (reading them if nothing did yet)."""
+        await asyncio.shield(self._start_loading())
 
     def _keep(self, entry: _Entry) -> None:
         self._entries.append(entry)
@@ -141,7 +182,9 @@ class History:
     def _trim(self) -> None:
         """Rewrite the file with only what is kept once it holds twice that (a crash midway leaves
         the old file whole: the new one replaces it by rename)."""
-        if self._file_lines <= 2 * max(len(self._entries), 1) and self._file_bytes <= 2 * self._bytes + 65536:
+        if not self._loaded or (
+            self._file_lines <= 2 * max(len(self._entries), 1) and self._file_bytes <= 2 * self._bytes + 65536
+        ):
             return
         tmp = self.path.with_suffix(".tmp")
         data = b"".join(e.line for e in self._entries)
@@ -201,7 +244,10 @@ class History:
                 os.write(self._fd, line)
                 self._file_bytes += len(line)
                 self._file_lines += 1
-                self._trim()
+                if self._loaded:
+                    self._trim()
+                elif self._file_lines > 2 * self.limit or self._file_bytes > 2 * self.max_bytes:
+                    self._start_loading()  # the rewrite needs the file's events: read them now
                 self._schedule_sync()
         except OSError as exc:  # a full disk must not stop the VM: the event is still broadcast
             log.warning("VM event history: event %d not written (%s)", seq, exc)
@@ -211,9 +257,10 @@ class History:
     def first_seq(self) -> int:
         return self._entries[0].seq if self._entries else self.last_seq + 1
 
-    def page(self, since: int = 0, limit: int = 1000, session_id: str | None = None) -> EventPage:
+    async def page(self, since: int = 0, limit: int = 1000, session_id: str | None = None) -> EventPage:
         """Events with ``seq > since`` (of one session, or all), oldest first, at most ``limit``."""
         since, limit = check_since(since, limit)
+        await self.ready()
         entries = self._entries
         start = bisect.bisect_right(entries, since, key=lambda e: e.seq)
         if session_id is None:
@@ -247,6 +294,8 @@ class History:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(Exception):
+            await self.ready()
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:

@@ -119,7 +119,7 @@ async def _wake(c: ActorContext) -> None:
     cfg = v.config
     machine: Machine | None = None
 
-    # read while the workspace opens (10,000 events take a few tens of ms to parse)
+    # opened while the workspace opens; its events are parsed in the background after that
     loading = asyncio.create_task(History.open(c.files_dir / HISTORY_FILE, cfg.history, cfg.history_bytes))
     history: History | None = None
 

@@ -11,7 +11,7 @@ from actorq.vm_types import EventPage
 
 async def get_events(c: ActorContext, *, since: int = 0, limit: int = 1000) -> EventPage:
     """The VM's events with ``seq > since``, oldest first (at most ``limit``)."""
-    return running(c).history.page(since, limit)
+    return await running(c).history.page(since, limit)
 
 
 async def get_session_events(
@@ -19,9 +19,10 @@ async def get_session_events(
 ) -> EventPage:
     """One session's events with ``seq > since``, oldest first (at most ``limit``)."""
     m = running(c)
+    await m.history.ready()
     known = isinstance(session_id, str) and (
         session_id in m.sessions.meta or session_id in m.history.sessions()
     )
     if not known:
         raise NotFound(f"no session {session_id!r} in this VM", details={"sessions": sorted(m.sessions.meta)})
-    return m.history.page(since, limit, session_id)
+    return await m.history.page(since, limit, session_id)
