@@ -3,6 +3,7 @@
   python bench/bench_agent_os.py            # full run: this tree and the baseline, side by side
   python bench/bench_agent_os.py --quick    # small counts
   python bench/bench_agent_os.py --baseline none   # this tree only
+  python bench/bench_agent_os.py --part history --quick   # the event history only
 
 Everything runs through a real server (``registry.test()``: uvicorn on loopback, SQLite) and the
 async client, with the real pi binary in bubblewrap sandboxes talking to the local fake LLM
@@ -19,7 +20,9 @@ from a temporary git worktree, so both columns come from one run on one machine.
 * session start: ``create_session("pi")`` until pi answers its RPC state request;
 * idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt;
 * concurrency: 8 VMs each with a pi session prompting at once (each prompt: a tool call round trip,
-  two LLM requests); wall time and per-prompt latency.
+  two LLM requests); wall time and per-prompt latency;
+* ``--part history``: the event history (appending, a wake holding 10,000 events, a late client's
+  catch-up on all of them), written to ``bench/results/agent_os_history.json``.
 """
 
 from __future__ import annotations
@@ -324,9 +327,9 @@ async def history_bench(quick: bool) -> dict[str, Any]:
                 page = await vm.get_session_events("ses_one", since=0, limit=n)
                 session.append((time.perf_counter() - t) * 1000)
                 assert len(page.events) == n // 4
-            out["catch_up_10k_pages_of_1000_ms"] = {"p50_ms": pct(pages, 50), "p99_ms": max(pages)}
-            out["catch_up_10k_one_page_ms"] = {"p50_ms": pct(whole, 50), "p99_ms": max(whole)}
-            out["session_2500_of_10k_ms"] = {"p50_ms": pct(session, 50), "p99_ms": max(session)}
+            out["catch_up_10k_pages_of_1000_ms"] = {"p50_ms": pct(pages, 50), "max_ms": max(pages)}
+            out["catch_up_10k_one_page_ms"] = {"p50_ms": pct(whole, 50), "max_ms": max(whole)}
+            out["session_2500_of_10k_ms"] = {"p50_ms": pct(session, 50), "max_ms": max(session)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
@@ -343,17 +346,17 @@ def history_main(quick: bool, out: str) -> int:
     )
     table.add_row(
         "catch up 10,000 events, pages of 1,000: p50 / max",
-        _p(r, "catch_up_10k_pages_of_1000_ms", "p50_ms", "p99_ms", ".0f"),
+        _p(r, "catch_up_10k_pages_of_1000_ms", "p50_ms", "max_ms", ".0f"),
         "fast (< 1 s)",
     )
     table.add_row(
         "catch up 10,000 events, one page: p50 / max",
-        _p(r, "catch_up_10k_one_page_ms", "p50_ms", "p99_ms", ".0f"),
+        _p(r, "catch_up_10k_one_page_ms", "p50_ms", "max_ms", ".0f"),
         "",
     )
     table.add_row(
         "one session's 2,500 events out of 10,000: p50 / max",
-        _p(r, "session_2500_of_10k_ms", "p50_ms", "p99_ms", ".0f"),
+        _p(r, "session_2500_of_10k_ms", "p50_ms", "max_ms", ".0f"),
         "",
     )
     Console(width=150).print(table)
