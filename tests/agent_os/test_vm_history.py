@@ -153,6 +153,12 @@ async def test_a_client_joining_mid_prompt_catches_up_without_gaps_or_duplicates
         for bad in ({"since": -1}, {"limit": 0}, {"limit": 10**6}):
             with pytest.raises((BadRequest, ValidationError)):
                 await vm.get_events(**bad)
+    # the session's events survive a server restart, numbers and all
+    async with registry.test(storage=tmp_path / "data") as client:
+        vm = client.vm.get_or_create(["late"])
+        again = await vm.get_session_events(sid, since=0)
+        assert again.events == history.events
+        assert (await vm.list_sessions())[0].status == "stopped"
 
 
 async def test_history_survives_a_restart_and_numbers_go_on(tmp_path: Path) -> None:
