@@ -1187,6 +1187,8 @@ async def test_a_shell_cannot_type_into_any_terminal_or_reach_the_host(
     assert result["fd0"] == "EPERM" and result["/dev/tty"] == "EPERM", result
     assert result["tty"].startswith("/dev/pts/") and result["pts"] == ["0", "ptmx"], result
     assert t.HOST_TOKEN not in out
+    listing = out.rsplit("ls /proc/1/root/", 1)[-1].split()
+    assert "home" in listing and not {"root", "var", "boot", "srv"} & set(listing), listing
     assert f"INJECTED-{token}" not in out, "a line typed by TIOCSTI ran in the shell"
     try:
         leaked = os.read(host_slave, 65536)
