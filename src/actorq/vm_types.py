@@ -167,7 +167,7 @@ class EventPage(_Fields):
     """A page of a VM's numbered events (``get_events`` / ``get_session_events``).
 
     ``events``: ``{"seq", "time", "name", "data"}`` each, oldest first, ``data`` as it was broadcast
-    (its ``seq`` included); ``first_seq``: the oldest event the VM still keeps; ``last_seq``: the
+    (its ``seq`` included); ``first_seq``: from it on, the VM let no event go; ``last_seq``: the
     newest it recorded; ``next_since``: the ``since`` of the next page; ``more``: a next page
     holds more; ``dropped``: events after the ``since`` asked for are gone (older than ``first_seq``).
     """

@@ -53,7 +53,8 @@ async def test_history_numbers_keeps_bounds_and_reloads(tmp_path: Path) -> None:
     assert again.record("x", {})["seq"] == 14  # numbers go on, never reused
     await again.close()
     lines = path.read_bytes().splitlines()
-    assert all(json.loads(line)["seq"] for line in lines)  # the cut line is gone, not glued to
+    # the cut line is gone, not glued to; a rewrite's first line says what it let go
+    assert all("seq" in json.loads(line) or "dropped" in json.loads(line) for line in lines)
     for since, limit in ((-1, 10), (0, 0), (0, 10**6), ("1", 10), (True, 10)):
         with pytest.raises(BadRequest):
             await again.page(since, limit)  # type: ignore[arg-type]
@@ -66,12 +67,13 @@ async def test_history_file_is_rewritten_once_it_holds_twice_what_is_kept(tmp_pa
     for i in range(1000):
         h.record("e", {"i": i})
     await h.close()
-    assert len(path.read_bytes().splitlines()) <= 201
+    assert len(path.read_bytes().splitlines()) <= 202
     # reopened: what is recorded before the file's events are read in comes after them
     again = await History.open(path, limit=100)
     assert again.record("e", {"i": 1000})["seq"] == 1001
     page = await again.page(0, 1000)
     assert [e["seq"] for e in page.events] == list(range(902, 1002))
+    assert page.dropped and page.first_seq == 902  # what the rewrite let go is known after it
     assert [e["data"]["i"] for e in page.events] == list(range(901, 1001))
     await again.close()
     # never fetched from: the file outgrowing twice its bound has it read in and rewritten anyway
@@ -81,7 +83,24 @@ async def test_history_file_is_rewritten_once_it_holds_twice_what_is_kept(tmp_pa
     await asyncio.sleep(0.2)
     idle.record("e", {"i": 30})
     await idle.close()
-    assert len(path.read_bytes().splitlines()) <= 21
+    assert len(path.read_bytes().splitlines()) <= 22
+
+
+async def test_a_chatty_process_never_pushes_a_sessions_events_out(tmp_path: Path) -> None:
+    h = await History.open(tmp_path / "events.jsonl", limit=10)
+    await h.ready()
+    said = [h.record("session_event", {"session_id": "ses_a", "n": i})["seq"] for i in range(3)]
+    for i in range(100):
+        h.record("process_output", {"pid": 1, "data": str(i)})
+    session = await h.page(0, session_id="ses_a")
+    assert [e["seq"] for e in session.events] == said and not session.dropped
+    everything = await h.page(0)
+    assert [e["seq"] for e in everything.events] == [*said, *range(94, 104)]
+    assert everything.dropped and everything.first_seq == 94  # output 4..93 is gone
+    assert not (await h.page(93)).dropped and (await h.page(93)).events[0]["seq"] == 94
+    h.skip_to(500)  # numbered on another node meanwhile
+    assert h.record("x", {})["seq"] == 501 and (await h.page(103)).dropped
+    await h.close()
 
 
 # -- through a VM ------------------------------------------------------------------------------------

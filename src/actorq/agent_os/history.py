@@ -5,8 +5,10 @@ Each event (session, process, shell, cron, limits) gets the next sequence number
 VM beside the VM's root (``<data>/actors/<id>/events.jsonl``, outside anything a VM process
 sees) as a JSON line. The line is written at once (it survives the server being killed) and the
 file is ``fdatasync``ed in batches, ``SYNC_DELAY`` after the first unsynced event and when the VM
-sleeps. The last ``limit`` events, at most ``max_bytes`` of them, stay in memory for ``page``;
-older ones are dropped, and the file is rewritten with what is kept once it holds twice that.
+sleeps. The last ``limit`` events of agent sessions and, apart, the last ``limit`` others (process
+and shell output, ...), at most ``max_bytes`` of each, stay in memory for ``page``; older ones are
+dropped, and the file is rewritten with what is kept once it holds twice that (its first line then
+says up to which ``seq`` each kind was let go, so ``first_seq`` and ``dropped`` hold after a restart).
 
 Clients that connect late or reconnect catch up with ``page(since=last_seen)`` after connecting
 and drop what they already saw by ``seq`` (docs/agent_os.md has the recipe).
@@ -19,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -71,6 +75,31 @@ def check_since(since: object, limit: object) -> tuple[int, int]:
     return since, limit
 
 
+class _Stream:
+    """Kept events of one kind, oldest first, bounded; ``dropped`` is the newest seq let go."""
+
+    __slots__ = ("bytes", "dropped", "entries")
+
+    def __init__(self) -> None:
+        self.entries: list[_Entry] = []
+        self.bytes = 0
+        self.dropped = 0
+
+    def keep(self, entry: _Entry, limit: int, max_bytes: int) -> None:
+        self.entries.append(entry)
+        self.bytes += len(entry.line)
+        drop = 0
+        while len(self.entries) - drop > 1 and (len(self.entries) - drop > limit or self.bytes > max_bytes):
+            self.bytes -= len(self.entries[drop].line)
+            drop += 1
+        if drop:
+            self.dropped = self.entries[drop - 1].seq
+            del self.entries[:drop]
+
+    def after(self, since: int) -> list[_Entry]:
+        return self.entries[bisect.bisect_right(self.entries, since, key=lambda e: e.seq) :]
+
+
 class History:
     """One VM's numbered events: in memory (the newest ``limit``) and in its file."""
 
@@ -79,8 +108,10 @@ class History:
         self.limit = limit
         self.max_bytes = max_bytes
         self.last_seq = 0
-        self._entries: list[_Entry] = []
-        self._bytes = 0  # of the kept lines
+        # a session's events and the rest are kept apart, each up to the bounds, so a process that
+        # prints a lot cannot push an agent session's events out
+        self._sessions = _Stream()
+        self._other = _Stream()
         self._file_bytes = 0
         self._file_lines = 0
         self._fd: int | None = None
@@ -128,8 +159,9 @@ class History:
         self._file_bytes, self._file_lines = end, raw.count(b"\n", 0, end)
         return end
 
-    def _parse(self, end: int) -> list[_Entry]:
-        """The events of the file's first ``end`` bytes (what it held when opened), in a thread."""
+    def _parse(self, end: int) -> tuple[list[_Entry], list[int]]:
+        """The events of the file's first ``end`` bytes (what it held when opened), in a thread, and
+        what its last rewrite had let go of (sessions', others')."""
         with self.path.open("rb") as f:
             raw = f.read(end)
         lines = raw.splitlines(keepends=True)
@@ -139,7 +171,12 @@ class History:
             events = [_parse(line) for line in lines]
         out: list[_Entry] = []
         last = 0
+        dropped = [0, 0]
         for line, event in zip(lines, events, strict=True):
+            if isinstance(event, dict) and "dropped" in event and "seq" not in event:
+                with contextlib.suppress(TypeError, ValueError):
+                    dropped = [max(int(x), d) for x, d in zip(event["dropped"], dropped, strict=True)]
+                continue
             try:
                 seq = int(event["seq"])
             except (KeyError, TypeError, ValueError):
@@ -148,17 +185,20 @@ class History:
             if seq > last:
                 last = seq
                 out.append(_Entry(seq, _session_of(event.get("data")), event, line))
-        return out[-self.limit :]
+        return out, dropped
 
-    async def _merge(self, parsing: asyncio.Future[list[_Entry]]) -> None:
+    async def _merge(self, parsing: asyncio.Future[tuple[list[_Entry], list[int]]]) -> None:
         try:
-            parsed = await parsing
+            parsed, marks = await parsing
         except Exception as exc:  # an unreadable file must not stop the VM: its history starts over
             log.warning("VM event history %s not read: %s", self.path.name, exc)
-            parsed = []
-        recorded, self._entries, self._bytes = self._entries, [], 0
+            parsed, marks = [], [0, 0]
+        recorded, before = self._kept(), (self._sessions, self._other)
+        self._sessions, self._other = _Stream(), _Stream()
         for entry in (*parsed, *recorded):  # what was recorded meanwhile comes after the file's
             self._keep(entry)
+        for new, old, mark in zip((self._sessions, self._other), before, marks, strict=True):
+            new.dropped = max(new.dropped, old.dropped, mark)  # let go before the file was read
         self._loaded = True
         if not self._closed:
             self._trim()
@@ -168,26 +208,27 @@ class History:
         await asyncio.shield(self._start_loading())
 
     def _keep(self, entry: _Entry) -> None:
-        self._entries.append(entry)
-        self._bytes += len(entry.line)
-        drop = 0
-        while len(self._entries) - drop > 1 and (
-            len(self._entries) - drop > self.limit or self._bytes > self.max_bytes
-        ):
-            self._bytes -= len(self._entries[drop].line)
-            drop += 1
-        if drop:
-            del self._entries[:drop]
+        stream = self._sessions if entry.session_id is not None else self._other
+        stream.keep(entry, self.limit, self.max_bytes)
+
+    def _kept(self, since: int = 0) -> list[_Entry]:
+        """Every kept event after ``since``, in order."""
+        return list(heapq.merge(self._sessions.after(since), self._other.after(since), key=lambda e: e.seq))
 
     def _trim(self) -> None:
         """Rewrite the file with only what is kept once it holds twice that (a crash midway leaves
         the old file whole: the new one replaces it by rename)."""
+        kept = len(self._sessions.entries) + len(self._other.entries)
         if not self._loaded or (
-            self._file_lines <= 2 * max(len(self._entries), 1) and self._file_bytes <= 2 * self._bytes + 65536
+            self._file_lines <= 2 * max(kept, 1)
+            and self._file_bytes <= 2 * (self._sessions.bytes + self._other.bytes) + 65536
         ):
             return
         tmp = self.path.with_suffix(".tmp")
-        data = b"".join(e.line for e in self._entries)
+        entries = self._kept()
+        # what was let go is said first, so a restart knows where the kept events are complete from
+        marks = json.dumps({"dropped": [self._sessions.dropped, self._other.dropped]}).encode() + b"\n"
+        data = marks + b"".join(e.line for e in entries)
         with self._lock:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
@@ -201,7 +242,7 @@ class History:
             if self._fd is not None:
                 os.close(self._fd)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        self._file_bytes, self._file_lines = len(data), len(self._entries)
+        self._file_bytes, self._file_lines = len(data), len(entries) + 1
 
     def _sync(self) -> None:
         with self._lock:
@@ -246,36 +287,44 @@ class History:
                 self._file_lines += 1
                 if self._loaded:
                     self._trim()
-                elif self._file_lines > 2 * self.limit or self._file_bytes > 2 * self.max_bytes:
+                elif self._file_lines > 4 * self.limit or self._file_bytes > 4 * self.max_bytes:
                     self._start_loading()  # the rewrite needs the file's events: read them now
                 self._schedule_sync()
         except OSError as exc:  # a full disk must not stop the VM: the event is still broadcast
             log.warning("VM event history: event %d not written (%s)", seq, exc)
         return body
 
+    def skip_to(self, seq: int) -> None:
+        """Events up to ``seq`` were numbered elsewhere (another node): go on after it, and say
+        that those are not here."""
+        if seq > self.last_seq:
+            self.last_seq = seq
+            self._sessions.dropped = max(self._sessions.dropped, seq)
+            self._other.dropped = max(self._other.dropped, seq)
+
+    def _first(self, *streams: _Stream) -> int:
+        """The seq from which nothing of ``streams`` was let go."""
+        return max(st.dropped for st in streams) + 1
+
     @property
     def first_seq(self) -> int:
-        return self._entries[0].seq if self._entries else self.last_seq + 1
+        return self._first(self._sessions, self._other)
 
     async def page(self, since: int = 0, limit: int = 1000, session_id: str | None = None) -> EventPage:
         """Events with ``seq > since`` (of one session, or all), oldest first, at most ``limit``."""
         since, limit = check_since(since, limit)
         await self.ready()
-        entries = self._entries
-        start = bisect.bisect_right(entries, since, key=lambda e: e.seq)
+        streams: tuple[_Stream, ...]
         if session_id is None:
-            chosen = entries[start : start + limit]
-            more = start + limit < len(entries)
+            streams = (self._sessions, self._other)
+            found = heapq.merge(self._sessions.after(since), self._other.after(since), key=lambda e: e.seq)
         else:
-            chosen = []
-            more = False
-            for e in entries[start:] if start else entries:
-                if e.session_id == session_id:
-                    if len(chosen) == limit:
-                        more = True
-                        break
-                    chosen.append(e)
-        first = self.first_seq
+            streams = (self._sessions,)
+            found = (e for e in self._sessions.after(since) if e.session_id == session_id)
+        chosen = list(itertools.islice(found, limit + 1))
+        more = len(chosen) > limit
+        del chosen[limit:]
+        first = self._first(*streams)
         return EventPage(
             events=[e.event for e in chosen],
             first_seq=first,
@@ -287,7 +336,7 @@ class History:
         )
 
     def sessions(self) -> set[str]:
-        return {e.session_id for e in self._entries if e.session_id is not None}
+        return {e.session_id for e in self._sessions.entries if e.session_id is not None}
 
     async def close(self) -> None:
         """The VM sleeps: sync what was written; later events are appended one by one."""

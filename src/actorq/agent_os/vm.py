@@ -166,7 +166,7 @@ async def _wake(c: ActorContext) -> None:
         raise
     # the file is this node's; on PostgreSQL the VM may have lived on another node since: numbers
     # go on from the highest the state has seen, so a client's seq is never given to another event
-    history.last_seq = max(history.last_seq, int(c.state.get("history_seq", 0)))
+    history.skip_to(int(c.state.get("history_seq", 0)))
     try:
         machine = v.machine = _machine(c, cfg, ws, history, emit)
         await cron.rearm(c)
