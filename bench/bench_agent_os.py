@@ -3,6 +3,7 @@
   python bench/bench_agent_os.py            # full run: this tree and the baseline, side by side
   python bench/bench_agent_os.py --quick    # small counts
   python bench/bench_agent_os.py --baseline none   # this tree only
+  python bench/bench_agent_os.py --part history --quick   # the event history only
 
 Everything runs through a real server (``registry.test()``: uvicorn on loopback, SQLite) and the
 async client, with the real pi binary in bubblewrap sandboxes talking to the local fake LLM
@@ -23,6 +24,8 @@ from a temporary git worktree, so both columns come from one run on one machine.
 * approvals: a pi ``write`` held by an ``ask`` rule: from pi starting the tool to the client seeing
   the ``permission_request`` event, and from that event through ``respond_permission`` to pi having
   run the tool (its ``tool_execution_end`` event at the client). ``--part approvals`` runs only this.
+* ``--part history``: the event history (appending, a wake holding 10,000 events, a late client's
+  catch-up on all of them), written to ``bench/results/agent_os_history.json``.
 """
 
 from __future__ import annotations
@@ -308,6 +311,105 @@ async def run_approvals(quick: bool) -> dict[str, Any]:
         return {"approvals": await approvals(client, llm, 10 if quick else 30)}
 
 
+async def history_bench(quick: bool) -> dict[str, Any]:
+    """A VM's event history: the cost of numbering and appending one event, the wake of a VM whose
+    history holds 10,000 events, and a late client's catch-up on all of them (``get_events`` from
+    0, in pages of 1,000 and in one page of 10,000; one session's events out of them)."""
+    from actorq.agent_os.history import HISTORY_FILE, History
+
+    n = 10_000
+    rounds = 3 if quick else 10
+    out: dict[str, Any] = {"events": n}
+    root = Path(tempfile.mkdtemp(prefix="actorq-bench-history-"))
+    try:
+        h = await History.open(root / "alone.jsonl", limit=n)
+        event = {"session_id": "ses_bench", "type": "message_update", "delta": "x" * 120}
+        t = time.perf_counter()
+        for _ in range(n):
+            h.record("session_event", event)
+        out["record_us"] = (time.perf_counter() - t) / n * 1e6
+        await h.close()
+        reg = setup(use={"vm": agent_os(software=[software.common], network=False)})
+        data = root / "data"
+        async with reg.test(storage=data) as client:
+            await client.vm.get_or_create(["history"]).exec("true")
+        (actor_dir,) = (data / "actors").iterdir()
+        h = await History.open(actor_dir / HISTORY_FILE, limit=n)
+        for i in range(n):  # one event in four a session's, the rest process output
+            if i % 4 == 0:
+                h.record("session_event", {**event, "session_id": "ses_one"})
+            else:
+                h.record("process_output", {"pid": 1, "stream": "stdout", "data": "y" * 120})
+        await h.close()
+        async with reg.test(storage=data) as client:
+            vm = client.vm.get_or_create(["history"])
+            await vm.resolve()
+            t = time.perf_counter()
+            await vm.exec("true")
+            out["wake_with_10k_ms"] = (time.perf_counter() - t) * 1000
+            await vm.exec("true")
+            fresh = client.vm.get_or_create(["no-history"])
+            await fresh.resolve()
+            t = time.perf_counter()
+            await fresh.exec("true")
+            out["wake_without_history_ms"] = (time.perf_counter() - t) * 1000
+            pages, whole, session = [], [], []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                since, got = 0, 0
+                while True:
+                    page = await vm.get_events(since=since, limit=1000)
+                    got += len(page.events)
+                    since = page.next_since
+                    if not page.more:
+                        break
+                pages.append((time.perf_counter() - t) * 1000)
+                assert got >= n, got
+                t = time.perf_counter()
+                page = await vm.get_events(since=0, limit=n)
+                whole.append((time.perf_counter() - t) * 1000)
+                assert len(page.events) == n
+                t = time.perf_counter()
+                page = await vm.get_session_events("ses_one", since=0, limit=n)
+                session.append((time.perf_counter() - t) * 1000)
+                assert len(page.events) == n // 4
+            out["catch_up_10k_pages_of_1000_ms"] = {"p50_ms": pct(pages, 50), "max_ms": max(pages)}
+            out["catch_up_10k_one_page_ms"] = {"p50_ms": pct(whole, 50), "max_ms": max(whole)}
+            out["session_2500_of_10k_ms"] = {"p50_ms": pct(session, 50), "max_ms": max(session)}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def history_main(quick: bool, out: str) -> int:
+    r = asyncio.run(history_bench(quick))
+    table = Table("metric", "value", "goal", title="agent VM event history" + (" (quick)" if quick else ""))
+    table.add_row("number + append one event", f"{r['record_us']:.1f} us", "")
+    table.add_row(
+        "wake of a VM holding 10,000 events (exec true) / of a fresh VM",
+        f"{r['wake_with_10k_ms']:.0f} / {r['wake_without_history_ms']:.0f} ms",
+        "",
+    )
+    table.add_row(
+        "catch up 10,000 events, pages of 1,000: p50 / max",
+        _p(r, "catch_up_10k_pages_of_1000_ms", "p50_ms", "max_ms", ".0f"),
+        "fast (< 1 s)",
+    )
+    table.add_row(
+        "catch up 10,000 events, one page: p50 / max",
+        _p(r, "catch_up_10k_one_page_ms", "p50_ms", "max_ms", ".0f"),
+        "",
+    )
+    table.add_row(
+        "one session's 2,500 events out of 10,000: p50 / max",
+        _p(r, "session_2500_of_10k_ms", "p50_ms", "max_ms", ".0f"),
+        "",
+    )
+    Console(width=150).print(table)
+    write_results(out, r, quick=quick)
+    return 0
+
+
 BASELINE = "cd1ba91~1"  # the last revision before VMs were fenced (own uid, network, cgroups)
 
 
@@ -339,10 +441,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
-    ap.add_argument("--part", choices=["approvals"], help="run only this part (no baseline)")
+    ap.add_argument(
+        "--part", choices=["all", "approvals", "history"], default="all", help="run only this part (no baseline)"
+    )
     args = ap.parse_args()
     if args.part == "approvals":
         return approvals_only(args.quick, args.out)
+    if args.part == "history":
+        out = args.out.replace("agent_os.json", "agent_os_history.json")
+        return history_main(args.quick, out)
     before = baseline(args.baseline, args.quick)
     res = asyncio.run(run(args.quick))
     b = before["results"] if before else None

@@ -188,6 +188,25 @@ def _policy(value: Any) -> Any:
     return to_dict() if callable(to_dict) else value
 
 
+# -- event history -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventPage(_Fields):
+    """A page of a VM's numbered events (``get_events`` / ``get_session_events``).
+
+    ``events``: ``{"seq", "time", "name", "data"}`` each, oldest first, ``data`` as it was broadcast
+    (its ``seq`` included); ``first_seq``: from it on, the VM let no event go; ``last_seq``: the
+    newest it recorded; ``next_since``: the ``since`` of the next page; ``more``: a next page
+    holds more; ``dropped``: events after the ``since`` asked for are gone (older than ``first_seq``).
+    """
+
+    events: list[dict[str, Any]]
+    first_seq: int
+    last_seq: int
+    next_since: int
+    more: bool = False
+    dropped: bool = False
+
+
 RESULT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -203,6 +222,7 @@ RESULT_TYPES: dict[str, type] = {
         FetchResult,
         CronJob,
         PermissionRequest,
+        EventPage,
     )
 }
 _NAMES: dict[type, str] = {cls: name for name, cls in RESULT_TYPES.items()}
@@ -367,6 +387,42 @@ class AgentOSActions:
     async def kill_process(self, pid: int, *, signal: int = 9) -> None:
         await self.action("kill_process", pid, signal=signal)
 
+    async def write_process_stdin(self, pid: int, data: str | bytes) -> int:
+        return cast(int, await self.action("write_process_stdin", pid, data))
+
+    async def close_process_stdin(self, pid: int) -> None:
+        await self.action("close_process_stdin", pid)
+
+    # shells
+    async def open_shell(
+        self,
+        *,
+        command: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str = HOME,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        return cast(
+            str, await self.action("open_shell", command=command, cols=cols, rows=rows, cwd=cwd, env=env)
+        )
+
+    async def write_shell(self, shell_id: str, data: str | bytes) -> int:
+        return cast(int, await self.action("write_shell", shell_id, data))
+
+    async def resize_shell(self, shell_id: str, cols: int, rows: int) -> None:
+        await self.action("resize_shell", shell_id, cols, rows)
+
+    async def close_shell(self, shell_id: str) -> None:
+        await self.action("close_shell", shell_id)
+
+    # event history
+    async def get_events(self, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, await self.action("get_events", since=since, limit=limit))
+
+    async def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, await self.action("get_session_events", session_id, since=since, limit=limit))
+
     # network
     async def vm_fetch(
         self,
@@ -507,6 +563,40 @@ class SyncAgentOSActions:
 
     def kill_process(self, pid: int, *, signal: int = 9) -> None:
         self.action("kill_process", pid, signal=signal)
+
+    def write_process_stdin(self, pid: int, data: str | bytes) -> int:
+        return cast(int, self.action("write_process_stdin", pid, data))
+
+    def close_process_stdin(self, pid: int) -> None:
+        self.action("close_process_stdin", pid)
+
+    # shells
+    def open_shell(
+        self,
+        *,
+        command: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str = HOME,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        return cast(str, self.action("open_shell", command=command, cols=cols, rows=rows, cwd=cwd, env=env))
+
+    def write_shell(self, shell_id: str, data: str | bytes) -> int:
+        return cast(int, self.action("write_shell", shell_id, data))
+
+    def resize_shell(self, shell_id: str, cols: int, rows: int) -> None:
+        self.action("resize_shell", shell_id, cols, rows)
+
+    def close_shell(self, shell_id: str) -> None:
+        self.action("close_shell", shell_id)
+
+    # event history
+    def get_events(self, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, self.action("get_events", since=since, limit=limit))
+
+    def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, self.action("get_session_events", session_id, since=since, limit=limit))
 
     def vm_fetch(
         self,

@@ -22,7 +22,8 @@ NAMES = {
     "readdir_recursive", "stat", "exists", "move", "delete_file", "exec", "spawn", "wait_process",
     "list_processes", "kill_process", "vm_fetch", "schedule_cron", "list_cron_jobs",
     "cancel_cron_job", "cron_tick", "list_permission_requests", "respond_permission",
-    "permission_resume",
+    "permission_resume", "write_process_stdin", "close_process_stdin", "open_shell",
+    "write_shell", "resize_shell", "close_shell", "get_events", "get_session_events",
 }  # fmt: skip
 
 

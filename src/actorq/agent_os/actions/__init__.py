@@ -1,7 +1,8 @@
 """The VM actor's actions, one module per concern, and the one table of them (``ACTIONS``).
 
 Owns: ``files`` (read/write/list/move/delete), ``processes`` (exec, spawn and the process table),
-``sessions`` (agent sessions and prompts), ``network`` (``vm_fetch``), ``cron`` (jobs and their
+``shells`` (interactive terminals), ``history`` (numbered events to catch up on), ``sessions``
+(agent sessions and prompts), ``network`` (``vm_fetch``), ``cron`` (jobs and their
 firing, ``cron_tick``) and ``snapshots`` (the wake/sleep side of moving ``/home/user`` between
 nodes; hooks, not actions). Each action takes the actor context, as the core calls it, and works on
 the VM's :class:`~actorq.agent_os.machine.Machine` (``running(c)`` / ``under_cap(c)``); the
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from actorq.agent_os.actions import cron, files, network, permissions, processes, sessions
+from actorq.agent_os.actions import cron, files, history, network, permissions, processes, sessions, shells
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
 ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
@@ -43,6 +44,14 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "wait_process": processes.wait_process,
     "list_processes": processes.list_processes,
     "kill_process": processes.kill_process,
+    "write_process_stdin": processes.write_process_stdin,
+    "close_process_stdin": processes.close_process_stdin,
+    "open_shell": shells.open_shell,
+    "write_shell": shells.write_shell,
+    "resize_shell": shells.resize_shell,
+    "close_shell": shells.close_shell,
+    "get_events": history.get_events,
+    "get_session_events": history.get_session_events,
     "vm_fetch": network.vm_fetch,
     "schedule_cron": cron.schedule_cron,
     "list_cron_jobs": cron.list_cron_jobs,
