@@ -251,8 +251,27 @@ class ActorDetail(Actor):
 
 
 @_answer
+class ListedActor(Actor):
+    awake: NotRequired[Annotated[bool, Field(default=False, description="awake in this server process")]]
+
+
+@_answer
 class ActorList(TypedDict):
-    actors: list[Actor]
+    actors: list[ListedActor]
+    next_after: NotRequired[
+        Annotated[
+            str | None,
+            Field(
+                default=None,
+                description="pass as `after` for the next page; null when there is no more",
+            ),
+        ]
+    ]
+
+
+@_answer
+class ActorState(TypedDict):
+    state: Annotated[Any, Field(description="the actor's persisted state as JSON; null until first saved")]
 
 
 @_answer
@@ -315,6 +334,7 @@ class PendingMessage(TypedDict):
     attempt: Annotated[int, Field(ge=0)]
     created_at: float
     available_at: float
+    body: NotRequired[Annotated[Any, Field(default=None, description="the message's body")]]
 
 
 @_answer

@@ -245,6 +245,9 @@ class HandleCore:
         params = {"status": status, "limit": str(limit)}
         return Request("GET", self.path("messages"), params=params, answer=protocol.MessageList)
 
+    def state_request(self) -> Request:
+        return Request("GET", self.path("state"), answer=protocol.ActorState)
+
     def queues_request(self) -> Request:
         return Request("GET", self.path("queues"), answer=protocol.QueueList)
 
@@ -294,12 +297,16 @@ def _http_timeout(waits: bool, timeout: float | None, http_timeout: float | None
     return timeout if timeout is not None else http_timeout
 
 
-def list_actors_request(name: str | None, limit: int, after: str | None) -> Request:
+def list_actors_request(
+    name: str | None, limit: int, after: str | None, key_prefix: str | None = None
+) -> Request:
     params = {"limit": str(limit)}
     if name:
         params["name"] = name
     if after:
         params["after"] = after
+    if key_prefix:
+        params["key_prefix"] = key_prefix
     return Request("GET", "/v1/actors", params=params, answer=protocol.ActorList)
 
 

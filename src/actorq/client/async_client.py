@@ -106,9 +106,16 @@ class AsyncClient:
         return self.actor(name)
 
     async def list_actors(
-        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+        self,
+        name: str | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        key_prefix: str | None = None,
     ) -> list[ActorInfo]:
-        return b.parse_actors(await self.request(b.list_actors_request(name, limit, after)))
+        """Actors ordered by id (``after``: the last id of the previous page); ``key_prefix``: only
+        those whose key, its parts joined by ``/``, starts with it."""
+        return b.parse_actors(await self.request(b.list_actors_request(name, limit, after, key_prefix)))
 
     async def health(self) -> dict[str, Any]:
         return dict(await self.request(b.health_request()))
@@ -228,12 +235,17 @@ class ActorHandle:
         )
         return decode_bytes(data["result"])
 
+    async def state(self) -> Any:
+        """The actor's persisted state as JSON (``None`` until first saved)."""
+        await self.resolve()
+        return (await self._client.request(self._core.state_request()))["state"]
+
     async def queues(self) -> list[QueueInfo]:
         await self.resolve()
         return b.parse_queues(await self._client.request(self._core.queues_request()))
 
     async def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
-        """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at."""
+        """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at, body."""
         await self.resolve()
         return b.parse_messages(await self._client.request(self._core.messages_request(status, limit)))
 

@@ -85,9 +85,16 @@ class SyncClient:
         return self.actor(name)
 
     def list_actors(
-        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+        self,
+        name: str | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        key_prefix: str | None = None,
     ) -> list[ActorInfo]:
-        return b.parse_actors(self.request(b.list_actors_request(name, limit, after)))
+        """Actors ordered by id (``after``: the last id of the previous page); ``key_prefix``: only
+        those whose key, its parts joined by ``/``, starts with it."""
+        return b.parse_actors(self.request(b.list_actors_request(name, limit, after, key_prefix)))
 
     def health(self) -> dict[str, Any]:
         return dict(self.request(b.health_request()))
@@ -180,6 +187,11 @@ class SyncActorHandle:
             self._core.action_request(name, args, kwargs, self._client._action_timeout)
         )
         return decode_bytes(data["result"])
+
+    def state(self) -> Any:
+        """The actor's persisted state as JSON (``None`` until first saved)."""
+        self.resolve()
+        return (self._client.request(self._core.state_request()))["state"]
 
     def queues(self) -> list[QueueInfo]:
         self.resolve()

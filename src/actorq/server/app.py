@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from actorq._typing import decode_bytes, encode_bytes
 from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
-from actorq.results import SendReceipt
+from actorq.results import ActorInfo, SendReceipt
 from actorq.server import metrics, wire
 from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
@@ -67,12 +68,55 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document(rt.registry, rt.config.max_wait, auth=auth))
 
 
+# A listing filtered by key prefix reads at most this many actors per request; with fewer
+# matches than asked, ``next_after`` says where the next request goes on.
+KEY_SCAN_BUDGET = 10_000
+
+
+def _key_text(key: list[str]) -> str:
+    return "/".join(key)
+
+
 async def list_actors(request: Request) -> Response:
+    rt = _runtime(request)
     q = request.query_params
     limit = wire.query_limit(q)
     after = wire.query_actor_id(q, "after")
-    actors = await _runtime(request).list_actors(q.get("name"), limit, after)
-    return json_response(protocol.ActorList(actors=[protocol.actor(a) for a in actors]))
+    prefix = wire.query_key_prefix(q)
+    name = q.get("name")
+    found: list[ActorInfo] = []
+    more = False
+    if prefix is None:
+        found = await rt.list_actors(name, limit, after)
+        more = len(found) == limit
+        cursor = found[-1].actor_id if found else None
+    else:  # scan pages, keep those whose key (parts joined by "/") starts with the prefix
+        scanned = 0
+        cursor = after
+        more = True
+        while len(found) < limit and scanned < KEY_SCAN_BUDGET:
+            page = await rt.list_actors(name, protocol.MAX_LIMIT, cursor)
+            for a in page:
+                scanned += 1
+                cursor = a.actor_id
+                if _key_text(a.key).startswith(prefix):
+                    found.append(a)
+                    if len(found) == limit:
+                        break
+            if len(page) < protocol.MAX_LIMIT and (not page or cursor == page[-1].actor_id):
+                more = False  # read to the end
+                break
+    listed = [protocol.ListedActor(**protocol.actor(a), awake=rt.is_awake(a.actor_id)) for a in found]
+    return json_response(protocol.ActorList(actors=listed, next_after=cursor if more else None))
+
+
+async def actor_state(request: Request) -> Response:
+    rt = _runtime(request)
+    actor_id = _actor_id(request)
+    await rt.actor_info(actor_id)  # 404 for an unknown actor
+    record = await rt.storage.load_actor(actor_id)
+    state = json.loads(record.state) if record is not None and record.state is not None else None
+    return json_response(protocol.ActorState(state=state))
 
 
 async def resolve_actor(request: Request) -> Response:
@@ -194,6 +238,7 @@ async def list_pending(request: Request) -> Response:
                     attempt=r.attempt,
                     created_at=r.created_at,
                     available_at=r.available_at,
+                    body=json.loads(r.body),
                 )
                 for r in recs
             ]
@@ -259,8 +304,11 @@ ROUTES = [
     _route("/healthz", GET=(healthz, NONE)),
     _route("/metrics", GET=(metrics_endpoint, NONE)),
     _route("/openapi.json", GET=(openapi, NONE)),
-    _route("/v1/actors", GET=(list_actors, ("name", "limit", "after")), POST=(resolve_actor, NONE)),
+    _route(
+        "/v1/actors", GET=(list_actors, ("name", "limit", "after", "key_prefix")), POST=(resolve_actor, NONE)
+    ),
     _route("/v1/actors/{actor_id}", GET=(get_actor, NONE)),
+    _route("/v1/actors/{actor_id}/state", GET=(actor_state, NONE)),
     _route("/v1/actors/{actor_id}/queues", GET=(list_queues, NONE)),
     _route("/v1/actors/{actor_id}/queues/{queue}/messages", POST=(send_message, NONE)),
     _route("/v1/actors/{actor_id}/batch", POST=(send_batch, NONE)),

@@ -55,6 +55,7 @@ _MODELS: tuple[Any, ...] = (
     protocol.Actor,
     protocol.ActorDetail,
     protocol.ActorList,
+    protocol.ActorState,
     protocol.QueueList,
     protocol.SendAccepted,
     protocol.MessageResult,
@@ -229,7 +230,13 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
                     _query(
                         "after",
                         _string(minLength=1, maxLength=protocol.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$"),
-                        "the last actor id of the previous page",
+                        "the last actor id of the previous page (or the answer's `next_after`)",
+                    ),
+                    _query(
+                        "key_prefix",
+                        _string(minLength=1, maxLength=protocol.MAX_KEY_BYTES, pattern=r"^[^\x00]+$"),
+                        "only actors whose key, its parts joined by '/', starts with this; a request reads "
+                        "at most 10 000 actors, `next_after` says where to go on",
                     ),
                 ],
             ),
@@ -243,6 +250,14 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}": {
             "get": _op(
                 "Actor by id", {200: _json(_ref(protocol.ActorDetail))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
+            )
+        },
+        "/v1/actors/{actor_id}/state": {
+            "get": _op(
+                "The actor's persisted state (null until first saved)",
+                {200: _json(_ref(protocol.ActorState))},
+                (*_V1, *_ACTOR),
+                params=[_ACTOR_ID],
             )
         },
         "/v1/actors/{actor_id}/queues": {
