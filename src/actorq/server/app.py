@@ -22,7 +22,7 @@ from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 from actorq.results import ActorInfo, SendReceipt
-from actorq.server import metrics, wire
+from actorq.server import inspector, metrics, wire
 from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
@@ -320,9 +320,17 @@ ROUTES = [
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", POST=(retry_dead, NONE)),
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}", DELETE=(delete_dead, NONE)),
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
+    inspector.redirect(),
+    inspector.mount(),
 ]
 
 _OPEN_PATHS = frozenset({"/healthz"})
+
+
+def _open_path(path: str) -> bool:
+    """Routes that need no token: liveness, and the inspector's static files (the page asks for
+    the token and sends it with every API call it makes)."""
+    return path in _OPEN_PATHS or inspector.is_static(path)
 
 
 def _route_path(scope: Scope) -> str:
@@ -389,7 +397,7 @@ class ActorqMiddleware:
             elif name == b"origin":
                 origin = value.decode("latin-1")
         refused: ActorqError | None = self.hosts.check(host, origin)
-        if refused is None and self.token is not None and _route_path(scope) not in _OPEN_PATHS:
+        if refused is None and self.token is not None and not _open_path(_route_path(scope)):
             if not self._authorized(scope):
                 refused = Unauthorized("missing or wrong bearer token")
         return refused

@@ -1,0 +1,262 @@
+"""The web inspector at /ui/, driven in Debian's Chromium by Playwright: what it shows changes
+live as clients act on the server, its buttons act through the API like any client, and with a
+token it asks for it and keeps it out of URLs.
+
+Skipped only when /usr/bin/chromium is absent (``make system`` installs it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from actorq.client import AsyncClient
+from tests.apps.inspector_app import POISON, registry
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system)")
+playwright_api = pytest.importorskip("playwright.async_api")
+
+TOKEN = "inspector-t0ken"
+LIVE = 8_000  # ms: how long the page may take to show a change (it polls every second)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[AsyncClient]:
+    async with registry.test() as c:
+        yield c
+
+
+async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+    page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+    def console(m: Any) -> None:  # an API error answer is logged by Chromium itself: not a problem
+        if m.type == "error" and not m.text.startswith("Failed to load resource"):
+            problems.append(f"console {m.type}: {m.text}")
+
+    page.on("console", console)
+    await page.goto(url)
+    return page, problems
+
+
+def count(page: Any, queue: str, name: str) -> Any:
+    return page.locator(f'#queues tr[data-queue="{queue}"] td[data-count="{name}"]')
+
+
+async def test_static_files_are_open_and_carry_a_strict_csp(client: AsyncClient) -> None:
+    async with registry.test(token=TOKEN) as c, httpx.AsyncClient(base_url=c.url) as http:
+        r = await http.get("/ui/")
+        assert r.status_code == 200 and "<title>actorq inspector</title>" in r.text
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        for path in ("/ui/js/main.js", "/ui/js/api.js", "/ui/style.css"):
+            assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/ui", follow_redirects=False)).headers["location"] == "/ui/"
+        # the files are open; the API behind them is not
+        assert (await http.get("/v1/actors")).status_code == 401
+        assert (await http.get("/ui/../v1/actors")).status_code == 401
+        assert (await http.get("/ui/js/nope.js")).status_code == 404
+        # no other site may load it through a rebound name
+        assert (await http.get("/ui/", headers={"Host": "evil.example"})).status_code == 403
+
+
+async def test_lists_actors_by_type_and_key_prefix_and_opens_one(client: AsyncClient, browser: Any) -> None:
+    for key in (["tenant-1", "inbox"], ["tenant-1", "outbox"], ["tenant-2", "inbox"]):
+        await client.mailbox.get_or_create(key).resolve()
+    await client.worker.get_or_create(["w"]).resolve()
+    page, problems = await open_page(browser, client.url + "/ui/")
+    rows = page.locator("#actor-list tbody tr")
+    await playwright_api.expect(rows).to_have_count(4, timeout=LIVE)
+    await page.locator('#type-tabs [data-type="worker"]').click()
+    await playwright_api.expect(rows).to_have_count(1, timeout=LIVE)
+    await page.locator('#type-tabs [data-type="mailbox"]').click()
+    await page.locator("#key-search").fill("tenant-1/")
+    await playwright_api.expect(rows).to_have_count(2, timeout=LIVE)
+    await playwright_api.expect(page.locator("#actor-list")).not_to_contain_text("tenant-2")
+    assert "type=mailbox" in page.url and "key=tenant-1" in page.url
+    await rows.filter(has_text="inbox").locator("a.key").click()
+    await playwright_api.expect(page.locator("#actor-key")).to_have_text("tenant-1 / inbox", timeout=LIVE)
+    assert problems == []
+
+
+async def test_pending_count_and_messages_change_live(client: AsyncClient, browser: Any) -> None:
+    box = client.mailbox.get_or_create(["live"])
+    aid = await box.resolve()
+    page, problems = await open_page(browser, f"{client.url}/ui/#/actor/{aid}")
+    await playwright_api.expect(count(page, "letters", "pending")).to_have_text("0", timeout=LIVE)
+    await box.send("letters", {"to": "ann", "text": "first"})
+    await playwright_api.expect(count(page, "letters", "pending")).to_have_text("1", timeout=LIVE)
+    await box.send("letters", {"to": "bob", "text": "second"}, delay=600)
+    await playwright_api.expect(count(page, "letters", "delayed")).to_have_text("1", timeout=LIVE)
+    msgs = page.locator("#messages tbody tr")
+    await playwright_api.expect(msgs).to_have_count(2, timeout=LIVE)
+    await playwright_api.expect(msgs.nth(0)).to_contain_text('"text":"first"')
+    await playwright_api.expect(msgs.nth(1)).to_contain_text("in 9 min")
+    # a message sent from the page's own form
+    await page.locator("#send-queue").select_option("letters")
+    await page.locator("#send-schema").evaluate("e => e.closest('details').open = true")
+    await playwright_api.expect(page.locator("#send-schema")).to_contain_text('"text"')
+    await page.locator("#send-body").fill('{"to": "cy", "text": "from the page"}')
+    await page.locator("#send-submit").click()
+    await playwright_api.expect(page.locator("#send-result")).to_contain_text('"status": "accepted"')
+    await playwright_api.expect(count(page, "letters", "pending")).to_have_text("2", timeout=LIVE)
+    assert [m["body"]["text"] for m in await box.messages()] == ["first", "second", "from the page"]
+    # a body the queue's type refuses: the server's 422 shows, nothing is stored
+    await page.locator("#send-body").fill('{"to": "cy"}')
+    await page.locator("#send-submit").click()
+    await playwright_api.expect(page.locator("#send-result")).to_contain_text("validation_error")
+    assert len(await box.messages()) == 3
+    assert problems == []
+
+
+async def test_a_dead_letter_is_shown_and_retried_from_the_page(client: AsyncClient, browser: Any) -> None:
+    worker = client.worker.get_or_create(["dead"])
+    aid = await worker.resolve()
+    POISON.add("bad-1")
+    try:
+        failed = await worker.send("jobs", {"tag": "bad-1", "n": 21}, wait=True, timeout=10)
+        assert failed.status == "failed"
+        page, problems = await open_page(browser, f"{client.url}/ui/#/actor/{aid}")
+        await playwright_api.expect(count(page, "jobs", "dead")).to_have_text("1", timeout=LIVE)
+        letter = page.locator(f'#dead-letters tr[data-msg-id="{failed.id}"]')
+        await playwright_api.expect(letter).to_contain_text("cannot do job bad-1")
+        await playwright_api.expect(letter).to_contain_text('"tag":"bad-1"')
+        # the confirm dialog, declined: nothing happens
+        page.once("dialog", lambda d: d.dismiss())
+        await letter.locator("button.retry").click()
+        await page.wait_for_timeout(300)
+        assert len(await worker.dead_letters()) == 1
+        POISON.discard("bad-1")
+        dialogs: list[str] = []
+
+        async def accept(d: Any) -> None:
+            dialogs.append(d.message)
+            await d.accept()
+
+        page.once("dialog", accept)
+        await letter.locator("button.retry").click()
+        await playwright_api.expect(count(page, "jobs", "dead")).to_have_text("0", timeout=LIVE)
+        await playwright_api.expect(count(page, "jobs", "completed")).to_have_text("1", timeout=LIVE)
+        assert dialogs and f"Retry message {failed.id}" in dialogs[0]
+        assert await worker.dead_letters() == []
+        # the retried message's result, looked up by id; and the state it left
+        await page.locator("#result-id").fill(str(failed.id))
+        await page.locator("#result-form button").click()
+        await playwright_api.expect(page.locator("#result-out")).to_contain_text('"doubled": 42')
+        await playwright_api.expect(page.locator("#state")).to_contain_text('"last": "bad-1"', timeout=LIVE)
+        assert problems == []
+    finally:
+        POISON.discard("bad-1")
+
+
+async def test_a_dead_letter_is_deleted_from_the_page(client: AsyncClient, browser: Any) -> None:
+    worker = client.worker.get_or_create(["delete"])
+    aid = await worker.resolve()
+    POISON.add("bad-2")
+    try:
+        failed = await worker.send("jobs", {"tag": "bad-2", "n": 1}, wait=True, timeout=10)
+        page, _ = await open_page(browser, f"{client.url}/ui/#/actor/{aid}")
+        letter = page.locator(f'#dead-letters tr[data-msg-id="{failed.id}"]')
+        page.once("dialog", lambda d: d.accept())
+        await letter.locator("button.delete").click()
+        await playwright_api.expect(page.locator("#dead-letters")).to_contain_text(
+            "No dead letters", timeout=LIVE
+        )
+        assert await worker.dead_letters() == []
+    finally:
+        POISON.discard("bad-2")
+
+
+async def test_an_action_called_from_the_page_and_its_events_over_the_websocket(
+    client: AsyncClient, browser: Any
+) -> None:
+    worker = client.worker.get_or_create(["events"])
+    aid = await worker.resolve()
+    page, problems = await open_page(browser, f"{client.url}/ui/#/actor/{aid}")
+    await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+    await page.locator("#action-name").select_option("announce")
+    await playwright_api.expect(page.locator("#action-params")).to_have_text("announce(text, times)")
+    await page.locator("#action-args").fill('["hello"]')
+    await page.locator("#action-kwargs").fill('{"times": 2}')
+    await page.locator("#action-submit").click()
+    await playwright_api.expect(page.locator("#action-result")).to_have_text('"HELLO"')
+    events = page.locator('#events li[data-event="announcement"]')
+    await playwright_api.expect(events).to_have_count(2, timeout=LIVE)
+    await playwright_api.expect(events.first).to_contain_text('"i":1')  # newest first
+    # events the actor broadcasts while handling a message sent by a client
+    await worker.send("jobs", {"tag": "ev", "n": 1}, wait=True, timeout=10)
+    await playwright_api.expect(page.locator('#events li[data-event="job_started"]')).to_have_count(
+        1, timeout=LIVE
+    )
+    # an action that fails: the error shows; bad JSON never leaves the page
+    await page.locator("#action-args").fill('["x", "not a number"]')
+    await page.locator("#action-kwargs").fill("{}")
+    await page.locator("#action-submit").click()
+    await playwright_api.expect(page.locator("#action-result")).to_contain_text("validation_error")
+    await page.locator("#action-args").fill("[nope")
+    await page.locator("#action-submit").click()
+    await playwright_api.expect(page.locator("#action-result")).to_contain_text("not JSON")
+    assert problems == []
+
+
+async def test_the_token_is_asked_for_a_wrong_one_refused_and_kept_out_of_urls(browser: Any) -> None:
+    async with registry.test(token=TOKEN) as c:
+        aid = await c.worker.get_or_create(["secret"]).resolve()
+        page, _ = await open_page(browser, f"{c.url}/ui/#/actor/{aid}")
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        dialog = page.locator("#token-dialog")
+        await playwright_api.expect(dialog).to_be_visible(timeout=LIVE)
+        await page.locator("#token-input").fill("wrong-token")
+        await page.locator("#token-submit").click()
+        await playwright_api.expect(page.locator("#token-error")).to_have_text(
+            "The server refused that token.", timeout=LIVE
+        )
+        await playwright_api.expect(dialog).to_be_visible()
+        await page.locator("#token-input").fill(TOKEN)
+        await page.locator("#token-submit").click()
+        await playwright_api.expect(dialog).to_be_hidden(timeout=LIVE)
+        await playwright_api.expect(page.locator("#actor-key")).to_have_text("secret", timeout=LIVE)
+        await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+        # a mutating call from the page passes the token, Host and Origin checks
+        await page.locator("#action-name").select_option("add")
+        await page.locator("#action-args").fill("[3]")
+        await page.locator("#action-submit").click()
+        await playwright_api.expect(page.locator("#action-result")).to_have_text("3")
+        assert await page.evaluate("sessionStorage.getItem('actorq.token')") == TOKEN
+        assert not [u for u in requests if TOKEN in u or "wrong-token" in u]
+        assert TOKEN not in page.url
+        # a new tab of the same browser context shares nothing: asked again
+        other, _ = await open_page(browser, f"{c.url}/ui/")
+        await playwright_api.expect(other.locator("#token-dialog")).to_be_visible(timeout=LIVE)
+
+
+async def test_the_page_websocket_with_a_wrong_token_is_refused(browser: Any) -> None:
+    async with registry.test(token=TOKEN) as c:
+        aid = await c.worker.get_or_create(["ws"]).resolve()
+        page, _ = await open_page(browser, f"{c.url}/ui/")
+        script = """async ([aid, protocols]) => await new Promise((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}/v1/actors/${aid}/connect`, protocols);
+            ws.onmessage = (ev) => { resolve("open: " + ev.data); ws.close(); };
+            ws.onclose = (ev) => resolve("closed " + ev.code);
+        })"""
+        refused = await page.evaluate(script, [aid, ["actorq", "actorq.token.wrong"]])
+        assert refused == "closed 1006"
+        accepted = await page.evaluate(script, [aid, ["actorq", f"actorq.token.{TOKEN}"]])
+        assert re.fullmatch(r'open: \{"type":"init","actor_id":"[^"]+"\}', accepted)
