@@ -260,3 +260,61 @@ async def test_the_page_websocket_with_a_wrong_token_is_refused(browser: Any) ->
         assert refused == "closed 1006"
         accepted = await page.evaluate(script, [aid, ["actorq", f"actorq.token.{TOKEN}"]])
         assert re.fullmatch(r'open: \{"type":"init","actor_id":"[^"]+"\}', accepted)
+
+
+# -- agent VMs ------------------------------------------------------------------------------------
+async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Path, browser: Any) -> None:
+    from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
+    from tests.apps.vm_app import registry as vm_registry
+    from tests.conftest import LLM_PORT
+
+    async with FakeLLM(port=LLM_PORT) as llm, vm_registry.test(storage=tmp_path / "data") as c:
+        vm = c.vm.get_or_create(["inspected"])
+        for path, text in pi_agent_files(llm.url).items():
+            await vm.write_file(f"/home/user/{path}", text)
+        await vm.write_file("/home/user/notes/todo.txt", "buy milk\n")
+        session = await vm.create_session("pi")
+        aid = await vm.resolve()
+        page, problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+        await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+        await playwright_api.expect(
+            page.locator(f'#session-list button[data-session="{session["session_id"]}"]')
+        ).to_be_visible(timeout=LIVE)
+        # a prompt sent by a client: its transcript streams into the page as the agent works
+        r = await vm.send_prompt(session["session_id"], "Write a summary to /home/user/s.txt: a\nb")
+        assert r["tool_calls"] == ["write"]
+        turns = page.locator("#transcript .turn")
+        await playwright_api.expect(turns.filter(has_text="tool call · write")).to_have_count(1, timeout=LIVE)
+        await playwright_api.expect(turns.filter(has_text="tool call · write")).to_contain_text(
+            "/home/user/s.txt"
+        )
+        await playwright_api.expect(turns.filter(has_text="tool result · write")).to_have_count(
+            1, timeout=LIVE
+        )
+        await playwright_api.expect(turns.filter(has_text="stop reason").last).to_contain_text("stop")
+        # and one sent from the page
+        await page.locator("#prompt-text").fill("Write a summary to /home/user/t.txt: c")
+        await page.locator("#prompt-submit").click()
+        await playwright_api.expect(page.locator("#prompt-result")).to_contain_text(
+            '"stop_reason": "stop"', timeout=30_000
+        )
+        await playwright_api.expect(turns.filter(has_text="tool call · write")).to_have_count(2, timeout=LIVE)
+        # the file browser: /home/user, a directory, a file's text
+        await page.locator('#vm-tabs [data-pane="files"]').click()
+        await page.locator('#file-list tr[data-name="notes"] a').click()
+        await page.locator('#file-list tr[data-name="todo.txt"] a').click()
+        await playwright_api.expect(page.locator("#file-text")).to_have_text("buy milk\n")
+        async with page.expect_download() as download:
+            await page.locator("#file-download").click()
+        assert (await download.value).suggested_filename == "todo.txt"
+        # processes: one spawned by a client, killed from the page
+        proc = await vm.spawn("sleep", ["300"])
+        await page.locator('#vm-tabs [data-pane="processes"]').click()
+        row = page.locator(f'#process-list tr[data-pid="{proc["pid"]}"]')
+        await playwright_api.expect(row).to_contain_text("running", timeout=LIVE)
+        page.once("dialog", lambda d: d.accept())
+        await row.locator("button.kill").click()
+        await playwright_api.expect(row).to_contain_text("exit", timeout=LIVE)
+        await page.locator('#vm-tabs [data-pane="cron"]').click()
+        await playwright_api.expect(page.locator("#cron-list")).to_contain_text("No cron jobs", timeout=LIVE)
+        assert problems == []
