@@ -5,7 +5,7 @@ with each actor's ``awake`` flag and a ``next_after`` cursor."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -108,3 +108,49 @@ async def test_a_bad_key_prefix_is_a_400_naming_it(client: AsyncClient, bad: str
     if bad:
         with pytest.raises(BadRequest):
             await client.list_actors(key_prefix=bad)
+
+
+async def test_cluster_nodes_without_a_cluster_is_this_process_with_its_awake_actors(
+    client: AsyncClient,
+) -> None:
+    h = client.api.get_or_create(["node-listed"])
+    await h.action("add", 1)
+    nodes = await client.cluster_nodes()
+    assert len(nodes) == 1
+    node = nodes[0]
+    assert node["node"] == "local" and node["this_node"] is True and node["address"] is None
+    assert await h.resolve() in node["actors"] and node["actor_count"] >= 1
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        r = await http.get("/v1/cluster/nodes")
+        assert r.status_code == 200 and r.json()["clustered"] is False
+        assert (await http.get("/v1/cluster/nodes", params={"limit": "0"})).status_code == 400
+        assert (await http.get("/v1/cluster/nodes", params={"node": "x"})).status_code == 400
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    from tests.storage.conftest import fresh_schema, pg_up
+
+    if not pg_up():
+        pytest.skip("PostgreSQL is not running")
+    yield from fresh_schema("insp_")
+
+
+async def test_cluster_nodes_lists_each_node_and_the_actors_it_runs(pg_schema: str) -> None:
+    from actorq.storage.postgres import PostgresStorage
+    from tests.storage.conftest import PG_DSN
+
+    async with (
+        registry.test(storage=PostgresStorage(PG_DSN, schema=pg_schema)) as a,
+        registry.test(storage=PostgresStorage(PG_DSN, schema=pg_schema)) as b,
+    ):
+        on_a = a.api.get_or_create(["on-a"])
+        await on_a.action("add", 1)  # woken (and leased) by node a
+        aid = await on_a.resolve()
+        nodes = await b.cluster_nodes()
+        assert len(nodes) == 2
+        assert [n["this_node"] for n in nodes].count(True) == 1
+        owner = next(n for n in nodes if aid in n["actors"])
+        assert owner["this_node"] is False and owner["actor_count"] == 1 and owner["address"]
+        assert all(n["heartbeat_at"] and n["started_at"] for n in nodes)
+        assert all(len(n["actors"]) <= 1 for n in await a.cluster_nodes(limit=1))

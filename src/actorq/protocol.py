@@ -275,6 +275,23 @@ class ActorState(TypedDict):
 
 
 @_answer
+class ClusterNode(TypedDict):
+    node: Annotated[str, Field(description="the node's id; 'local' for a server without a cluster")]
+    address: str | None
+    this_node: Annotated[bool, Field(description="the node that answered this request")]
+    started_at: float | None
+    heartbeat_at: float | None
+    actor_count: Annotated[int, Field(ge=0, description="actors it runs now (holds a live lease on)")]
+    actors: Annotated[list[str], Field(description="the first of them by actor id (at most `limit`)")]
+
+
+@_answer
+class NodeList(TypedDict):
+    clustered: Annotated[bool, Field(description="several nodes share a PostgreSQL database")]
+    nodes: list[ClusterNode]
+
+
+@_answer
 class QueueStats(TypedDict):
     queue: str
     pending: Annotated[int, Field(ge=0)]

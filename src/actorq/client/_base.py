@@ -310,6 +310,10 @@ def list_actors_request(
     return Request("GET", "/v1/actors", params=params, answer=protocol.ActorList)
 
 
+def nodes_request(limit: int) -> Request:
+    return Request("GET", "/v1/cluster/nodes", params={"limit": str(limit)}, answer=protocol.NodeList)
+
+
 def health_request() -> Request:
     return Request("GET", "/healthz", answer=protocol.Health)
 

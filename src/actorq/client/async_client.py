@@ -117,6 +117,11 @@ class AsyncClient:
         those whose key, its parts joined by ``/``, starts with it."""
         return b.parse_actors(await self.request(b.list_actors_request(name, limit, after, key_prefix)))
 
+    async def cluster_nodes(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The nodes serving the database (one, ``"local"``, without a cluster), each with up to
+        ``limit`` of the actors it runs now."""
+        return [dict(n) for n in (await self.request(b.nodes_request(limit)))["nodes"]]
+
     async def health(self) -> dict[str, Any]:
         return dict(await self.request(b.health_request()))
 

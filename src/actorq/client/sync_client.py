@@ -96,6 +96,11 @@ class SyncClient:
         those whose key, its parts joined by ``/``, starts with it."""
         return b.parse_actors(self.request(b.list_actors_request(name, limit, after, key_prefix)))
 
+    def cluster_nodes(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The nodes serving the database (one, ``"local"``, without a cluster), each with up to
+        ``limit`` of the actors it runs now."""
+        return [dict(n) for n in (self.request(b.nodes_request(limit)))["nodes"]]
+
     def health(self) -> dict[str, Any]:
         return dict(self.request(b.health_request()))
 

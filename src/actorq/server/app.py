@@ -277,6 +277,39 @@ async def delete_dead(request: Request) -> Response:
     return json_response(protocol.Done(ok=True))
 
 
+async def cluster_nodes(request: Request) -> Response:
+    rt = _runtime(request)
+    limit = wire.query_limit(request.query_params)
+    found = await rt.cluster_nodes(limit)
+    if found is None:  # one process: itself, with its awake actors
+        awake = sorted(rt.awake_ids())
+        local = protocol.ClusterNode(
+            node="local",
+            address=None,
+            this_node=True,
+            started_at=None,
+            heartbeat_at=None,
+            actor_count=len(awake),
+            actors=awake[:limit],
+        )
+        return json_response(protocol.NodeList(clustered=False, nodes=[local]))
+    stats = rt.node_stats()
+    me = stats.node_id if stats is not None else None
+    nodes = [
+        protocol.ClusterNode(
+            node=n.node_id,
+            address=n.address,
+            this_node=n.node_id == me,
+            started_at=n.started_at,
+            heartbeat_at=n.heartbeat_at,
+            actor_count=n.actor_count,
+            actors=n.actors,
+        )
+        for n in found
+    ]
+    return json_response(protocol.NodeList(clustered=True, nodes=nodes))
+
+
 async def metrics_endpoint(request: Request) -> Response:
     body, content_type = metrics.render(_runtime(request))
     return Response(body, media_type=content_type)
@@ -313,6 +346,7 @@ ROUTES = [
     _route("/v1/actors/{actor_id}/queues/{queue}/messages", POST=(send_message, NONE)),
     _route("/v1/actors/{actor_id}/batch", POST=(send_batch, NONE)),
     _route("/v1/batch", POST=(send_any, NONE)),
+    _route("/v1/cluster/nodes", GET=(cluster_nodes, ("limit",))),
     _route("/v1/actors/{actor_id}/messages", GET=(list_pending, ("status", "queue", "limit"))),
     _route("/v1/actors/{actor_id}/messages/{msg_id}", GET=(get_message, ("wait", "timeout"))),
     _route("/v1/actors/{actor_id}/actions/{action}", POST=(call_action, NONE)),

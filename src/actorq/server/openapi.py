@@ -56,6 +56,7 @@ _MODELS: tuple[Any, ...] = (
     protocol.ActorDetail,
     protocol.ActorList,
     protocol.ActorState,
+    protocol.NodeList,
     protocol.QueueList,
     protocol.SendAccepted,
     protocol.MessageResult,
@@ -250,6 +251,14 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}": {
             "get": _op(
                 "Actor by id", {200: _json(_ref(protocol.ActorDetail))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
+            )
+        },
+        "/v1/cluster/nodes": {
+            "get": _op(
+                "The nodes serving this database and the actors each runs now (`limit` per node)",
+                {200: _json(_ref(protocol.NodeList))},
+                _V1,
+                params=[_LIMIT],
             )
         },
         "/v1/actors/{actor_id}/state": {
