@@ -262,6 +262,29 @@ async def test_the_page_websocket_with_a_wrong_token_is_refused(browser: Any) ->
         assert re.fullmatch(r'open: \{"type":"init","actor_id":"[^"]+"\}', accepted)
 
 
+async def test_cluster_page_shows_the_node_its_actors_and_throughput_from_metrics(
+    client: AsyncClient, browser: Any
+) -> None:
+    worker = client.worker.get_or_create(["busy"])
+    await worker.action("add", 1)
+    page, problems = await open_page(browser, f"{client.url}/ui/#/cluster")
+    node = page.locator('#nodes tr[data-node="local"]')
+    await playwright_api.expect(node).to_contain_text("this node", timeout=LIVE)
+    await playwright_api.expect(node.locator(".node-actors")).to_contain_text("worker / busy", timeout=LIVE)
+    await playwright_api.expect(page.locator("#cluster-mode")).to_contain_text("no cluster")
+    for i in range(20):
+        await worker.send("jobs", {"tag": f"t{i}", "n": i})
+    # the sends show as a rate once two scrapes have seen the counter
+    sends = page.locator('#charts path[data-series="sends"]')
+    await playwright_api.expect(sends).to_have_count(1, timeout=LIVE)
+    await node.locator(".node-actors a").first.click()
+    await playwright_api.expect(page.locator("#actor-key")).to_have_text("busy", timeout=LIVE)
+    await playwright_api.expect(page.locator('#queue-charts path[data-series="pending"]')).to_have_count(
+        1, timeout=LIVE
+    )
+    assert problems == []
+
+
 # -- agent VMs ------------------------------------------------------------------------------------
 async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Path, browser: Any) -> None:
     from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files

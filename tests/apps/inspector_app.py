@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import asyncio
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict
 
 from actorq import ActorContext, actor, queue, setup
 
@@ -21,6 +24,7 @@ class Letter(TypedDict):
 class Job(TypedDict):
     tag: str
     n: int
+    pause: NotRequired[float]  # seconds the job takes
 
 
 POISON: set[str] = set()
@@ -31,6 +35,7 @@ async def worker_run(c: ActorContext) -> None:
         c.broadcast("job_started", {"tag": m.body["tag"], "attempt": m.attempt})
         if m.body["tag"] in POISON:
             raise RuntimeError(f"cannot do job {m.body['tag']}")
+        await asyncio.sleep(m.body.get("pause", 0))
         c.state["done"] = c.state.get("done", 0) + 1
         c.state["last"] = m.body["tag"]
         await m.complete({"tag": m.body["tag"], "doubled": m.body["n"] * 2})

@@ -20,6 +20,7 @@ import {
   when,
 } from "./dom.js";
 import { isVm } from "./actors.js";
+import { History, legend, lineChart } from "./chart.js";
 
 const COUNTS = ["pending", "delayed", "in_flight", "completed", "dead"];
 const MAX_EVENTS = 500;
@@ -76,6 +77,7 @@ function render(el, info, type, stops) {
   const state = h("pre", { id: "state", class: "json" }, "…");
   const events = h("ol", { id: "events", class: "events" });
   const wsStatus = h("span", { class: "status", id: "ws-status" }, "connecting");
+  const charts = h("div", { class: "charts", id: "queue-charts" });
   let msgStatus = "pending";
 
   for (const [s, label] of [
@@ -111,6 +113,7 @@ function render(el, info, type, stops) {
       section("Queues", queues),
       section("State", h("p", { class: "muted" }, "as last persisted"), state),
     ),
+    section("Last 5 minutes (all queues, since this page opened)", charts),
     section("Messages", msgTabs, messages),
     section("Dead letters", dead),
     h("div", { class: "grid" }, sendForm(id, type), actionForm(id, type)),
@@ -119,9 +122,25 @@ function render(el, info, type, stops) {
 
   const fail = (e) => (errors.textContent = errorText(e));
 
+  const history = new History(300);
   const refreshQueues = async () => {
     const data = await get(actorPath(id, "queues"));
     errors.textContent = "";
+    const t = now();
+    const sum = (k) => data.queues.reduce((a, q) => a + q[k], 0);
+    for (const k of ["pending", "delayed", "in_flight", "completed", "dead"]) history.add(k, t, sum(k));
+    const depth = [
+      { name: "pending", points: history.points("pending") },
+      { name: "in flight", points: history.points("in_flight") },
+      { name: "delayed", points: history.points("delayed") },
+      { name: "dead", points: history.points("dead"), color: "#c92a2a" },
+    ];
+    const done = [{ name: "completed per second", points: history.rate("completed"), color: "#2f9e44" }];
+    replace(
+      charts,
+      h("div", { class: "chart-box" }, h("h3", {}, "Queue depth"), lineChart(depth, { now: t }), legend(depth)),
+      h("div", { class: "chart-box" }, h("h3", {}, "Throughput"), lineChart(done, { now: t }), legend(done)),
+    );
     if (!changed(queues, data.queues)) return;
     const rows = data.queues.map((q) =>
       h(

@@ -192,6 +192,21 @@ function textBlock(text) {
   return h("div", { class: "text" }, text);
 }
 
+// A tool call's arguments: one line per argument, strings as the text they are.
+function argsBlock(args) {
+  if (!args || typeof args !== "object" || Array.isArray(args)) {
+    return typeof args === "string" ? textBlock(args) : jsonBlock(args, { fold: 400 });
+  }
+  return h(
+    "dl",
+    { class: "args" },
+    Object.entries(args).map(([k, v]) => [
+      h("dt", {}, k),
+      h("dd", {}, typeof v === "string" ? h("div", { class: "text" }, v) : jsonBlock(v, { fold: 400 })),
+    ]),
+  );
+}
+
 // One session event into its transcript: pi's compact events (agent text as deltas, tool calls
 // with their arguments, tool results, the stop reason); other agents' events as they come.
 function renderEvent(turns, ev) {
@@ -206,7 +221,7 @@ function renderEvent(turns, ev) {
           add(turns, cls, ev.update === "text_delta" ? "agent" : "thinking", textBlock(ev.delta || ""));
         }
       } else if (ev.update === "toolcall_end") {
-        add(turns, "tool", `tool call · ${ev.tool}`, jsonBlock(ev.args, { fold: 400 })).dataset.toolCall = ev.tool_call_id || "";
+        add(turns, "tool", `tool call · ${ev.tool}`, argsBlock(ev.args)).dataset.toolCall = ev.tool_call_id || "";
       }
       return;
     }
@@ -221,7 +236,7 @@ function renderEvent(turns, ev) {
     }
     case "tool_execution_start":
       if (!turns.querySelector(`[data-tool-call="${CSS.escape(ev.tool_call_id || "")}"]`)) {
-        add(turns, "tool", `tool call · ${ev.tool}`, jsonBlock(ev.args, { fold: 400 }));
+        add(turns, "tool", `tool call · ${ev.tool}`, argsBlock(ev.args));
       }
       return;
     case "tool_execution_end":
