@@ -6,6 +6,7 @@ Skipped only when /usr/bin/chromium is absent (``make system`` installs it)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,6 +75,28 @@ async def test_static_files_are_open_and_carry_a_strict_csp(client: AsyncClient)
         assert (await http.get("/ui/js/nope.js")).status_code == 404
         # no other site may load it through a rebound name
         assert (await http.get("/ui/", headers={"Host": "evil.example"})).status_code == 403
+        # nothing but the inspector's own files comes from under /ui/, however the path is spelt
+        port = int(c.url.rsplit(":", 1)[1])
+        for path in (
+            "/ui/../v1/actors",
+            "/ui/..%2f..%2fv1/actors",
+            "/ui/%2e%2e/%2e%2e/pyproject.toml",
+            "/ui/../../../../etc/passwd",
+            "/ui//etc/passwd",
+        ):
+            status, body = await raw_get(port, path)
+            assert status == 404 and b"actors" not in body.split(b"\r\n\r\n", 1)[1][:20], (path, body)
+        assert (await raw_get(port, "/ui/js/../index.html"))[0] == 200
+
+
+async def raw_get(port: int, path: str) -> tuple[int, bytes]:
+    """A request whose path goes out exactly as written (httpx would normalise it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return int(data.split(b" ", 2)[1]), data
 
 
 async def test_lists_actors_by_type_and_key_prefix_and_opens_one(client: AsyncClient, browser: Any) -> None:
@@ -92,6 +115,22 @@ async def test_lists_actors_by_type_and_key_prefix_and_opens_one(client: AsyncCl
     assert "type=mailbox" in page.url and "key=tenant-1" in page.url
     await rows.filter(has_text="inbox").locator("a.key").click()
     await playwright_api.expect(page.locator("#actor-key")).to_have_text("tenant-1 / inbox", timeout=LIVE)
+    assert problems == []
+
+
+async def test_the_actor_list_pages_by_50(client: AsyncClient, browser: Any) -> None:
+    for i in range(55):
+        await client.mailbox.get_or_create(["paged", f"{i:02d}"]).resolve()
+    page, problems = await open_page(browser, f"{client.url}/ui/#/actors?type=mailbox&key=paged/")
+    rows = page.locator("#actor-list tbody tr")
+    await playwright_api.expect(rows).to_have_count(50, timeout=LIVE)
+    await playwright_api.expect(page.locator("#page-prev")).to_be_disabled()
+    await page.locator("#page-next").click()
+    await playwright_api.expect(rows).to_have_count(5, timeout=LIVE)
+    await playwright_api.expect(page.locator("#page-no")).to_have_text("page 2")
+    await playwright_api.expect(page.locator("#page-next")).to_be_disabled()
+    await page.locator("#page-prev").click()
+    await playwright_api.expect(rows).to_have_count(50, timeout=LIVE)
     assert problems == []
 
 
