@@ -324,6 +324,44 @@ async def test_cluster_page_shows_the_node_its_actors_and_throughput_from_metric
     assert problems == []
 
 
+async def test_mounted_under_a_prefix_the_page_talks_to_the_api_under_it(
+    tmp_path: Path, browser: Any
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from tests.apps.api_app import serve_asgi
+
+    inner = registry.app(storage=tmp_path / "mounted", token=TOKEN)
+    try:
+        async with serve_asgi(Starlette(routes=[Mount("/actorq", app=inner)])) as url:
+            async with httpx.AsyncClient(base_url=url) as http:
+                r = await http.get("/actorq/ui", follow_redirects=False)
+                assert r.status_code == 308 and r.headers["location"] == "/actorq/ui/"
+            page, problems = await open_page(browser, f"{url}/actorq/ui/#/actors")
+            await page.locator("#token-input").fill(TOKEN)
+            await page.locator("#token-submit").click()
+            await page.locator("#open-type").select_option("mailbox")
+            await page.locator("#open-key").fill("nobody")
+            await page.locator("#open-actor button").click()
+            await playwright_api.expect(page.locator("#open-error")).to_contain_text(
+                "not_found", timeout=LIVE
+            )
+            async with httpx.AsyncClient(base_url=url + "/actorq") as http:
+                r = await http.post(
+                    "/v1/actors",
+                    json={"name": "worker", "key": ["mounted"]},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+                aid = r.json()["actor_id"]
+            await page.goto(f"{url}/actorq/ui/#/actor/{aid}")
+            await playwright_api.expect(page.locator("#actor-key")).to_have_text("mounted", timeout=LIVE)
+            await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+            assert problems == []
+    finally:
+        await inner.state.runtime.stop()
+
+
 # -- agent VMs ------------------------------------------------------------------------------------
 async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Path, browser: Any) -> None:
     from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files

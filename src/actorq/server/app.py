@@ -354,8 +354,6 @@ ROUTES = [
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", POST=(retry_dead, NONE)),
     _route("/v1/actors/{actor_id}/dead-letters/{msg_id}", DELETE=(delete_dead, NONE)),
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
-    inspector.redirect(),
-    inspector.mount(),
 ]
 
 _OPEN_PATHS = frozenset({"/healthz"})
@@ -533,7 +531,7 @@ def create_app(
             await rt.stop()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *inspector.routes()],  # the API, then the inspector's static files
         lifespan=lifespan,
         exception_handlers={
             ActorqError: on_actorq_error,

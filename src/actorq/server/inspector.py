@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,21 +54,18 @@ class _Static:
         await self.files(scope, receive, with_headers)
 
 
-async def _to_index(request: object) -> Response:
-    return RedirectResponse(PREFIX + "/", status_code=308)
+async def _to_index(request: Request) -> Response:
+    root: str = request.scope.get("root_path", "")  # mounted in another app: under its prefix
+    return RedirectResponse(root + PREFIX + "/", status_code=308)
 
 
-def mount() -> Mount:
-    """``/ui/...``: the inspector's files (``/ui`` redirects to ``/ui/``)."""
-    return Mount(PREFIX, app=_Static(), name="inspector")
-
-
-def redirect() -> Route:
-    return Route(PREFIX, _to_index, methods=["GET", "HEAD"])
+def routes() -> list[BaseRoute]:
+    """``/ui/...``: the inspector's files; ``/ui`` redirects to ``/ui/``."""
+    return [Route(PREFIX, _to_index, methods=["GET", "HEAD"]), Mount(PREFIX, app=_Static(), name="inspector")]
 
 
 def is_static(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-__all__ = ["PREFIX", "STATIC_DIR", "is_static", "mount", "redirect"]
+__all__ = ["PREFIX", "STATIC_DIR", "is_static", "routes"]

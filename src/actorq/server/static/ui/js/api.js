@@ -55,8 +55,11 @@ function askToken(refused) {
   return asking;
 }
 
+// The server's API lives beside /ui/ (under the same prefix when the app is mounted in another).
+export const BASE = location.pathname.replace(/\/ui(\/.*)?$/, "");
+
 function url(path, query) {
-  const u = new URL(path, location.origin);
+  const u = new URL(BASE + path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== null && v !== undefined && v !== "") u.searchParams.set(k, String(v));
   }
@@ -128,7 +131,7 @@ export function connect(actorId, onFrame, onStatus) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     onStatus("connecting");
     let opened = false;
-    ws = new WebSocket(`${scheme}//${location.host}${actorPath(actorId, "connect")}`, protocols);
+    ws = new WebSocket(`${scheme}//${location.host}${BASE}${actorPath(actorId, "connect")}`, protocols);
     ws.onopen = () => {
       opened = true;
       delay = 1000;
