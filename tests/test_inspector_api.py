@@ -154,3 +154,23 @@ async def test_cluster_nodes_lists_each_node_and_the_actors_it_runs(pg_schema: s
         assert owner["this_node"] is False and owner["actor_count"] == 1 and owner["address"]
         assert all(n["heartbeat_at"] and n["started_at"] for n in nodes)
         assert all(len(n["actors"]) <= 1 for n in await a.cluster_nodes(limit=1))
+
+
+async def test_a_key_prefix_listing_past_the_scan_budget_goes_on_with_next_after(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorq.server import app as server_app
+
+    for i in range(7):
+        await client.store.get_or_create([f"few-{i}" if i in (1, 5) else f"other-{i}"]).resolve()
+    monkeypatch.setattr(server_app, "KEY_SCAN_BUDGET", 2)  # each request reads two actors at most
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        r = (await http.get("/v1/actors", params={"name": "store", "key_prefix": "few-"})).json()
+        assert len(r["actors"]) <= 2 and r["next_after"] is not None
+    # the clients follow next_after until they have `limit` actors or there are no more
+    assert sorted(a.key[0] for a in await client.list_actors("store", key_prefix="few-")) == [
+        "few-1",
+        "few-5",
+    ]
+    assert len(await client.list_actors("store", key_prefix="few-", limit=1)) == 1
+    assert await client.list_actors("store", key_prefix="none-") == []

@@ -382,6 +382,14 @@ def parse_actors(data: protocol.ActorList) -> list[ActorInfo]:
     return [ActorInfo(a["actor_id"], a["name"], a["key"]) for a in data["actors"]]
 
 
+def next_page(data: protocol.ActorList, found: int, limit: int, key_prefix: str | None) -> str | None:
+    """Where a listing filtered by key prefix goes on (a page may stop short of ``limit`` with
+    more to come: the server reads a bounded number of actors per request); ``None``: done."""
+    if key_prefix is None or found >= limit:
+        return None
+    return data.get("next_after")
+
+
 def parse_messages(data: protocol.MessageList) -> list[dict[str, Any]]:
     return [dict(m) for m in data["messages"]]
 

@@ -93,8 +93,15 @@ class SyncClient:
         key_prefix: str | None = None,
     ) -> list[ActorInfo]:
         """Actors ordered by id (``after``: the last id of the previous page); ``key_prefix``: only
-        those whose key, its parts joined by ``/``, starts with it."""
-        return b.parse_actors(self.request(b.list_actors_request(name, limit, after, key_prefix)))
+        those whose key, its parts joined by ``/``, starts with it (up to ``limit`` of them, however
+        many requests that takes)."""
+        found: list[ActorInfo] = []
+        while True:
+            data = self.request(b.list_actors_request(name, limit - len(found), after, key_prefix))
+            found += b.parse_actors(data)
+            after = b.next_page(data, len(found), limit, key_prefix)
+            if after is None:
+                return found
 
     def cluster_nodes(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The nodes serving the database (one, ``"local"``, without a cluster), each with up to

@@ -94,8 +94,9 @@ async def list_actors(request: Request) -> Response:
         scanned = 0
         cursor = after
         more = True
+        size = min(protocol.MAX_LIMIT, KEY_SCAN_BUDGET)
         while len(found) < limit and scanned < KEY_SCAN_BUDGET:
-            page = await rt.list_actors(name, protocol.MAX_LIMIT, cursor)
+            page = await rt.list_actors(name, size, cursor)
             for a in page:
                 scanned += 1
                 cursor = a.actor_id
@@ -103,7 +104,7 @@ async def list_actors(request: Request) -> Response:
                     found.append(a)
                     if len(found) == limit:
                         break
-            if len(page) < protocol.MAX_LIMIT and (not page or cursor == page[-1].actor_id):
+            if len(page) < size and (not page or cursor == page[-1].actor_id):
                 more = False  # read to the end
                 break
     listed = [protocol.ListedActor(**protocol.actor(a), awake=rt.is_awake(a.actor_id)) for a in found]
