@@ -158,9 +158,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a registry over HTTP and WebSocket until SIGINT/SIGTERM."""
-    import logging
-
     from actorq.server.app import resolve_token
+    from actorq.server.logs import configure_logging
 
     # --token after `serve`, else before it, else $ACTORQ_TOKEN read here: click treats an empty
     # variable as unset, and an empty token must refuse to start rather than turn auth off
@@ -171,7 +170,11 @@ def serve(
     except ValueError as exc:
         _console(stderr=True).print(Text(f"actorq serve: {exc}", style="red"), highlight=False)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        _console(stderr=True).print(Text(f"actorq serve: {exc}", style="red"), highlight=False)
+        raise typer.Exit(2) from None
     registry = load_registry(target)
     registry.start(
         host=host,

@@ -110,6 +110,10 @@ IdempotencyKey = Annotated[
     Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": r"^[^\x00]+$"}),
     AfterValidator(_no_nul),
 ]
+# W3C trace context of the caller's span, for what has no HTTP headers of its own (an item of a
+# batch, a WebSocket frame); one that is not valid is ignored, as W3C says
+TraceParent = Annotated[str, Field(max_length=512, description="W3C traceparent of the caller's span")]
+TraceState = Annotated[str, Field(max_length=512, description="W3C tracestate, with traceparent")]
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -141,6 +145,8 @@ class BatchItem(_Envelope):
     body: Any = None
     delay: Delay | None = None
     idempotency_key: IdempotencyKey | None = None
+    traceparent: TraceParent | None = None
+    tracestate: TraceState | None = None
 
 
 class SendBatch(_Envelope):
@@ -171,6 +177,8 @@ class ActionFrame(_Envelope):
     name: str
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] | None = None
+    traceparent: TraceParent | None = None
+    tracestate: TraceState | None = None
 
 
 class SendFrame(_Envelope):
@@ -181,6 +189,8 @@ class SendFrame(_Envelope):
     wait: bool = False
     timeout: Timeout | None = None
     idempotency_key: IdempotencyKey | None = None
+    traceparent: TraceParent | None = None
+    tracestate: TraceState | None = None
 
 
 FRAMES: dict[str, type[ActionFrame | SendFrame]] = {"action": ActionFrame, "send": SendFrame}

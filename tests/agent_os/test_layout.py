@@ -14,7 +14,7 @@ from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
 
 PACKAGE = Path(actorq.agent_os.__file__).parent
-ACTOR_TYPE = {"vm.py", "machine.py", "actions"}  # the only parts that may use the core
+ACTOR_TYPE = {"vm.py", "machine.py", "metrics.py", "actions"}  # the only parts that may use the core
 
 NAMES = {
     "create_session", "send_prompt", "cancel_prompt", "close_session", "list_sessions",

@@ -99,6 +99,26 @@ def test_three_nodes_serve_one_actor_space(cluster: Cluster) -> None:
     assert len({o["owner"]["node"] for o in owners}) == 1 and [o["awake"] for o in owners].count(True) == 1
     awake_on = next(n for n, o in zip(nodes, owners, strict=True) if o["awake"])
     assert owners[0]["owner"]["address"] == awake_on.url.removeprefix("http://")
+    # queue depths are the database's, the same figures on every node (never to be summed)
+    later = httpx.post(nodes[1].url + "/v1/actors", json={"name": "worker", "key": ["later"]}, timeout=5)
+    sent = httpx.post(
+        f"{nodes[1].url}/v1/actors/{later.json()['actor_id']}/queues/tasks/messages",
+        json={"body": {"i": -1}, "delay": 3600},
+        timeout=5,
+    )
+    assert sent.status_code == 201, sent.text
+    deadline = time.monotonic() + 10
+    while True:
+        depths = [
+            {k: v for k, v in metric_values(httpx.get(n.url + "/metrics", timeout=5).text).items()
+             if k.startswith("actorq_queue_messages{")}
+            for n in nodes
+        ]  # fmt: skip
+        if depths[0] == depths[1] == depths[2] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert depths[0] == depths[1] == depths[2]
+    assert depths[0]['actorq_queue_messages{actor="worker",queue="tasks",state="delayed"}'] == 1
     for op in ("send", "receive", "complete"):
         batches = sum(m[f'actorq_storage_batches_total{{op="{op}"}}'] for m in scraped)
         calls = sum(m[f'actorq_storage_batched_calls_total{{op="{op}"}}'] for m in scraped)

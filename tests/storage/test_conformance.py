@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from actorq.errors import QueueFull, Unavailable
-from actorq.storage.protocol import MessageStatus, SendRequest, Storage
+from actorq.storage.protocol import MessageStatus, QueueDepth, SendRequest, Storage
 from actorq.storage.sqlite import SQLiteStorage
 
 NOW = 1_700_000_000.0
@@ -258,6 +258,30 @@ async def test_delayed_messages(storage: Storage) -> None:
     assert (stats[0].pending, stats[0].delayed, stats[0].inflight) == (0, 1, 1)
 
 
+async def test_queue_depths_sum_each_actor_type_and_queue_in_one_query(storage: Storage) -> None:
+    """The figures /metrics reads: per (actor type, queue), over every actor of the type."""
+    assert await storage.queue_depths(NOW) == []
+    a = await new_actor(storage, "w", ("a",), "a1")
+    b = await new_actor(storage, "w", ("b",), "b1")
+    v = await new_actor(storage, "v", ("a",), "v1")
+    for actor_id in (a, a, a, b, b):
+        await storage.send(req(actor_id, "q"), NOW)
+    await storage.send(req(a, "later", at=NOW + 60), NOW)
+    await storage.send(req(v, "q"), NOW)
+    await receive(storage, a, 2)  # a1: 1, 2 in flight
+    dead = await storage.release(a, (1,), error="boom", max_attempts=1, now=NOW)
+    assert [d.id for d in dead] == [1]
+    out = await receive(storage, b, 1)
+    await receive(storage, b, 0, ack=tuple(m.id for m in out.messages))  # completed: not counted
+    assert await storage.queue_depths(NOW) == [
+        QueueDepth("v", "q", pending=1, delayed=0, inflight=0, dead=0),
+        QueueDepth("w", "later", pending=0, delayed=1, inflight=0, dead=0),
+        QueueDepth("w", "q", pending=2, delayed=0, inflight=1, dead=1),  # a1's 3 and b1's 2
+    ]
+    due = {(d.name, d.queue): d for d in await storage.queue_depths(NOW + 61)}
+    assert (due["w", "later"].pending, due["w", "later"].delayed) == (1, 0), "due now: pending"
+
+
 async def test_recover_and_reopen(make_storage: Callable[[], Awaitable[Storage]]) -> None:
     s = await make_storage()
     await s.open()
@@ -398,3 +422,22 @@ async def test_concurrent_completions_of_many_actors_each_answered_alone(storage
             m = await storage.get_message(a, i)
             assert m is not None and m.status == MessageStatus.COMPLETED and m.response == f'"{a}.{i}"'
         assert (await storage.load_actor(a)).state in ('{"last":1}', '{"last":2}')  # type: ignore[union-attr]
+
+
+async def test_traceparent_rides_with_the_message(storage: Storage) -> None:
+    a = await new_actor(storage)
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    other = "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
+    plain = SendRequest(a, "q", "{}", 100, NOW)
+    sent = await storage.send(SendRequest(a, "q", "{}", 100, NOW, traceparent=tp), NOW)
+    await storage.send(plain, NOW)
+    many = SendRequest(a, "q", "{}", 100, NOW, traceparent=other)
+    await storage.send_many([many, plain], NOW)
+    out = await receive(storage, a, 10)
+    assert [m.traceparent for m in out.messages] == [tp, None, other, None]
+    rec = await storage.get_message(a, sent.id)
+    assert rec is not None and rec.traceparent == tp
+    await storage.release(a, (sent.id,), error="x", max_attempts=5, now=NOW)
+    assert [m.traceparent for m in (await receive(storage, a, 1)).messages] == [tp]
+    listed = await storage.list_messages(a, MessageStatus.INFLIGHT, 10, None)
+    assert [m.traceparent for m in listed] == [tp, None, other, None]

@@ -14,12 +14,14 @@ Owns, by module:
   the host thread), ``snapshot`` (packing the home to move it between nodes);
 * what runs in a VM: ``process`` (``VMProcess``), ``processes`` (exec/spawn), ``sessions`` (agent
   sessions), ``agents/`` (the drivers), ``fetch`` (``vm_fetch``), ``cron`` (job validation);
-* ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo).
+* ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo);
+* ``metrics``: the VM's Prometheus series, in the core's registry.
 
 Uses the core like any actor, through its public facade (``actorq.core``: ``actor``,
-``ActorContext``, ``ActorDefinition``), and only in ``vm``, ``machine`` and ``actions/``; everything
-else here knows nothing of actors. Must not import ``actorq.server``, ``actorq.client`` or
-``actorq.storage`` (snapshots reach storage only through ``c.snapshots``).
+``ActorContext``, ``ActorDefinition``, ``METRICS_REGISTRY``), and only in ``vm``, ``machine``,
+``metrics`` and ``actions/``; everything else here knows nothing of actors. Must not import
+``actorq.server``, ``actorq.client`` or ``actorq.storage`` (snapshots reach storage only through
+``c.snapshots``).
 """
 
 from actorq.agent_os import software

@@ -180,6 +180,7 @@ class Usage:
     memory_peak_bytes: int | None = None
     oom_kills: int | None = None
     pids: int | None = None
+    forks_refused: int | None = None  # forks that failed at pids.max
     cpu_seconds: float | None = None
 
 
@@ -240,6 +241,7 @@ class VMGroup:
             u.oom_kills = _read_key(d / ("memory.events" if v2 else "memory.oom_control"), "oom_kill")
         if "pids" in self.dirs:
             u.pids = _read_int(self.dirs["pids"] / "pids.current")
+            u.forks_refused = _read_key(self.dirs["pids"] / "pids.events", "max")
         if "cpu" in self.dirs and h["cpu"].v2:
             usec = _read_key(self.dirs["cpu"] / "cpu.stat", "usage_usec")
             u.cpu_seconds = None if usec is None else usec / 1e6

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from actorq.agent_os import metrics
 from actorq.agent_os.disk import DiskGuard
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.host import VMHost
@@ -51,6 +52,7 @@ class Machine:
         self.processes = processes
         self.sessions = sessions
         self.tasks: list[asyncio.Task[None]] = []  # the disk-cap watch, periodic snapshots
+        metrics.awake(self)
 
     @property
     def host(self) -> VMHost:
@@ -79,7 +81,10 @@ class Machine:
             with contextlib.suppress(BaseException):
                 await task
         self.tasks.clear()
-        await self.stop_work()
+        try:
+            await self.stop_work()
+        finally:
+            metrics.asleep(self)
 
 
 @dataclass

@@ -228,7 +228,8 @@ class ProcessTable:
 
     @property
     def running(self) -> int:
-        return sum(1 for p in self._procs.values() if not p.done.is_set())
+        """Processes running now: spawned ones and ``exec`` s in progress."""
+        return sum(1 for p in self._procs.values() if not p.done.is_set()) + len(self._running_exec)
 
     async def close(self) -> None:
         """Kill every process of the VM (sleep, shutdown, destroy)."""

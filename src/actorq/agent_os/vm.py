@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from actorq.agent_os import metrics
 from actorq.agent_os.actions import ACTIONS, cron, snapshots
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions
@@ -110,6 +111,7 @@ async def _wake(c: ActorContext) -> None:
         c.broadcast("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": limit})
         c.log.warning("VM over its disk cap (%d bytes used): stopping its processes", used)
         if machine is not None:
+            metrics.killed("disk", machine.processes.running + len(machine.sessions.live))
             await machine.stop_work()
 
     root = c.files_dir / "vm"

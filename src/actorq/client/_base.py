@@ -11,10 +11,12 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import quote
 
+from opentelemetry import propagate
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
@@ -33,6 +35,24 @@ RETRY_FOR = 30.0  # seconds a client keeps retrying a request the server could n
 MAX_BATCH = 256  # plain sends coalesced into one batch request at most
 
 M = TypeVar("M", bound=BaseModel)
+_W3C = TraceContextTextMapPropagator()
+
+
+def trace_headers() -> dict[str, str] | None:
+    """The current trace context as headers (the configured propagators: W3C ``traceparent`` and
+    ``tracestate`` by default), so the caller's own span is the parent of what the server does.
+    ``None`` outside any span (nothing to send)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
+def trace_fields() -> dict[str, str]:
+    """The current span as W3C ``traceparent`` / ``tracestate`` fields, for what has no headers
+    of its own (a coalesced send, a WebSocket frame); empty outside any span."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +64,8 @@ class Request:
     timeout: float | None = None
     retry: Retry = "safe"
     answer: Any = None  # the protocol's answer type the reply is read as (None: any JSON)
+    # the trace context of the code that built the request (a user's span): its parent
+    headers: dict[str, str] | None = field(default_factory=trace_headers)
 
     def body(self) -> bytes | None:
         return None if self.payload is None else protocol.encode(self.payload)
@@ -212,6 +234,7 @@ class HandleCore:
                 body=to_json(body),
                 delay=delay,
                 idempotency_key=idempotency_key or _new_key(),
+                **trace_fields(),  # sent in another task, with others: the context rides inside
             )
         except PydanticValidationError as exc:  # as checked(), inline: every coalesced send comes here
             raise protocol.invalid("AddressedItem request", exc) from None
@@ -219,12 +242,16 @@ class HandleCore:
     def single_send_request(self, item: protocol.AddressedItem, http_timeout: float | None) -> Request:
         """A coalesced plain send that found nobody to share a batch with."""
         payload = protocol.SendMessage(body=item.body, delay=item.delay, idempotency_key=item.idempotency_key)
+        trace = {"traceparent": item.traceparent} if item.traceparent else None
+        if trace is not None and item.tracestate:
+            trace["tracestate"] = item.tracestate
         return Request(
             "POST",
             self.path("queues", item.queue, "messages"),
             payload,
             timeout=http_timeout,
             answer=protocol.SendAccepted,
+            headers=trace,
         )
 
     def result_request(
@@ -335,7 +362,10 @@ def batch_request(
 ) -> Request:
     """Plain sends to any actors in one request (``POST /v1/batch``)."""
     payload = protocol.SendAny(messages=[item for _, item in items])
-    return Request("POST", "/v1/batch", payload, timeout=http_timeout, answer=protocol.BatchResults)
+    # each item carries its own sender's trace context; the batch's task has none of its own
+    return Request(
+        "POST", "/v1/batch", payload, timeout=http_timeout, answer=protocol.BatchResults, headers=None
+    )
 
 
 def parse_batch(
@@ -405,6 +435,7 @@ def action_frame(
             name=name,
             args=[encode_bytes(a) for a in args],
             kwargs={k: encode_bytes(v) for k, v in kwargs.items()} or None,
+            **trace_fields(),
         ),
     )
 
@@ -413,7 +444,7 @@ def send_frame(frame_id: int, queue: str, body: Any, wait: bool, timeout: float 
     return checked(
         "send frame",
         lambda: protocol.SendFrame(
-            type="send", id=frame_id, queue=queue, body=body, wait=wait, timeout=timeout
+            type="send", id=frame_id, queue=queue, body=body, wait=wait, timeout=timeout, **trace_fields()
         ),
     )
 

@@ -81,7 +81,12 @@ class AsyncClient:
             connect_failed = False
             try:
                 async with session.request(
-                    req.method, self._url + req.path, data=body, params=req.params, timeout=timeout
+                    req.method,
+                    self._url + req.path,
+                    data=body,
+                    params=req.params,
+                    timeout=timeout,
+                    headers=req.headers,
                 ) as resp:
                     return b.parse_response(resp.status, await resp.read(), req.answer)
             except ActorqError as exc:

@@ -60,7 +60,12 @@ class SyncClient:
             connect_failed = False
             try:
                 resp = self._http.request(
-                    req.method, req.path, content=req.body(), params=req.params, timeout=req.timeout
+                    req.method,
+                    req.path,
+                    content=req.body(),
+                    params=req.params,
+                    timeout=req.timeout,
+                    headers=req.headers,
                 )
                 return b.parse_response(resp.status_code, resp.content, req.answer)
             except ActorqError as exc:

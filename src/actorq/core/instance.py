@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from opentelemetry.trace import Span
+
 from actorq import _typing as t
+from actorq.core import logcontext, metrics, tracing
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
@@ -90,6 +93,9 @@ class ActorInstance:
         self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
         self._unacked: list[int] = []  # plain messages handed out, acknowledged on the next receive
         self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+        self._handling = metrics.Handling(record.name)
+        self._spans: dict[int, Span] = {}  # the CONSUMER span of each message handed out, until settled
+        self._scoped = False  # a receive made its message the current span and log scope
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -166,6 +172,7 @@ class ActorInstance:
                 pass
         held = self._held_ids()
         if held:  # grace ran out mid-message: put it back so it is redelivered, never lost
+            self._handling.done(held, "released")
             self._unacked.clear()
             self._open.clear()
             try:
@@ -184,8 +191,10 @@ class ActorInstance:
         held stays in flight in storage; the node that takes the actor over redelivers it."""
         self.closing = True
         self.lost = True
+        self._handling.forget()
         self._unacked.clear()
         self._open.clear()
+        self._end_spans(tuple(self._spans), "the actor moved to another node")
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -203,6 +212,7 @@ class ActorInstance:
                 log.warning("on_sleep of %s (%s) raised", self.name, self.actor_id, exc_info=exc)
             with contextlib.suppress(LeaseLost):
                 await self.persist_state()
+        self._end_spans(tuple(self._spans), "the actor stopped")
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -266,27 +276,35 @@ class ActorInstance:
                 max_attempts=self.options.max_attempts,
             )
             self._unacked.clear()
+            if ack:
+                self._end_spans(ack)
+            self._unscope()
             if state is not None:
                 self._saved_state = state
             if out.acked:
                 self._failures = 0
+                self._handling.done(out.acked, "completed")
                 self.outcomes.on_acked(self.actor_id, out.acked)
             if out.dead:
+                metrics.dead_lettered(self.name, (r.queue for r in out.dead))
                 self.outcomes.on_dead(out.dead)
             if self.stopping:
                 raise asyncio.CancelledError()
             if out.messages:
                 self.idle_since = None
                 ids = [m.id for m in out.messages]
+                self._handling.received(out.messages)
                 try:
                     msgs = [self._message(rec, completable) for rec in out.messages]
                 except Exception as exc:  # a stored body no longer fits the declared type
+                    self._handling.done(ids, "failed")
                     await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
                     raise
                 if not completable:
                     self._unacked.extend(ids)
                 else:
                     self._open.update({m.id: m for m in msgs})
+                self._hand_out(out.messages)
                 self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
                 return msgs
             now = loop.time()
@@ -299,6 +317,33 @@ class ActorInstance:
             if self.idle_since is None:
                 self.idle_since = time.monotonic()
             await _wait(self._wakeup, wait)
+
+    def _hand_out(self, records: Sequence[MessageRecord]) -> None:
+        """Start each message's CONSUMER span. One message handed out: it becomes the current span
+        and log scope of the receiving task, so what the handler does (logs, calls, VM commands)
+        is part of its trace; several at once: each has its span, none is current."""
+        for rec in records:
+            self._spans[rec.id] = tracing.start_consumer(
+                self.name, self.actor_id, rec.queue, rec.id, rec.attempt, rec.traceparent
+            )
+        if len(records) == 1:
+            rec = records[0]
+            tracing.make_current(self._spans[rec.id])
+            logcontext.enter(logcontext.LogScope(self.name, self.actor_id, self.key, rec.id, rec.queue))
+            self._scoped = True
+
+    def _unscope(self) -> None:
+        """The message handed out last is settled: what follows is not about it any more."""
+        if self._scoped:
+            self._scoped = False
+            tracing.make_current(None)
+            logcontext.enter(None)
+
+    def _end_spans(self, ids: Iterable[int], error: str | BaseException | None = None) -> None:
+        for i in ids:
+            span = self._spans.pop(i, None)
+            if span is not None:
+                tracing.end_span(span, error)
 
     def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
         qdef = self.definition.get_queue(rec.queue)
@@ -328,10 +373,14 @@ class ActorInstance:
         if state is not None:
             self._saved_state = state
         self._failures = 0
+        self._handling.done((msg.id,), "completed")
+        self._end_spans((msg.id,))
         self.outcomes.on_finished(self.actor_id, msg.id, "completed", response_json, None)
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
+        tracing.make_current(None)  # the loop is its own root, not part of whatever woke the actor
+        logcontext.enter(None)
         try:
             await self._supervise_loop()
         except LeaseLost as exc:
@@ -346,8 +395,10 @@ class ActorInstance:
             self._lose()
 
     def _lose(self) -> None:
+        self._handling.forget()
         self._unacked.clear()
         self._open.clear()
+        self._end_spans(tuple(self._spans), "the actor moved to another node")
         self._on_lease_lost(self.actor_id)
 
     async def _supervise_loop(self) -> None:
@@ -383,20 +434,24 @@ class ActorInstance:
             await self._settle_return()
             await self._wait_for_work()
 
-    async def _release(self, ids: tuple[int, ...], error: str) -> None:
+    async def _release(self, ids: tuple[int, ...], error: str, exc: BaseException | None = None) -> None:
         """Put held messages back at their place; those out of attempts go to the dead letters."""
+        self._end_spans(ids, exc if exc is not None else error)
         dead = await self.storage.release(
             self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
         )
+        metrics.dead_lettered(self.name, (r.queue for r in dead))
         self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
         held = self._held_ids()
+        self._handling.done(held, "failed")
         self._unacked.clear()
         self._open.clear()
         self._reset_state()  # the failed message's state changes are not kept
+        self._unscope()
         if held:
-            await self._release(held, f"{type(exc).__name__}: {exc}")
+            await self._release(held, f"{type(exc).__name__}: {exc}", exc)
 
     async def _settle_return(self) -> None:
         """``run`` returned: acknowledge plain messages, put open completables back at the head."""
@@ -413,11 +468,14 @@ class ActorInstance:
                 max_attempts=self.options.max_attempts,
             )
             self._unacked.clear()
+            self._end_spans(ack)
             if state is not None:
                 self._saved_state = state
+            self._handling.done(out.acked, "completed")
             self.outcomes.on_acked(self.actor_id, out.acked)
         if self._open:
             held = tuple(self._open)
+            self._handling.done(held, "released")
             self._open.clear()
             await self._release(held, "run returned without completing the message")
 
@@ -440,9 +498,13 @@ class ActorInstance:
         adef = self.definition.get_action(name)
         bound, bound_kw = adef.bind(args, kwargs)
         self.actions_running += 1
-        self.last_active = time.monotonic()
+        self.last_active = started = time.monotonic()
+        outcome: Literal["ok", "error"] = "error"
+        scope = logcontext.enter(logcontext.LogScope(self.name, self.actor_id, self.key, action=name))
         try:
-            return await adef.fn(self.ctx, *bound, **bound_kw)
+            result = await adef.fn(self.ctx, *bound, **bound_kw)
+            outcome = "ok"
+            return result
         except ActorqError:
             raise
         except Exception as exc:
@@ -452,8 +514,10 @@ class ActorInstance:
                 details={"action": name, "type": type(exc).__name__},
             ) from exc
         finally:
+            logcontext.leave(scope)
             self.actions_running -= 1
             self.last_active = time.monotonic()
+            metrics.action(self.name, name, outcome, self.last_active - started)
             try:
                 await self.persist_state()
             except LeaseLost:

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from opentelemetry.trace import SpanKind
+
+from actorq.core import metrics, tracing
 from actorq.core.cluster import ClusterMember
 from actorq.core.directory import ActorDirectory
 from actorq.core.events import Events, Subscriber
@@ -37,7 +40,14 @@ from actorq.core.tracing import tracer
 from actorq.core.waiters import Waiters, result_of
 from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
-from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, NodeRecord, Storage
+from actorq.storage.protocol import (
+    LeasedStorage,
+    MessageRecord,
+    MessageStatus,
+    NodeRecord,
+    QueueDepth,
+    Storage,
+)
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -248,13 +258,23 @@ class Runtime:
         info = await self._actors.actor_info(actor_id)
         qdef = self.registry.definition(info.name).get_queue(queue)
         with tracer.start_as_current_span(
-            "actorq.send",
-            attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.queue": queue},
+            f"send {queue}",
+            kind=SpanKind.PRODUCER,
+            attributes=tracing.messaging("send", queue, info.name, actor_id),
         ) as span:
             receipt = await self._sender.send(
-                actor_id, queue, qdef, body, block, timeout, delay, idempotency_key
+                actor_id,
+                queue,
+                qdef,
+                body,
+                block,
+                timeout,
+                delay,
+                idempotency_key,
+                tracing.traceparent_of(span),
             )
-            span.set_attribute("actorq.message_id", receipt.id)
+            span.set_attribute("messaging.message.id", str(receipt.id))
+            metrics.sent(info.name, queue, 0 if receipt.duplicate else 1)
             return receipt
 
     async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
@@ -295,7 +315,7 @@ class Runtime:
     ) -> SendResult:
         """Wait until the message is completed or dead, or ``timeout`` passes (then ``timed_out``)."""
         with tracer.start_as_current_span(
-            "actorq.wait", attributes={"actorq.actor_id": actor_id, "actorq.message_id": msg_id}
+            "wait", attributes={"actorq.actor_id": actor_id, "messaging.message.id": str(msg_id)}
         ) as span:
             remote = self.clustered and not self._actors.is_awake(actor_id)
             result = await self._waiters.wait(actor_id, msg_id, timeout, fresh=fresh, remote=remote)
@@ -328,6 +348,16 @@ class Runtime:
                 )
             )
         return out
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Messages not yet done per (actor type, queue) over the whole storage (several nodes: the
+        whole database, the same figures on every node), one aggregate query; every declared queue
+        is listed, with zeros when it holds nothing."""
+        found = {(d.name, d.queue): d for d in await self.storage.queue_depths(time.time())}
+        for name, definition in self.registry.definitions.items():
+            for queue in definition.queues:
+                found.setdefault((name, queue), QueueDepth(name, queue, 0, 0, 0, 0))
+        return [found[k] for k in sorted(found)]
 
     async def list_messages(
         self, actor_id: str, status: MessageStatus, limit: int = 100, queue: str | None = None
@@ -364,14 +394,18 @@ class Runtime:
         kwargs: dict[str, Any] | None = None,
         *,
         forward: bool = True,
+        kind: SpanKind | None = None,
     ) -> Any:
         """Run an action on the actor; on a node that does not own it, forward it to the owner
-        (``forward=False``: a request already forwarded once, or the scheduler: refuse instead)."""
+        (``forward=False``: a request already forwarded once, or the scheduler: refuse instead).
+        Its span is a SERVER span when a request enters here, INTERNAL when a handler calls it
+        (``kind`` says which when the caller knows better)."""
         self._life.check_accepting()
         info = await self._actors.actor_info(actor_id)
         self.registry.definition(info.name).get_action(name)
         with tracer.start_as_current_span(
-            "actorq.action",
+            f"action {name}",
+            kind=kind or tracing.entry_kind(),
             attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},
         ):
             return await self._placement.call_action(actor_id, name, args, kwargs, forward=forward)
@@ -393,7 +427,7 @@ class Runtime:
 
     async def _fire(self, actor_id: str, action: str, args: list[Any]) -> Any:
         # never forwarded: the owner's own scheduler fires it (one node per firing)
-        return await self.call_action(actor_id, action, args, forward=False)
+        return await self.call_action(actor_id, action, args, forward=False, kind=SpanKind.INTERNAL)
 
     def _max_attempts(self, actor_id: str) -> int:
         info = self._actors.cached_info(actor_id)

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import Span, SpanKind
+
+from actorq.core import metrics, tracing
 from actorq.core.definitions import QueueDefinition
-from actorq.core.tracing import tracer
 from actorq.errors import ActorqError, BadRequest, QueueFull
 from actorq.results import ActorInfo, SendReceipt
 from actorq.storage.protocol import SendRequest, Storage
@@ -32,6 +34,9 @@ class Outgoing:
     body: Any = None
     delay: float | None = None
     idempotency_key: str | None = None
+    # the W3C trace context the item was sent in (a client's span); None: the current context
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def request(
@@ -41,15 +46,22 @@ def request(
     body: Any,
     delay: float | None,
     idempotency_key: str | None,
+    traceparent: str | None = None,
 ) -> SendRequest:
-    """Validate one send (body type and size, delay, key) into a storage request."""
+    """Validate one send (body type and size, delay, key) into a storage request that carries
+    ``traceparent``, the send's span."""
     body_json = qdef.encode_body(body)
     if delay is not None and (not math.isfinite(delay) or delay < 0):
         raise BadRequest("delay must be a non-negative number of seconds")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise BadRequest("idempotency_key must be 1 to 200 characters")
     available_at = time.time() + (delay or 0.0)
-    return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key)
+    return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key, traceparent)
+
+
+def _type_of(info: ActorInfo | ActorqError) -> str:
+    assert isinstance(info, ActorInfo)  # only a known actor's items reach storage
+    return info.name
 
 
 class Sender:
@@ -71,8 +83,9 @@ class Sender:
         timeout: float | None,
         delay: float | None,
         idempotency_key: str | None,
+        traceparent: str | None = None,
     ) -> SendReceipt:
-        req = request(actor_id, queue, qdef, body, delay, idempotency_key)
+        req = request(actor_id, queue, qdef, body, delay, idempotency_key, traceparent)
         available_at = req.available_at
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.max_wait if timeout is None else min(timeout, self.max_wait))
@@ -106,39 +119,58 @@ class Sender:
                     infos[actor_id] = exc
         results: list[SendReceipt | ActorqError | None] = [None] * len(items)
         reqs: list[tuple[int, SendRequest]] = []
+        spans: list[Span] = []  # each item's PRODUCER span, a child of the context it was sent in
         for i, (actor_id, item) in enumerate(items):
             info = infos[actor_id]
             if isinstance(info, ActorqError):
                 results[i] = info
                 continue
+            span = tracing.tracer.start_span(
+                f"send {item.queue}",
+                context=tracing.remote_context(item.traceparent, item.tracestate),
+                kind=SpanKind.PRODUCER,
+                attributes=tracing.messaging("send", item.queue, info.name, actor_id),
+            )
             try:
                 qdef = self.directory.registry.definition(info.name).get_queue(item.queue)
-                reqs.append(
-                    (i, request(actor_id, item.queue, qdef, item.body, item.delay, item.idempotency_key))
+                req = request(
+                    actor_id,
+                    item.queue,
+                    qdef,
+                    item.body,
+                    item.delay,
+                    item.idempotency_key,
+                    tracing.traceparent_of(span),
                 )
             except ActorqError as exc:
                 results[i] = exc
+                tracing.end_span(span, exc)
+                continue
+            reqs.append((i, req))
+            spans.append(span)
         if reqs:
             actors = {r.actor_id for _, r in reqs}
-            names = sorted({info.name for info in infos.values() if isinstance(info, ActorInfo)})
-            with tracer.start_as_current_span(
-                "actorq.send_batch",
-                attributes={"actorq.actor": ",".join(names), "actorq.actors": len(actors)},
-            ) as span:
-                if len(actors) == 1:
-                    span.set_attribute("actorq.actor_id", next(iter(actors)))
-                span.set_attribute("actorq.batch_size", len(reqs))
+            try:
                 sent = asyncio.ensure_future(self.storage.send_many([r for _, r in reqs], time.time()))  # noqa: RUF006 - awaited below
                 for actor_id in actors:
                     self.directory.prepoke(actor_id)
                 outs = await sent
-            for (i, req), out in zip(reqs, outs, strict=True):
+            except BaseException as exc:
+                for span in spans:
+                    tracing.end_span(span, exc)
+                raise
+            for (i, req), out, span in zip(reqs, outs, spans, strict=True):
+                span.set_attribute("messaging.batch.message_count", len(reqs))
                 if isinstance(out, ActorqError):
                     results[i] = out
+                    tracing.end_span(span, out)
                     continue
+                span.set_attribute("messaging.message.id", str(out.id))
+                tracing.end_span(span)
                 results[i] = SendReceipt(
                     id=out.id, actor_id=req.actor_id, queue=req.queue, duplicate=out.duplicate
                 )
                 if not out.duplicate:
+                    metrics.sent(_type_of(infos[req.actor_id]), req.queue)
                     self.directory.poke(req.actor_id, req.available_at)
         return [r for r in results if r is not None]

@@ -7,8 +7,11 @@ import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import Token
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
-from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig
+from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig, extract_trace
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 from actorq.results import ActorInfo, SendReceipt
@@ -160,25 +163,29 @@ async def send_message(request: Request) -> Response:
             delay=env.delay,
             idempotency_key=key,
         )
-        metrics.SENDS.inc()
         return json_response(protocol.message_result(result))
     receipt = await rt.send(
         actor_id, queue, env.body, block=env.block, timeout=env.timeout, delay=env.delay, idempotency_key=key
     )
-    metrics.SENDS.inc()
     return json_response(protocol.accepted(receipt), 200 if receipt.duplicate else 201)
 
 
 async def send_batch(request: Request) -> Response:
     actor_id = _actor_id(request)
     env: SendBatch = await wire.read_envelope(request, SendBatch)
-    items = [Outgoing(m.queue, m.body, m.delay, m.idempotency_key) for m in env.messages]
+    items = [
+        Outgoing(m.queue, m.body, m.delay, m.idempotency_key, m.traceparent, m.tracestate)
+        for m in env.messages
+    ]
     return _batch_response(await _runtime(request).send_batch(actor_id, items))
 
 
 async def send_any(request: Request) -> Response:
     env: SendAny = await wire.read_envelope(request, SendAny)
-    items = [(m.actor_id, Outgoing(m.queue, m.body, m.delay, m.idempotency_key)) for m in env.messages]
+    items = [
+        (m.actor_id, Outgoing(m.queue, m.body, m.delay, m.idempotency_key, m.traceparent, m.tracestate))
+        for m in env.messages
+    ]
     return _batch_response(await _runtime(request).send_items(items))
 
 
@@ -188,7 +195,6 @@ def _batch_response(results: list[SendReceipt | ActorqError]) -> Response:
         if isinstance(r, ActorqError):
             out.append(protocol.ItemFailed(error=protocol.error_body(r), status=r.status))
         else:
-            metrics.SENDS.inc()
             out.append(protocol.accepted(r))
     return json_response(protocol.BatchResults(results=out))
 
@@ -257,7 +263,6 @@ async def call_action(request: Request) -> Response:
         decode_bytes(env.kwargs) or None,
         forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
-    metrics.ACTIONS.inc()
     return json_response(protocol.ActionResult(result=encode_bytes(result)))
 
 
@@ -312,7 +317,7 @@ async def cluster_nodes(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    body, content_type = metrics.render(_runtime(request))
+    body, content_type = await metrics.render(_runtime(request))
     return Response(body, media_type=content_type)
 
 
@@ -377,6 +382,22 @@ def _route_path(scope: Scope) -> str:
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
+def _enter_trace(scope: Scope) -> Token[otel_context.Context] | None:
+    """Make the trace context a request's headers carry (W3C ``traceparent``/``tracestate`` by
+    default) current for its route, unless an instrumentation around this app already made a
+    span of its own current (its span is then the parent, and it read the headers itself)."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        if name in (b"traceparent", b"tracestate", b"baggage"):
+            headers[name.decode()] = value.decode("latin-1")
+    if not headers:
+        return None
+    ctx = extract_trace(headers)
+    return None if ctx is None else otel_context.attach(ctx)
+
+
 class ActorqMiddleware:
     """What every request goes through before its route (HTTP and WebSocket alike): the
     ``Host``/``Origin`` check (403), the bearer token (401), then for HTTP the body's media type
@@ -419,7 +440,15 @@ class ActorqMiddleware:
                 await error_response(refused)(scope, receive, send)
                 return
             receive = self._bounded(receive)
-        await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        token = _enter_trace(scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     def _refusal(self, scope: Scope) -> ActorqError | None:
         host: str | None = None

@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
+from actorq.core import inject_trace
 from actorq.errors import Unavailable, error_from_dict
 
 FORWARDED_HEADER = "x-actorq-forwarded"
@@ -86,7 +87,8 @@ class HttpForwarder:
             protocol.CallAction(args=encode_bytes(args), kwargs=encode_bytes(kwargs or {}))
         )
         try:
-            async with self._get_session().post(url, data=body) as resp:
+            # the action's span on this node is the parent of its run on the owner
+            async with self._get_session().post(url, data=body, headers=inject_trace({})) as resp:
                 text = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -124,7 +126,7 @@ class HttpForwarder:
         try:
             async with asyncio.timeout(open_timeout):
                 ws = await self._get_session().ws_connect(
-                    url, heartbeat=heartbeat, max_msg_size=0, autoping=True
+                    url, heartbeat=heartbeat, max_msg_size=0, autoping=True, headers=inject_trace({})
                 )
                 first = await ws.receive()
         except aiohttp.WSServerHandshakeError as exc:

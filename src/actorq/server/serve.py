@@ -20,7 +20,7 @@ import uvicorn
 
 from actorq.core import Registry, Runtime, RuntimeConfig
 from actorq.server.app import MAX_REQUEST_BYTES, create_app, resolve_token
-from actorq.server.logs import install_log_redaction
+from actorq.server.logs import configure_logging, install_log_redaction, redact_value, uvicorn_log_config
 from actorq.storage import Storage, open_storage
 
 
@@ -83,6 +83,8 @@ def build(
     if rest:
         raise TypeError(f"unknown server option(s): {', '.join(sorted(rest))}")
     token = resolve_token(token)  # before anything is opened: an empty token never starts a server
+    if token:
+        redact_value(token)
     # the address other nodes forward requests to (several nodes on one PostgreSQL database)
     rt_opts.setdefault("advertise", os.environ.get("ACTORQ_ADVERTISE") or f"{host}:{port}")
     runtime = Runtime(registry, open_storage(storage), RuntimeConfig(**rt_opts))
@@ -100,6 +102,7 @@ def build(
         port=port,
         log_level=log_level,
         lifespan="on",
+        log_config=uvicorn_log_config(),
         timeout_graceful_shutdown=int(runtime.config.grace) + 1,
         access_log=access_log,
         proxy_headers=False,  # no proxy in front by default; saves a middleware per request
@@ -126,6 +129,8 @@ async def serve(registry: Registry, **options: Any) -> None:
 
 
 def run(registry: Registry, **options: Any) -> None:
+    """Serve until signalled (``registry.start()``), logging to stderr as ``actorq serve`` does."""
+    configure_logging(options.get("log_level", "info"))
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

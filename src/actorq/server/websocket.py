@@ -21,14 +21,15 @@ import json
 import logging
 from typing import Any
 
+from opentelemetry import context as otel_context
 from pydantic_core import to_jsonable_python
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from actorq import protocol
 from actorq._typing import decode_bytes, encode_bytes
-from actorq.core import Runtime, Subscriber
+from actorq.core import Runtime, Subscriber, remote_context
 from actorq.errors import ActorqError, BadRequest, NotFound
-from actorq.server import metrics, wire
+from actorq.server import wire
 from actorq.server.forward import FORWARDED_HEADER, WS_SERVICE_RESTART, WS_TRY_AGAIN_LATER, chosen_subprotocol
 from actorq.server.responses import error_response
 
@@ -44,8 +45,19 @@ def _dumps(obj: Any) -> str:
 
 async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
     frame = wire.parse_frame(data, max_wait=rt.config.max_wait)
+    # the frame's own trace context (the client's span) is the parent of what it does
+    ctx = remote_context(frame.traceparent, frame.tracestate)
+    if ctx is None:
+        return await _run_frame(rt, actor_id, frame)
+    token = otel_context.attach(ctx)
+    try:
+        return await _run_frame(rt, actor_id, frame)
+    finally:
+        otel_context.detach(token)
+
+
+async def _run_frame(rt: Runtime, actor_id: str, frame: protocol.ActionFrame | protocol.SendFrame) -> Any:
     if isinstance(frame, protocol.ActionFrame):
-        metrics.ACTIONS.inc()
         result = await rt.call_action(
             actor_id, frame.name, decode_bytes(frame.args), decode_bytes(frame.kwargs or {}) or None
         )

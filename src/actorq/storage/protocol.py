@@ -45,6 +45,7 @@ class MessageRecord:
     completed_at: float | None
     response: str | None
     error: str | None
+    traceparent: str | None = None  # W3C trace context of the send (its producer span), if traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class SendRequest:
     max_size: int
     available_at: float
     idempotency_key: str | None = None
+    traceparent: str | None = None  # stored with the message, handed back on receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,18 @@ class QueueStats:
     delayed: int
     inflight: int
     completed: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """Messages not yet done in one queue, summed over every actor of one type (for metrics)."""
+
+    name: str  # the actor type
+    queue: str
+    pending: int  # ready to be received now
+    delayed: int  # pending, but not due yet
+    inflight: int
     dead: int
 
 
@@ -253,6 +267,11 @@ class Storage(Protocol):
         ...
 
     async def queue_stats(self, actor_id: str, now: float) -> list[QueueStats]: ...
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        """Pending, delayed, in-flight and dead messages per (actor type, queue) over the whole
+        storage, in one aggregate query (ordered by type, then queue; empty queues are left out)."""
+        ...
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool: ...
 

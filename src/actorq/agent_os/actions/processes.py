@@ -6,10 +6,11 @@ killing processes do not, so a VM over its cap can still be cleaned up.
 
 from __future__ import annotations
 
+from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
-from actorq.core import ActorContext
+from actorq.core import ActorContext, tracer
 
 
 async def exec_(
@@ -20,8 +21,14 @@ async def exec_(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
 ) -> ExecResult:
-    table = (await under_cap(c)).processes
-    return await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+    # the command line and env stay out of the span: they may hold what the caller keeps secret
+    with tracer.start_as_current_span("vm exec", attributes={"actorq.actor_id": c.actor_id}) as span:
+        table = (await under_cap(c)).processes
+        result = await table.exec(command, cwd=await running(c).files.cwd(cwd), env=env, timeout=timeout)
+        span.set_attribute("process.exit.code", result.exit_code)
+        span.set_attribute("actorq.vm.timed_out", result.timed_out)
+    metrics.killed("time", 1 if result.timed_out else 0)
+    return result
 
 
 async def spawn(

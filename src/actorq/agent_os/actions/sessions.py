@@ -6,10 +6,13 @@ do not.
 
 from __future__ import annotations
 
+import time
+
+from actorq.agent_os import metrics
 from actorq.agent_os.agents.base import PromptResult, Session
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
-from actorq.core import ActorContext
+from actorq.core import ActorContext, tracer
 
 
 async def create_session(
@@ -28,12 +31,20 @@ async def create_session(
 async def send_prompt(
     c: ActorContext, session_id: str, prompt: str, *, timeout: float | None = None
 ) -> PromptResult:
-    sessions = (await under_cap(c)).sessions
-    try:
-        return await sessions.prompt(session_id, prompt, timeout)
-    finally:
-        # the agent may have written files; a VM gone to sleep meanwhile answers Unavailable (retry)
-        running(c).disk.touched()
+    attrs = {"actorq.actor_id": c.actor_id, "actorq.agent.session_id": session_id}
+    # the prompt's text stays out of the span (the caller's data)
+    with tracer.start_as_current_span("agent prompt", attributes=attrs) as span:
+        sessions = (await under_cap(c)).sessions
+        started = time.monotonic()
+        try:
+            result = await sessions.prompt(session_id, prompt, timeout)
+            metrics.prompted(sessions.meta[session_id]["agent_type"], time.monotonic() - started)
+        finally:
+            # the agent may have written files; a VM gone to sleep meanwhile answers Unavailable (retry)
+            running(c).disk.touched()
+        span.set_attribute("actorq.agent.stop_reason", result.stop_reason)
+        span.set_attribute("actorq.agent.tool_calls", len(result.tool_calls))
+        return result
 
 
 async def cancel_prompt(c: ActorContext, session_id: str) -> bool:

@@ -125,6 +125,7 @@ class Batched:
                 [f[2].idempotency_key for f in flat],
                 [f[2].max_size for f in flat],
                 [channel(f[2].actor_id) for f in flat],
+                [f[2].traceparent for f in flat],
             )
         outcomes = {
             (ci, pos): _send_outcome(req, *row) for (ci, pos, req, _now), row in zip(flat, rows, strict=True)
@@ -150,7 +151,7 @@ class Batched:
         delivered: list[MessageRecord] = []
         dead: list[MessageRecord] = []
         nxt: float | None = None
-        for kind, msg_id, queue, body, attempt, created, available, error in rows:
+        for kind, msg_id, queue, body, attempt, created, available, error, trace in rows:
             if kind == ReceiveRow.LEASE_LOST:
                 self._leases.lost(actor_id, epoch)
             elif kind == ReceiveRow.ACKED:
@@ -161,7 +162,18 @@ class Batched:
                 delivering = kind == ReceiveRow.DELIVERED
                 status = MessageStatus.INFLIGHT if delivering else MessageStatus.DEAD
                 rec = MessageRecord(
-                    actor_id, msg_id, queue, body, status, attempt, created, available, None, None, error
+                    actor_id,
+                    msg_id,
+                    queue,
+                    body,
+                    status,
+                    attempt,
+                    created,
+                    available,
+                    None,
+                    None,
+                    error,
+                    trace,
                 )
                 if delivering:
                     delivered.append(rec)

@@ -40,6 +40,7 @@ from actorq.storage.protocol import (
     MessageRecord,
     MessageStatus,
     NodeRecord,
+    QueueDepth,
     QueueStats,
     ReceiveOutcome,
     ScheduleRecord,
@@ -248,6 +249,11 @@ class PostgresStorage:
         async with self._db.conn() as c:
             rows = await c.fetch(Q["queue_stats"], actor_id, now)
         return [QueueStats(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        async with self._db.conn() as c:
+            rows = await c.fetch(Q["queue_depths"], now)
+        return [QueueDepth(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
         async with self._db.tx() as c:

@@ -36,11 +36,11 @@ SELECT min(available_at) FROM messages WHERE actor_id = $1 AND status = 0 /* Mes
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, error = $3 WHERE actor_id = $1 AND id = $2 AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: get_message
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent
 FROM messages WHERE actor_id = $1 AND id = $2;
 
 -- name: list_messages
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent
 FROM messages WHERE actor_id = $1 AND status = $2 AND ($4::text IS NULL OR queue = $4)
 ORDER BY id LIMIT $3;
 
@@ -55,6 +55,16 @@ SELECT queue,
        count(*) FILTER (WHERE status = 2 /* MessageStatus.COMPLETED */),
        count(*) FILTER (WHERE status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = $1 GROUP BY queue ORDER BY queue;
+
+-- name: queue_depths
+SELECT a.name, m.queue,
+       count(*) FILTER (WHERE m.status = 0 /* MessageStatus.PENDING */ AND m.available_at <= $1),
+       count(*) FILTER (WHERE m.status = 0 /* MessageStatus.PENDING */ AND m.available_at > $1),
+       count(*) FILTER (WHERE m.status = 1 /* MessageStatus.INFLIGHT */),
+       count(*) FILTER (WHERE m.status = 3 /* MessageStatus.DEAD */)
+FROM messages m JOIN actors a ON a.actor_id = m.actor_id
+WHERE m.status IN (0 /* MessageStatus.PENDING */, 1 /* MessageStatus.INFLIGHT */, 3 /* MessageStatus.DEAD */)
+GROUP BY a.name, m.queue ORDER BY a.name, m.queue;
 
 -- name: retry_dead
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = $3
@@ -164,23 +174,23 @@ LIMIT $3;
 
 -- name: watch
 UPDATE messages SET watched = true WHERE actor_id = $1 AND id = $2
-RETURNING actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error;
+RETURNING actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent;
 
 -- name: notify
 SELECT pg_notify($1, $2);
 
 -- name: send_one
-SELECT o_status, o_id, o_created, o_pending FROM send_one($1, $2, $3, $4, $5, $6, $7, $8);
+SELECT o_status, o_id, o_created, o_pending FROM send_one($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: receive_msgs
-SELECT kind, id, queue, body, attempt, created_at, available_at, error
+SELECT kind, id, queue, body, attempt, created_at, available_at, error, traceparent
 FROM receive_msgs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
 
 -- name: send_many
-SELECT o_status, o_id, o_created, o_pending FROM send_many($1, $2, $3, $4, $5, $6, $7, $8);
+SELECT o_status, o_id, o_created, o_pending FROM send_many($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: receive_many
-SELECT ord, kind, id, queue, body, attempt, created_at, available_at, error
+SELECT ord, kind, id, queue, body, attempt, created_at, available_at, error, traceparent
 FROM receive_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: complete_many

@@ -1,4 +1,4 @@
--- The actorq PostgreSQL schema as the migrations leave it (version 6): every table, index and
+-- The actorq PostgreSQL schema as the migrations leave it (version 7): every table, index and
 -- function, in one place. Read this instead of replaying migrations/NNNN_*.sql; the driver never
 -- runs this file (it applies the migrations, database.py), and tests/storage/test_schema.py checks
 -- that applying the migrations to an empty schema gives exactly this (comments aside).
@@ -14,7 +14,7 @@
 
 -- applied migrations (the driver creates this table before the first one)
 CREATE TABLE schema_version (version INTEGER NOT NULL);
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6);
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7);
 
 CREATE TABLE actors (
     actor_id   TEXT PRIMARY KEY,
@@ -41,6 +41,7 @@ CREATE TABLE messages (
     idempotency_key TEXT,
     -- a sender waiting on another node asked to be told (NOTIFY) when this message finishes
     watched         BOOLEAN NOT NULL DEFAULT false,
+    traceparent     TEXT,                -- W3C trace context of the send, NULL if not traced
     PRIMARY KEY (actor_id, id)
 );
 CREATE INDEX messages_by_status ON messages (actor_id, status, id);
@@ -113,7 +114,7 @@ CREATE TABLE vm_snapshots (
 -- one send: o_status is a SendCode (DUPLICATE: o_id is the existing message; FULL: o_pending)
 CREATE FUNCTION send_one(
     p_actor TEXT, p_queue TEXT, p_body TEXT, p_now DOUBLE PRECISION, p_available DOUBLE PRECISION,
-    p_key TEXT, p_max BIGINT, p_channel TEXT,
+    p_key TEXT, p_max BIGINT, p_channel TEXT, p_trace TEXT,
     OUT o_status SMALLINT, OUT o_id BIGINT, OUT o_created DOUBLE PRECISION, OUT o_pending BIGINT)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -141,8 +142,9 @@ BEGIN
         RETURN;
     END IF;
     UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = p_actor;
-    INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key)
-    VALUES (p_actor, seq, p_queue, p_body, 0 /* MessageStatus.PENDING */, 0, p_now, p_available, p_key);
+    INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key,
+                          traceparent)
+    VALUES (p_actor, seq, p_queue, p_body, 0 /* MessageStatus.PENDING */, 0, p_now, p_available, p_key, p_trace);
     INSERT INTO queue_depths (actor_id, queue, pending) VALUES (p_actor, p_queue, 1)
     ON CONFLICT (actor_id, queue) DO UPDATE SET pending = queue_depths.pending + 1;
     IF p_channel IS NOT NULL THEN
@@ -156,14 +158,14 @@ END $$;
 -- send_one for several items, in the order given
 CREATE FUNCTION send_many(
     p_actors TEXT[], p_queues TEXT[], p_bodies TEXT[], p_now DOUBLE PRECISION[],
-    p_available DOUBLE PRECISION[], p_keys TEXT[], p_max BIGINT[], p_channels TEXT[])
+    p_available DOUBLE PRECISION[], p_keys TEXT[], p_max BIGINT[], p_channels TEXT[], p_traces TEXT[])
 RETURNS TABLE (o_status SMALLINT, o_id BIGINT, o_created DOUBLE PRECISION, o_pending BIGINT)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_actors, 1), 0) LOOP
         SELECT s.o_status, s.o_id, s.o_created, s.o_pending INTO o_status, o_id, o_created, o_pending
         FROM send_one(p_actors[i], p_queues[i], p_bodies[i], p_now[i], p_available[i], p_keys[i],
-                      p_max[i], p_channels[i]) s;
+                      p_max[i], p_channels[i], p_traces[i]) s;
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -174,7 +176,7 @@ CREATE FUNCTION receive_msgs(
     p_actor TEXT, p_node TEXT, p_epoch BIGINT, p_acks BIGINT[], p_state TEXT, p_count INT,
     p_queues TEXT[], p_now DOUBLE PRECISION, p_max_attempts INT, p_channel TEXT)
 RETURNS TABLE (kind SMALLINT, id BIGINT, queue TEXT, body TEXT, attempt INT, created_at DOUBLE PRECISION,
-               available_at DOUBLE PRECISION, error TEXT)
+               available_at DOUBLE PRECISION, error TEXT, traceparent TEXT)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 DECLARE
@@ -211,14 +213,15 @@ BEGIN
     END IF;
     IF p_count > 0 THEN
         FOR r IN
-            SELECT m.id, m.queue, m.body, m.attempt, m.created_at, m.available_at, m.error FROM messages m
+            SELECT m.id, m.queue, m.body, m.attempt, m.created_at, m.available_at, m.error, m.traceparent
+            FROM messages m
             WHERE m.actor_id = p_actor AND m.status = 0 /* MessageStatus.PENDING */ AND m.available_at <= p_now
               AND (p_queues IS NULL OR m.queue = ANY (p_queues))
             ORDER BY m.id
         LOOP
             kind := NULL;
             id := r.id; queue := r.queue; body := r.body; created_at := r.created_at;
-            available_at := r.available_at; error := r.error;
+            available_at := r.available_at; error := r.error; traceparent := r.traceparent;
             IF r.attempt >= p_max_attempts THEN
                 UPDATE messages m SET status = 3 /* MessageStatus.DEAD */, completed_at = p_now,
                     error = coalesce(m.error, 'exceeded max_attempts')
@@ -243,6 +246,7 @@ BEGIN
     IF n = 0 THEN
         kind := 3 /* ReceiveRow.NOTHING */;
         id := NULL; queue := NULL; body := NULL; attempt := NULL; created_at := NULL; error := NULL;
+        traceparent := NULL;
         SELECT min(m.available_at) INTO available_at FROM messages m
         WHERE m.actor_id = p_actor AND m.status = 0 /* MessageStatus.PENDING */ AND m.available_at > p_now;
         RETURN NEXT;
@@ -257,7 +261,7 @@ CREATE FUNCTION receive_many(
     p_states TEXT[], p_counts INT[], p_queues TEXT[], p_now DOUBLE PRECISION[], p_max_attempts INT[],
     p_channel TEXT)
 RETURNS TABLE (ord INT, kind SMALLINT, id BIGINT, queue TEXT, body TEXT, attempt INT,
-               created_at DOUBLE PRECISION, available_at DOUBLE PRECISION, error TEXT)
+               created_at DOUBLE PRECISION, available_at DOUBLE PRECISION, error TEXT, traceparent TEXT)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     off INT := 0;
@@ -275,7 +279,8 @@ BEGIN
             qs := ARRAY(SELECT json_array_elements_text(p_queues[i]::json));
         END IF;
         RETURN QUERY
-            SELECT i, r.kind, r.id, r.queue, r.body, r.attempt, r.created_at, r.available_at, r.error
+            SELECT i, r.kind, r.id, r.queue, r.body, r.attempt, r.created_at, r.available_at, r.error,
+                   r.traceparent
             FROM receive_msgs(p_actors[i], p_node, p_epochs[i], acks, p_states[i], p_counts[i], qs,
                               p_now[i], p_max_attempts[i], p_channel) r;
     END LOOP;

@@ -23,6 +23,7 @@ from actorq.storage.protocol import (
     ActorRecord,
     MessageRecord,
     MessageStatus,
+    QueueDepth,
     QueueStats,
     ReceiveOutcome,
     ScheduleRecord,
@@ -277,6 +278,13 @@ class SQLiteStorage:
 
         return await self._run(op)
 
+    async def queue_depths(self, now: float) -> list[QueueDepth]:
+        def op(c: sqlite3.Connection) -> list[QueueDepth]:
+            rows = c.execute(Q["queue_depths"], {"now": now}).fetchall()
+            return [QueueDepth(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0) for r in rows]
+
+        return await self._run(op, durable=False)
+
     async def retry_dead(self, actor_id: str, msg_id: int, now: float) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             row = c.execute(Q["get_message"], {"actor_id": actor_id, "id": msg_id}).fetchone()
@@ -373,6 +381,7 @@ def _send_one(c: sqlite3.Connection, req: SendRequest, now: float) -> SendOutcom
             "now": now,
             "available_at": req.available_at,
             "key": req.idempotency_key,
+            "traceparent": req.traceparent,
         },
     )
     _depth(c, req.actor_id, req.queue, 1)

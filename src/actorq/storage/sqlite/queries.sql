@@ -39,15 +39,16 @@ SELECT actor_id, queue, count(*) FROM messages WHERE status = 0 /* MessageStatus
 UPDATE actors SET next_seq = next_seq + 1 WHERE actor_id = :actor_id RETURNING next_seq - 1;
 
 -- name: insert_message
-INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key)
-VALUES (:actor_id, :id, :queue, :body, 0 /* MessageStatus.PENDING */, 0, :now, :available_at, :key);
+INSERT INTO messages (actor_id, id, queue, body, status, attempt, created_at, available_at, idempotency_key,
+                      traceparent)
+VALUES (:actor_id, :id, :queue, :body, 0 /* MessageStatus.PENDING */, 0, :now, :available_at, :key, :traceparent);
 
 -- name: ack
 UPDATE messages SET status = 2 /* MessageStatus.COMPLETED */, completed_at = :now
 WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: ready
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent
 FROM messages INDEXED BY messages_by_status
 WHERE actor_id = :actor_id AND status = 0 /* MessageStatus.PENDING */ AND available_at <= :now
 ORDER BY id LIMIT :limit;
@@ -72,11 +73,11 @@ WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, error = :error WHERE actor_id = :actor_id AND id = :id AND status = 1 /* MessageStatus.INFLIGHT */;
 
 -- name: get_message
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent
 FROM messages WHERE actor_id = :actor_id AND id = :id;
 
 -- name: list_messages
-SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error
+SELECT actor_id, id, queue, body, status, attempt, created_at, available_at, completed_at, response, error, traceparent
 FROM messages WHERE actor_id = :actor_id AND status = :status AND (:queue IS NULL OR queue = :queue)
 ORDER BY id LIMIT :limit;
 
@@ -91,6 +92,15 @@ SELECT queue,
        sum(status = 1 /* MessageStatus.INFLIGHT */), sum(status = 2 /* MessageStatus.COMPLETED */),
        sum(status = 3 /* MessageStatus.DEAD */)
 FROM messages WHERE actor_id = :actor_id GROUP BY queue ORDER BY queue;
+
+-- name: queue_depths
+SELECT a.name, m.queue,
+       sum(m.status = 0 /* MessageStatus.PENDING */ AND m.available_at <= :now),
+       sum(m.status = 0 /* MessageStatus.PENDING */ AND m.available_at > :now),
+       sum(m.status = 1 /* MessageStatus.INFLIGHT */), sum(m.status = 3 /* MessageStatus.DEAD */)
+FROM messages m JOIN actors a ON a.actor_id = m.actor_id
+WHERE m.status IN (0 /* MessageStatus.PENDING */, 1 /* MessageStatus.INFLIGHT */, 3 /* MessageStatus.DEAD */)
+GROUP BY a.name, m.queue ORDER BY a.name, m.queue;
 
 -- name: retry_dead
 UPDATE messages SET status = 0 /* MessageStatus.PENDING */, attempt = 0, error = NULL, completed_at = NULL, available_at = :now
