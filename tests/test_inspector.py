@@ -314,8 +314,13 @@ async def test_cluster_page_shows_the_node_its_actors_and_throughput_from_metric
     for i in range(20):
         await worker.send("jobs", {"tag": f"t{i}", "n": i})
     # the sends show as a rate once two scrapes have seen the counter
-    sends = page.locator('#charts path[data-series="sends"]')
+    sends = page.locator('#charts path[data-series="sent"]')
     await playwright_api.expect(sends).to_have_count(1, timeout=LIVE)
+    # queue depth, from actorq_queue_messages: three letters wait in a mailbox without a run loop
+    for i in range(3):
+        await client.mailbox.get_or_create(["waiting"]).send("letters", {"to": "x", "text": str(i)})
+    depth = page.locator('[data-chart="Queue depth (all actors)"]')
+    await playwright_api.expect(depth.locator(".legend")).to_contain_text("pending: 3", timeout=LIVE)
     await node.locator(".node-actors a").first.click()
     await playwright_api.expect(page.locator("#actor-key")).to_have_text("busy", timeout=LIVE)
     await playwright_api.expect(page.locator('#queue-charts path[data-series="pending"]')).to_have_count(

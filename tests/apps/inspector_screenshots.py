@@ -64,6 +64,8 @@ async def actors_and_actor(page: Page, out: Path) -> None:
         for i in range(40):  # a varying load for the charts to show
             for j in range(1 + (i * 7) % 11):
                 await box.send("anything", {"n": i, "j": j})
+            for j in range((i * 5) % 7):
+                await w.send("jobs", {"tag": f"c{i}.{j}", "n": j})
             if i % 3 == 0:
                 await w.action("add", 1)
             await page.wait_for_timeout(700)

@@ -1,5 +1,6 @@
 // The nodes serving the database and the actors each runs (GET /v1/cluster/nodes), and this
-// node's throughput over the last minutes from /metrics, scraped by the page every 2 s.
+// node's throughput and queue depth over the last minutes from /metrics, scraped by the page
+// every 2 s.
 
 import { actorPath, get, request } from "./api.js";
 import { History, legend, lineChart, metricValue, parseMetrics } from "./chart.js";
@@ -73,19 +74,39 @@ export function clusterView(el) {
   const scrape = async () => {
     const samples = parseMetrics(await request("GET", "/metrics", { text: true }));
     const t = now();
-    for (const name of ["actorq_sends_total", "actorq_actions_total", "actorq_awake_actors", "actorq_cluster_leases_held", "actorq_cluster_actions_forwarded_total"]) {
+    for (const name of [
+      "actorq_messages_sent_total",
+      "actorq_messages_completed_total",
+      "actorq_messages_failed_total",
+      "actorq_actions_total",
+      "actorq_awake_actors",
+      "actorq_vm_awake",
+      "actorq_cluster_leases_held",
+    ]) {
       history.add(name, t, metricValue(samples, name));
     }
+    for (const state of ["pending", "delayed", "in_flight", "dead"]) {
+      history.add(`depth:${state}`, t, metricValue(samples, "actorq_queue_messages", { state }));
+    }
+    const some = (series) => series.filter((s) => s.points.length);
     const panels = [
       ["Throughput (per second)", [
-        { name: "sends", points: history.rate("actorq_sends_total") },
-        { name: "actions", points: history.rate("actorq_actions_total") },
-        ...(history.points("actorq_cluster_actions_forwarded_total").length ? [{ name: "forwarded", points: history.rate("actorq_cluster_actions_forwarded_total") }] : []),
+        { name: "sent", points: history.rate("actorq_messages_sent_total") },
+        { name: "completed", points: history.rate("actorq_messages_completed_total"), color: "#2f9e44" },
+        { name: "failed", points: history.rate("actorq_messages_failed_total"), color: "#c92a2a" },
+        { name: "actions", points: history.rate("actorq_actions_total"), color: "#7048e8" },
       ]],
-      ["Actors", [
-        { name: "awake", points: history.points("actorq_awake_actors") },
-        ...(history.points("actorq_cluster_leases_held").length ? [{ name: "leases held", points: history.points("actorq_cluster_leases_held") }] : []),
-      ]],
+      ["Queue depth (all actors)", some([
+        { name: "pending", points: history.points("depth:pending") },
+        { name: "in flight", points: history.points("depth:in_flight"), color: "#e8590c" },
+        { name: "delayed", points: history.points("depth:delayed"), color: "#0c8599" },
+        { name: "dead", points: history.points("depth:dead"), color: "#c92a2a" },
+      ])],
+      ["Awake", some([
+        { name: "actors", points: history.points("actorq_awake_actors") },
+        { name: "agent VMs", points: history.points("actorq_vm_awake"), color: "#e8590c" },
+        { name: "leases held", points: history.points("actorq_cluster_leases_held"), color: "#2f9e44" },
+      ])],
     ];
     replace(
       charts,
