@@ -321,7 +321,7 @@ async def test_cluster_page_shows_the_node_its_actors_and_throughput_from_metric
         await client.mailbox.get_or_create(["waiting"]).send("letters", {"to": "x", "text": str(i)})
     depth = page.locator('[data-chart="Queue depth (all actors)"]')
     await playwright_api.expect(depth.locator(".legend")).to_contain_text("pending: 3", timeout=LIVE)
-    await node.locator(".node-actors a").first.click()
+    await node.locator(".node-actors a", has_text="worker / busy").click()
     await playwright_api.expect(page.locator("#actor-key")).to_have_text("busy", timeout=LIVE)
     await playwright_api.expect(page.locator('#queue-charts path[data-series="pending"]')).to_have_count(
         1, timeout=LIVE
@@ -404,6 +404,20 @@ async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Pat
             '"stop_reason": "stop"', timeout=30_000
         )
         await playwright_api.expect(turns.filter(has_text="tool call · write")).to_have_count(2, timeout=LIVE)
+        # a page opened later shows what happened before from the agent's transcript file,
+        # the prompts' text included (no event carries it)
+        later, later_problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+        earlier = later.locator("#transcript .turns.earlier")
+        await playwright_api.expect(earlier.locator(".turn.prompt")).to_have_count(2, timeout=LIVE)
+        await playwright_api.expect(earlier.locator(".turn.prompt").first).to_contain_text(
+            "Write a summary to /home/user/s.txt"
+        )
+        await playwright_api.expect(
+            earlier.locator(".turn.tool", has_text="tool call · write")
+        ).to_have_count(2)
+        await playwright_api.expect(earlier.locator(".turn.stop", has_text="stop")).to_have_count(4)
+        assert later_problems == []
+        await later.close()
         # the file browser: /home/user, a directory, a file's text
         await page.locator('#vm-tabs [data-pane="files"]').click()
         await page.locator('#file-list tr[data-name="notes"] a').click()

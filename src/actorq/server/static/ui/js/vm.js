@@ -9,6 +9,7 @@ import { isVm } from "./actors.js";
 
 const HOME = "/home/user";
 const MAX_TURNS = 2000;
+const MAX_HISTORY = 500; // messages of a transcript file shown at most
 
 export function vmView(el, actorId) {
   const stops = [];
@@ -66,6 +67,7 @@ function render(el, info, type, stops) {
       if (frame.name === "process_exit" || frame.name === "process_output") panes.processes.poke();
     },
     (s, code) => {
+      if (s === "open") panes.sessions.connected();
       wsStatus.textContent = s === "closed" ? `closed (${code}), reconnecting` : s;
       wsStatus.className = `status ${s === "open" ? "ok" : s === "closed" ? "bad" : "warn"}`;
     },
@@ -88,7 +90,9 @@ function sessionsPane(call, fail, stops) {
     h("div", { class: "row" }, h("span", { class: "spacer" }), h("button", { type: "submit", id: "prompt-submit" }, "Send prompt")),
     promptOut,
   );
-  const byId = new Map(); // session id -> its transcript element (kept while the page is open)
+  const byId = new Map(); // session id -> its live transcript element (kept while the page is open)
+  const earlier = new Map(); // session id -> what its agent's transcript file held before that
+  let since = null; // when the WebSocket first opened: events from then on are live
   let selected = null;
   let sessions = [];
 
@@ -97,11 +101,41 @@ function sessionsPane(call, fail, stops) {
     return byId.get(sid);
   };
 
+  // The session's history before the page connected, from the agent's own transcript file
+  // (pi's JSONL session file, read with read_file), once per session.
+  const earlierOf = (s) => {
+    if (earlier.has(s.session_id)) return earlier.get(s.session_id);
+    const el = h("div", { class: "turns earlier", dataset: { session: s.session_id } });
+    earlier.set(s.session_id, el);
+    if (s.transcript && s.agent_type === "pi") {
+      call("read_file", [s.transcript])
+        .then((raw) => {
+          const entries = new TextDecoder().decode(b64bytes(raw)).split("\n").filter(Boolean);
+          const messages = [];
+          for (const line of entries) {
+            try {
+              const e = JSON.parse(line);
+              if (e.type === "message" && e.message && (since === null || (e.message.timestamp || 0) < since)) messages.push(e.message);
+            } catch {
+              // a line being written: skip it
+            }
+          }
+          if (!messages.length) return;
+          const shown = messages.slice(-MAX_HISTORY);
+          el.append(h("p", { class: "muted history-note" }, `Earlier, from the agent's transcript file${shown.length < messages.length ? ` (last ${shown.length} of ${messages.length} messages)` : ""}:`));
+          for (const m of shown) renderMessage(el, m);
+          el.append(h("p", { class: "muted history-note" }, "Live from here on:"));
+        })
+        .catch(() => el.append(h("p", { class: "muted history-note" }, "(the agent's transcript file could not be read)")));
+    }
+    return el;
+  };
+
   const select = (sid) => {
     selected = sid;
     const s = sessions.find((x) => x.session_id === sid);
     title.textContent = s ? `Transcript · ${s.agent_type} · ${sid}` : `Transcript · ${sid}`;
-    replace(transcript, transcriptOf(sid));
+    replace(transcript, s ? earlierOf(s) : null, transcriptOf(sid));
     for (const b of list.querySelectorAll("button")) b.classList.toggle("active", b.dataset.session === sid);
   };
 
@@ -161,6 +195,9 @@ function sessionsPane(call, fail, stops) {
   return {
     el,
     wsStatus,
+    connected() {
+      if (since === null) since = Date.now();
+    },
     shown() {
       if (!stop) {
         stop = every(3000, refresh, fail);
@@ -255,6 +292,26 @@ function renderEvent(turns, ev) {
       return;
     default:
       add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
+  }
+}
+
+// One message of pi's transcript file: the user's prompt, the agent's text, thinking and tool
+// calls with the stop reason, or a tool's result.
+function renderMessage(turns, m) {
+  const parts = Array.isArray(m.content) ? m.content : [{ type: "text", text: String(m.content ?? "") }];
+  const text = parts.filter((p) => p.type === "text").map((p) => p.text).join("");
+  if (m.role === "user") {
+    add(turns, "prompt", "prompt", textBlock(text));
+  } else if (m.role === "assistant") {
+    for (const p of parts) {
+      if (p.type === "text" && p.text) add(turns, "agent", "agent", textBlock(p.text));
+      else if (p.type === "thinking" && p.thinking) add(turns, "agent thinking", "thinking", textBlock(p.thinking));
+      else if (p.type === "toolCall") add(turns, "tool", `tool call · ${p.name}`, argsBlock(p.arguments));
+    }
+    if (m.errorMessage) add(turns, "error", "error", textBlock(m.errorMessage));
+    if (m.stopReason) add(turns, "stop", "stop reason", textBlock(String(m.stopReason)));
+  } else if (m.role === "toolResult") {
+    add(turns, m.isError ? "tool-result error" : "tool-result", `tool result · ${m.toolName}${m.isError ? " (error)" : ""}`, textBlock(text));
   }
 }
 
