@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,10 @@ async def test_the_token_is_asked_for_a_wrong_one_refused_and_kept_out_of_urls(b
         # a new tab of the same browser context shares nothing: asked again
         other, _ = await open_page(browser, f"{c.url}/ui/")
         await playwright_api.expect(other.locator("#token-dialog")).to_be_visible(timeout=LIVE)
+        # "Forget token" drops it: the page asks again
+        await page.locator("#forget-token").click()
+        await playwright_api.expect(page.locator("#token-dialog")).to_be_visible(timeout=LIVE)
+        assert await page.evaluate("sessionStorage.getItem('actorq.token')") is None
 
 
 async def test_the_page_websocket_with_a_wrong_token_is_refused(browser: Any) -> None:
@@ -365,6 +369,48 @@ async def test_mounted_under_a_prefix_the_page_talks_to_the_api_under_it(
             assert problems == []
     finally:
         await inner.state.runtime.stop()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    from tests.storage.conftest import fresh_schema, pg_up
+
+    if not pg_up():
+        pytest.skip("PostgreSQL is not running")
+    yield from fresh_schema("inspui_")
+
+
+async def test_with_two_nodes_the_page_shows_which_runs_each_actor(pg_schema: str, browser: Any) -> None:
+    from actorq.storage.postgres import PostgresStorage
+    from tests.storage.conftest import PG_DSN
+
+    async with (
+        registry.test(storage=PostgresStorage(PG_DSN, schema=pg_schema)) as a,
+        registry.test(storage=PostgresStorage(PG_DSN, schema=pg_schema)) as b,
+    ):
+        on_a = a.worker.get_or_create(["on-a"])
+        await on_a.action("add", 1)  # awake, and leased, on node a
+        aid = await on_a.resolve()
+        a_node = next(n for n in await a.cluster_nodes() if n["this_node"])["node"]
+        page, problems = await open_page(browser, f"{b.url}/ui/#/actors?type=worker")
+        row = page.locator(f'#actor-list tr[data-actor-id="{aid}"]')
+        await playwright_api.expect(row).to_contain_text(a_node[:8], timeout=LIVE)
+        await playwright_api.expect(row).to_contain_text("asleep")  # not in node b's process
+        await page.goto(f"{b.url}/ui/#/cluster")
+        await playwright_api.expect(page.locator("#nodes tbody tr")).to_have_count(2, timeout=LIVE)
+        owner = page.locator(f'#nodes tr[data-node="{a_node}"]')
+        await playwright_api.expect(owner.locator(".node-actors")).to_contain_text(
+            "worker / on-a", timeout=LIVE
+        )
+        await playwright_api.expect(page.locator("#cluster-mode")).to_contain_text("2 nodes")
+        # the actor's page on node b: its events come relayed from node a
+        await page.goto(f"{b.url}/ui/#/actor/{aid}")
+        await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+        await on_a.action("announce", "relayed")
+        await playwright_api.expect(page.locator('#events li[data-event="announcement"]')).to_contain_text(
+            "relayed", timeout=LIVE
+        )
+        assert problems == []
 
 
 # -- agent VMs ------------------------------------------------------------------------------------

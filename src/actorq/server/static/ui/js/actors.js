@@ -92,13 +92,27 @@ export function actorsView(el, params) {
 
   const load = async () => {
     const after = cursors[cursors.length - 1];
-    const data = await get("/v1/actors", { name: type, key_prefix: prefix, after, limit: PAGE });
+    const [data, cluster] = await Promise.all([
+      get("/v1/actors", { name: type, key_prefix: prefix, after, limit: PAGE }),
+      get("/v1/cluster/nodes", { limit: 1000 }).catch(() => null),
+    ]);
+    // several nodes: which one runs each actor now (from each node's first 1000 actors)
+    const owners = new Map();
+    if (cluster && cluster.clustered) {
+      for (const n of cluster.nodes) for (const id of n.actors) owners.set(id, n);
+    }
+    const clustered = Boolean(cluster && cluster.clustered);
     next = data.next_after || null;
     prev.disabled = cursors.length <= 1;
     nextBtn.disabled = !next;
     pageNo.textContent = `page ${cursors.length}`;
     status.textContent = `${data.actors.length} shown${prefix ? ` matching “${prefix}”` : ""}`;
-    if (!changed(list, data.actors)) return;
+    if (!changed(list, [data.actors, clustered ? [...owners.entries()].map(([k, n]) => [k, n.node]) : null])) return;
+    const nodeCell = (a) => {
+      const n = owners.get(a.actor_id);
+      if (!n) return h("td", { class: "muted" }, "none");
+      return h("td", {}, h("code", {}, n.node.slice(0, 8)), n.this_node ? h("span", { class: "badge" }, "this") : null);
+    };
     const rows = data.actors.map((a) =>
       h(
         "tr",
@@ -107,9 +121,11 @@ export function actorsView(el, params) {
         h("td", {}, a.name, isVm(types[a.name]) ? h("a", { class: "badge vm", href: `#/vm/${encodeURIComponent(a.actor_id)}` }, "VM") : null),
         h("td", {}, h("code", {}, a.actor_id)),
         h("td", {}, h("span", { class: `dot ${a.awake ? "on" : "off"}` }), a.awake ? "awake" : "asleep"),
+        clustered ? nodeCell(a) : null,
       ),
     );
-    replace(list, table(["Key", "Type", "Actor id", "Here"], rows, { empty: "No actors.", cls: "actors" }));
+    const heads = ["Key", "Type", "Actor id", "Here", ...(clustered ? ["Runs on"] : [])];
+    replace(list, table(heads, rows, { empty: "No actors.", cls: "actors" }));
   };
 
   let debounce = null;
