@@ -99,6 +99,52 @@ async def raw_get(port: int, path: str) -> tuple[int, bytes]:
     return int(data.split(b" ", 2)[1]), data
 
 
+async def test_the_page_s_parsers_metrics_text_and_schema_references(
+    client: AsyncClient, browser: Any
+) -> None:
+    page, problems = await open_page(browser, client.url + "/ui/")
+    samples = await page.evaluate(
+        """async (text) => (await import("/ui/js/chart.js")).parseMetrics(text)""",
+        '# HELP x_total a counter\n# TYPE x_total counter\nx_total{actor="a",queue="q \\"1\\""} 3.0\n'
+        'x_total{actor="b",queue="q"} 4\nup 1 1700000000\nbad line here\nh_bucket{le="+Inf"} 2\n',
+    )
+    assert samples == [
+        {"name": "x_total", "labels": {"actor": "a", "queue": 'q "1"'}, "value": 3},
+        {"name": "x_total", "labels": {"actor": "b", "queue": "q"}, "value": 4},
+        {"name": "up", "labels": {}, "value": 1},
+        {"name": "h_bucket", "labels": {"le": "+Inf"}, "value": 2},
+    ]
+    total = await page.evaluate(
+        """async () => { const m = await import("/ui/js/chart.js");
+            const s = m.parseMetrics('x_total{a="1"} 3\\nx_total{a="2"} 4\\ny 1');
+            return [m.metricValue(s, "x_total"), m.metricValue(s, "x_total", {a: "2"}),
+                    m.metricValue(s, "z")]; }"""
+    )
+    assert total == [7, 4, None]
+    doc = {
+        "components": {
+            "schemas": {
+                "Letter": {"type": "object", "properties": {"to": {"$ref": "#/components/schemas/Addr"}}},
+                "Addr": {"type": "string", "format": "email"},
+                "Node": {"type": "object", "properties": {"next": {"$ref": "#/components/schemas/Node"}}},
+            }
+        }
+    }
+    resolved = await page.evaluate(
+        """async ([doc]) => { const m = await import("/ui/js/api.js");
+            return [m.resolveRefs({"$ref": "#/components/schemas/Letter"}, doc),
+                    m.resolveRefs({"$ref": "#/components/schemas/Node"}, doc),
+                    m.resolveRefs({"$ref": "#/components/schemas/Missing"}, doc),
+                    m.resolveRefs({"$ref": "https://elsewhere.example/x"}, doc)]; }""",
+        [doc],
+    )
+    assert resolved[0] == {"type": "object", "properties": {"to": {"type": "string", "format": "email"}}}
+    assert resolved[1] == {"type": "object", "properties": {"next": {"$ref": "#/components/schemas/Node"}}}
+    assert resolved[2] == {"$ref": "#/components/schemas/Missing"}
+    assert resolved[3] == {"$ref": "https://elsewhere.example/x"}  # never fetched
+    assert problems == []
+
+
 async def test_lists_actors_by_type_and_key_prefix_and_opens_one(client: AsyncClient, browser: Any) -> None:
     for key in (["tenant-1", "inbox"], ["tenant-1", "outbox"], ["tenant-2", "inbox"]):
         await client.mailbox.get_or_create(key).resolve()

@@ -2,7 +2,7 @@
 // result by message id, persisted state, its events (WebSocket), and forms to call an action
 // and send a message.
 
-import { actorPath, actorTypes, connect, del, get, post } from "./api.js";
+import { actorPath, actorTypes, connect, del, get, openapiDocument, post, resolveRefs } from "./api.js";
 import {
   age,
   changed,
@@ -55,10 +55,10 @@ export function actorView(el, actorId) {
   const status = h("p", { class: "error", id: "actor-error" });
   replace(el, h("p", { class: "muted" }, "Loading…"), status);
 
-  Promise.all([get(actorPath(actorId)), actorTypes()])
-    .then(([info, types]) => {
+  Promise.all([get(actorPath(actorId)), actorTypes(), openapiDocument()])
+    .then(([info, types, doc]) => {
       const type = types[info.name] || { queues: {}, actions: {} };
-      render(el, info, type, stops);
+      render(el, info, type, stops, doc);
     })
     .catch((e) => {
       replace(el, h("p", { class: "error", id: "actor-error" }, errorText(e)));
@@ -66,7 +66,7 @@ export function actorView(el, actorId) {
   return () => stops.forEach((s) => s());
 }
 
-function render(el, info, type, stops) {
+function render(el, info, type, stops, doc) {
   const id = info.actor_id;
   const errors = h("p", { class: "error", id: "actor-error" });
   const head = h("div", {}, actorHeader(info, type, "actor"));
@@ -116,7 +116,7 @@ function render(el, info, type, stops) {
     section("Last 5 minutes (all queues, since this page opened)", charts),
     section("Messages", msgTabs, messages),
     section("Dead letters", dead),
-    h("div", { class: "grid" }, sendForm(id, type), actionForm(id, type)),
+    h("div", { class: "grid" }, sendForm(id, type, doc), actionForm(id, type, doc)),
     h("div", { class: "grid" }, resultForm(id), section("Events", h("p", { class: "row" }, "WebSocket: ", wsStatus, h("span", { class: "spacer" }), h("button", { type: "button", class: "link", onclick: () => replace(events) }, "clear")), events)),
   );
 
@@ -253,12 +253,13 @@ function render(el, info, type, stops) {
   stops.push(() => conn.close());
 }
 
-function queueSchema(type, queue) {
+// A queue's body schema from /openapi.json, references resolved; null when it publishes none.
+function queueSchema(type, queue, doc) {
   const q = (type.queues || {})[queue];
-  return q && q.body && Object.keys(q.body).length ? q.body : null;
+  return q && q.body && Object.keys(q.body).length ? resolveRefs(q.body, doc) : null;
 }
 
-function sendForm(id, type) {
+function sendForm(id, type, doc) {
   const names = Object.keys(type.queues || {});
   const select = h("select", { id: "send-queue", "aria-label": "queue" }, names.map((n) => h("option", { value: n }, n)));
   const schema = h("pre", { class: "json schema", id: "send-schema" });
@@ -267,7 +268,7 @@ function sendForm(id, type) {
   const wait = h("input", { id: "send-wait", type: "checkbox" });
   const out = h("pre", { class: "json result", id: "send-result" });
   const showSchema = () => {
-    const s = queueSchema(type, select.value);
+    const s = queueSchema(type, select.value, doc);
     schema.textContent = s ? pretty(s) : "No JSON schema published for this queue: any JSON body.";
   };
   select.addEventListener("change", showSchema);
@@ -302,7 +303,7 @@ function sendForm(id, type) {
   return section("Send a message", names.length ? form : h("p", { class: "muted" }, "This actor type has no queues."));
 }
 
-function actionForm(id, type) {
+function actionForm(id, type, doc) {
   const actions = type.actions || {};
   const names = Object.keys(actions).sort();
   const select = h("select", { id: "action-name", "aria-label": "action" }, names.map((n) => h("option", { value: n }, n)));
@@ -310,9 +311,13 @@ function actionForm(id, type) {
   const args = h("textarea", { id: "action-args", rows: 3, spellcheck: "false", value: "[]" });
   const kwargs = h("textarea", { id: "action-kwargs", rows: 2, spellcheck: "false", value: "{}" });
   const out = h("pre", { class: "json result", id: "action-result" });
+  const argsSchema = h("pre", { class: "json schema", id: "action-schema" });
+  const argsBox = h("details", { class: "schema-box" }, h("summary", {}, "Arguments schema"), argsSchema);
   const showParams = () => {
-    const p = (actions[select.value] || {}).params || [];
-    params.textContent = `${select.value}(${p.join(", ")})`;
+    const a = actions[select.value] || {};
+    params.textContent = `${select.value}(${(a.params || []).join(", ")})`;
+    argsBox.hidden = !a.args; // published by newer servers
+    if (a.args) argsSchema.textContent = pretty(resolveRefs(a.args, doc));
   };
   select.addEventListener("change", showParams);
   showParams();
@@ -321,6 +326,7 @@ function actionForm(id, type) {
     { id: "action-form" },
     h("label", {}, "Action ", select),
     params,
+    argsBox,
     h("label", { class: "block" }, "Arguments (JSON list)", args),
     h("label", { class: "block" }, "Keyword arguments (JSON object)", kwargs),
     h("div", { class: "row" }, h("span", { class: "spacer" }), h("button", { type: "submit", id: "action-submit" }, "Call")),

@@ -115,6 +115,24 @@ export async function actorTypes() {
   return doc["x-actorq-actors"] || {};
 }
 
+// A schema with its local references ("#/components/schemas/X", "#/$defs/X") replaced by what
+// they point at, to show it whole; a reference deeper than `depth` or into itself stays as it is.
+export function resolveRefs(schema, doc, depth = 8, seen = new Set()) {
+  if (Array.isArray(schema)) return schema.map((s) => resolveRefs(s, doc, depth, seen));
+  if (!schema || typeof schema !== "object") return schema;
+  const ref = schema.$ref;
+  if (typeof ref === "string" && ref.startsWith("#/") && depth > 0 && !seen.has(ref)) {
+    let target = doc;
+    for (const part of ref.slice(2).split("/")) target = target && typeof target === "object" ? target[part.replace(/~1/g, "/").replace(/~0/g, "~")] : undefined;
+    if (target !== undefined) {
+      const { $ref, ...rest } = schema;
+      const inner = resolveRefs(target, doc, depth - 1, new Set([...seen, ref]));
+      return Object.keys(rest).length ? { ...inner, ...resolveRefs(rest, doc, depth, seen) } : inner;
+    }
+  }
+  return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, resolveRefs(v, doc, depth, seen)]));
+}
+
 // A live connection to an actor's WebSocket: calls onFrame(frame) for each frame the server
 // sends and onStatus("open" | "closed" | "connecting", detail); reconnects after a drop (1s,
 // doubling to 10s). A refused handshake (wrong token: the browser sees only a failed connection)

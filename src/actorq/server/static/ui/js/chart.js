@@ -7,7 +7,7 @@ export function parseMetrics(text) {
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (!line || line.startsWith("#")) continue;
-    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$/);
+    const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|Inf|NaN))(\s+-?\d+)?$/);
     if (!m) continue;
     const labels = {};
     if (m[3]) {
@@ -15,7 +15,7 @@ export function parseMetrics(text) {
       let l;
       while ((l = re.exec(m[3]))) labels[l[1]] = l[2].replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
     }
-    const value = m[4] === "+Inf" ? Infinity : m[4] === "-Inf" ? -Infinity : Number(m[4]);
+    const value = m[4] === "+Inf" || m[4] === "Inf" ? Infinity : m[4] === "-Inf" ? -Infinity : Number(m[4]);
     out.push({ name: m[1], labels, value });
   }
   return out;
