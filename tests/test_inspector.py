@@ -7,6 +7,7 @@ Skipped only when /usr/bin/chromium is absent (``make system`` installs it)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -143,6 +144,37 @@ async def test_the_page_s_parsers_metrics_text_and_schema_references(
     assert resolved[2] == {"$ref": "#/components/schemas/Missing"}
     assert resolved[3] == {"$ref": "https://elsewhere.example/x"}  # never fetched
     assert problems == []
+
+
+async def test_schemas_published_as_component_references_show_whole(
+    client: AsyncClient, browser: Any
+) -> None:
+    """A document that names each queue's body and each action's arguments in ``components`` and
+    points at them (as a newer server's does) shows the same schemas, references resolved."""
+    async with httpx.AsyncClient(base_url=client.url) as http:
+        doc = (await http.get("/openapi.json")).json()
+    worker = doc["x-actorq-actors"]["worker"]
+    doc["components"]["schemas"]["worker.jobs.Body"] = worker["queues"]["jobs"]["body"]
+    worker["queues"]["jobs"]["body"] = {"$ref": "#/components/schemas/worker.jobs.Body"}
+    doc["components"]["schemas"]["worker.add.Args"] = {
+        "type": "object",
+        "properties": {"args": {"type": "array", "prefixItems": [{"type": "integer"}]}},
+    }
+    worker["actions"]["add"]["args"] = {"$ref": "#/components/schemas/worker.add.Args"}
+    aid = await client.worker.get_or_create(["schemas"]).resolve()
+    page = await browser.new_page()
+    body = json.dumps(doc)
+    await page.route(
+        "**/openapi.json", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+    )
+    await page.goto(f"{client.url}/ui/#/actor/{aid}")
+    schema = page.locator("#send-schema")
+    await playwright_api.expect(schema).to_contain_text('"pause"', timeout=LIVE)
+    assert "$ref" not in await schema.inner_text()
+    await page.locator("#action-name").select_option("add")
+    await playwright_api.expect(page.locator("#action-schema")).to_contain_text('"prefixItems"')
+    await page.locator("#action-name").select_option("announce")  # none published: hidden
+    await playwright_api.expect(page.locator("#action-schema")).to_be_hidden()
 
 
 async def test_lists_actors_by_type_and_key_prefix_and_opens_one(client: AsyncClient, browser: Any) -> None:
