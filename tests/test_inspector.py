@@ -229,6 +229,8 @@ async def test_pending_count_and_messages_change_live(client: AsyncClient, brows
     await page.locator("#send-queue").select_option("letters")
     await page.locator("#send-schema").evaluate("e => e.closest('details').open = true")
     await playwright_api.expect(page.locator("#send-schema")).to_contain_text('"text"')
+    hint = await page.locator("#send-body").get_attribute("placeholder")
+    assert json.loads(hint or "") == {"to": "", "text": ""}
     await page.locator("#send-body").fill('{"to": "cy", "text": "from the page"}')
     await page.locator("#send-submit").click()
     await playwright_api.expect(page.locator("#send-result")).to_contain_text('"status": "accepted"')

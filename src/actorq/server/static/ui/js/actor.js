@@ -259,6 +259,27 @@ function queueSchema(type, queue, doc) {
   return q && q.body && Object.keys(q.body).length ? resolveRefs(q.body, doc) : null;
 }
 
+// A value of the schema's shape to show as a hint (not sent): each property with a value of its type.
+function example(schema, depth = 0) {
+  if (!schema || typeof schema !== "object" || depth > 4) return null;
+  if ("const" in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[0];
+  const alt = schema.anyOf || schema.oneOf || schema.allOf;
+  if (Array.isArray(alt) && alt.length) return example(alt.find((a) => a.type !== "null") || alt[0], depth + 1);
+  const t = Array.isArray(schema.type) ? schema.type.find((x) => x !== "null") : schema.type;
+  if (t === "object" || schema.properties) {
+    const out = {};
+    for (const [k, v] of Object.entries(schema.properties || {})) out[k] = example(v, depth + 1);
+    return out;
+  }
+  if (t === "array") return schema.items ? [example(schema.items, depth + 1)] : [];
+  if (t === "string") return "";
+  if (t === "integer") return 0;
+  if (t === "number") return 0.0;
+  if (t === "boolean") return false;
+  return null;
+}
+
 function sendForm(id, type, doc) {
   const names = Object.keys(type.queues || {});
   const select = h("select", { id: "send-queue", "aria-label": "queue" }, names.map((n) => h("option", { value: n }, n)));
@@ -270,6 +291,7 @@ function sendForm(id, type, doc) {
   const showSchema = () => {
     const s = queueSchema(type, select.value, doc);
     schema.textContent = s ? pretty(s) : "No JSON schema published for this queue: any JSON body.";
+    body.placeholder = s ? JSON.stringify(example(s)) : '{"key": "value"}';
   };
   select.addEventListener("change", showSchema);
   showSchema();
