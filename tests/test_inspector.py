@@ -323,6 +323,16 @@ async def test_an_action_called_from_the_page_and_its_events_over_the_websocket(
     await playwright_api.expect(page.locator('#events li[data-event="job_started"]')).to_have_count(
         1, timeout=LIVE
     )
+    # not listening: the WebSocket is closed (the actor may sleep), events no longer arrive
+    await page.locator("#ws-listen").click()
+    await playwright_api.expect(page.locator("#ws-status")).to_have_text("not listening")
+    await worker.action("announce", "unheard")
+    await page.wait_for_timeout(500)
+    await playwright_api.expect(page.locator("#events")).not_to_contain_text("unheard")
+    await page.locator("#ws-listen").click()
+    await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+    await worker.action("announce", "heard")
+    await playwright_api.expect(page.locator("#events")).to_contain_text("heard", timeout=LIVE)
     # an action that fails: the error shows; bad JSON never leaves the page
     await page.locator("#action-args").fill('["x", "not a number"]')
     await page.locator("#action-kwargs").fill("{}")

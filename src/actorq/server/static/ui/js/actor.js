@@ -78,6 +78,7 @@ function render(el, info, type, stops, doc) {
   const events = h("ol", { id: "events", class: "events" });
   const wsStatus = h("span", { class: "status", id: "ws-status" }, "connecting");
   const charts = h("div", { class: "charts", id: "queue-charts" });
+  const listen = h("button", { type: "button", class: "link", id: "ws-listen" }, "stop listening");
   let msgStatus = "pending";
 
   for (const [s, label] of [
@@ -117,7 +118,25 @@ function render(el, info, type, stops, doc) {
     section("Messages", msgTabs, messages),
     section("Dead letters", dead),
     h("div", { class: "grid" }, sendForm(id, type, doc), actionForm(id, type, doc)),
-    h("div", { class: "grid" }, resultForm(id), section("Events", h("p", { class: "row" }, "WebSocket: ", wsStatus, h("span", { class: "spacer" }), h("button", { type: "button", class: "link", onclick: () => replace(events) }, "clear")), events)),
+    h(
+      "div",
+      { class: "grid" },
+      resultForm(id),
+      section(
+        "Events",
+        h(
+          "p",
+          { class: "row" },
+          "WebSocket: ",
+          wsStatus,
+          h("span", { class: "spacer" }),
+          listen,
+          h("button", { type: "button", class: "link", onclick: () => replace(events) }, "clear"),
+        ),
+        h("p", { class: "muted small" }, "While the page listens, the actor stays awake (as for any connected client)."),
+        events,
+      ),
+    ),
   );
 
   const fail = (e) => (errors.textContent = errorText(e));
@@ -231,9 +250,7 @@ function render(el, info, type, stops, doc) {
   stops.push(every(1000, refreshDead, fail));
   stops.push(every(1000, refreshState, fail));
 
-  const conn = connect(
-    id,
-    (frame) => {
+  const onFrame = (frame) => {
       if (frame.type !== "event") return;
       const item = h(
         "li",
@@ -244,13 +261,26 @@ function render(el, info, type, stops, doc) {
       );
       events.prepend(item);
       while (events.children.length > MAX_EVENTS) events.lastChild.remove();
-    },
-    (s, code) => {
-      wsStatus.textContent = s === "closed" ? `closed (${code}), reconnecting` : s;
-      wsStatus.className = `status ${s === "open" ? "ok" : s === "closed" ? "bad" : "warn"}`;
-    },
-  );
-  stops.push(() => conn.close());
+  };
+  const onStatus = (s, code) => {
+    wsStatus.textContent = s === "closed" ? `closed (${code}), reconnecting` : s;
+    wsStatus.className = `status ${s === "open" ? "ok" : s === "closed" ? "bad" : "warn"}`;
+  };
+  let conn = null;
+  const start = () => {
+    conn = connect(id, onFrame, onStatus);
+    listen.textContent = "stop listening";
+  };
+  const stop = () => {
+    if (conn) conn.close();
+    conn = null;
+    wsStatus.textContent = "not listening";
+    wsStatus.className = "status";
+    listen.textContent = "listen";
+  };
+  listen.addEventListener("click", () => (conn ? stop() : start()));
+  start();
+  stops.push(() => conn && conn.close());
 }
 
 // A queue's body schema from /openapi.json, references resolved; null when it publishes none.
