@@ -17,11 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # agent VMs: bubblewrap runs every VM process, slirp4netns carries a VM's outbound connections,
-# iproute2 fences its network; chromium runs the web inspector's browser tests (Playwright drives
-# /usr/bin/chromium: it downloads no browser); apt-get needs root (or sudo) the first time only
+# iproute2 fences its network; chromium renders the /docs page and the web inspector in their
+# browser tests (Playwright drives /usr/bin/chromium: it downloads no browser); apt-get needs root
+# (or sudo) the first time only
 system:
 	@command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v ip >/dev/null \
-	  && [ -x /usr/bin/chromium ] || { \
+	  && command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap slirp4netns iproute2 chromium; }
 	@command -v npm >/dev/null || { echo "npm (Node.js 20+) is needed for the pi agent" >&2; exit 1; }

@@ -55,7 +55,7 @@ def start_llm() -> tuple[str, subprocess.Popen[bytes] | None]:
         return url, None
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actorq.agent_os.fake_llm", "--port", str(port)],
+        [sys.executable, "-m", "actorq.testing.fake_llm", "--port", str(port)],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"

@@ -2,7 +2,7 @@
 
 With ``ACTORQ_LLM_URL`` set (the tests, and ``make demo`` without an API key) the VM's
 ``~/.pi/agent/models.json`` and ``settings.json`` point pi at that OpenAI-compatible server (the
-stand-in model in :mod:`actorq.agent_os.fake_llm`). Otherwise pi uses Anthropic through
+stand-in model in :mod:`actorq.testing.fake_llm`). Otherwise pi uses Anthropic through
 ``ANTHROPIC_API_KEY``, passed to the session's env (kept in memory only, never on disk).
 """
 
@@ -13,7 +13,7 @@ import urllib.parse
 from typing import Any
 
 from actorq.agent_os import Network
-from actorq.agent_os.fake_llm import pi_agent_files
+from actorq.testing.fake_llm import pi_agent_files
 
 LLM_URL_ENV = "ACTORQ_LLM_URL"
 LLM_PORT_ENV = "ACTORQ_LLM_PORT"

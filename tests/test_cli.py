@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import queue as stdlib_queue
+import re
 import subprocess
 import sys
 import threading
@@ -20,10 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from actorq import ActorContext, actor, queue, setup
+from actorq._version import __version__
 from actorq.cli import app
 from tests.conftest import ROOT, ServerProcess
 
@@ -51,6 +54,12 @@ async def add(c: ActorContext, a: int, b: int) -> int:
     return a + b
 
 
+async def announce(c: ActorContext, text: str, *, times: int = 1, loud: bool = False) -> int:
+    for i in range(times):
+        c.broadcast("announced", {"text": text.upper() if loud else text, "i": i})
+    return times
+
+
 async def explode(c: ActorContext) -> None:
     raise ValueError("kaboom [bold]not markup[/bold]")
 
@@ -67,7 +76,7 @@ registry = setup(
         "jobs": actor(
             queues={"tasks": queue(dict[str, Any]), "orders": queue(Order, max_size=2)},
             run=jobs_loop,
-            actions={"done": done, "add": add, "explode": explode},
+            actions={"done": done, "add": add, "explode": explode, "announce": announce},
             state=lambda: {"done": []},
             max_attempts=2,
             retry_backoff=0.01,
@@ -196,6 +205,7 @@ def test_send_wait_returns_the_response_and_result_finds_it_later(url: str) -> N
     assert run.code == 0, run.err
     got = run.json()
     assert got["status"] == "completed" and got["response"] == {"echo": {"q": "hi"}}
+    assert got["attempt"] == 1
     later = at(url, "result", "asker", "w1", str(got["id"]))
     assert later.code == 0 and later.json() == {
         "id": got["id"],
@@ -271,6 +281,9 @@ def test_failed_message_is_dead_lettered_listed_retried_and_deleted(url: str) ->
     assert failed.code == 1
     got = failed.json()
     assert got["status"] == "failed" and "broken on attempt 2" in got["error"]
+    assert got["attempt"] == 2, "the waited answer counts deliveries like the dead letter"
+    looked_up = at(url, "result", "jobs", "dl", str(got["id"])).json()
+    assert (looked_up["status"], looked_up["attempt"]) == ("failed", 2)
 
     shown = at(url, "queue", "jobs", "dl")
     assert table_rows(shown.out, "tasks") == [["tasks", "0", "0", "0", "0", "1", "1000"]]
@@ -412,3 +425,148 @@ def test_serve_rejects_a_bad_target(tmp_path: Path) -> None:
             timeout=60,
         )
         assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+
+
+# --- version, keyword arguments, watch, progress ------------------------------------------------------
+
+
+def test_version() -> None:
+    run = cli("--version")
+    assert run.code == 0 and run.out.strip() == f"actorq {__version__}"
+
+
+def test_call_takes_keyword_arguments_as_name_equals_json(url: str) -> None:
+    ok = at(url, "call", "jobs", "kw", "announce", '"hi"', "--kw", "times=3", "--kw", "loud=true")
+    assert ok.code == 0, ok.err
+    assert ok.json() == 3
+    by_name = at(url, "call", "jobs", "kw", "announce", "--kw", 'text="x"')
+    assert by_name.code == 0 and by_name.json() == 1
+    for bad, why in (
+        (["--kw", "times"], "expected NAME=JSON"),
+        (["--kw", "=3"], "expected NAME=JSON"),
+        (["--kw", "times=three"], "not valid JSON"),
+        (["--kw", "times=1", "--kw", "times=2"], "given twice"),
+    ):
+        run = at(url, "call", "jobs", "kw", "announce", '"hi"', *bad)
+        assert run.code == 2 and why in run.err, (bad, run.err)
+    unknown = at(url, "call", "jobs", "kw", "announce", '"hi"', "--kw", "nope=1")
+    assert unknown.code == 2 and "validation_error" in unknown.err
+    wrong_type = at(url, "call", "jobs", "kw", "announce", '"hi"', "--kw", 'times="3x"')
+    assert wrong_type.code == 2 and "validation_error" in wrong_type.err
+
+
+def entry_point(*args: str, url: str, env: dict[str, str] | None = None) -> list[str]:
+    return [sys.executable, "-m", "actorq", *args, "--url", url]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "COLUMNS": "200", **extra}
+    env.pop("ACTORQ_TOKEN", None)
+    return env
+
+
+def test_watch_streams_the_actors_events_as_json_lines(url: str) -> None:
+    assert at(url, "call", "jobs", "w", "announce", '"before"').code == 0  # the actor exists
+    watcher = subprocess.Popen(
+        entry_point("watch", "jobs", "w", "--count", "3", url=url),
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stderr is not None
+        assert "watching jobs" in watcher.stderr.readline()  # subscribed: what comes now is seen
+        assert at(url, "call", "jobs", "w", "announce", '"one"', "--kw", "times=2").code == 0
+        assert at(url, "call", "jobs", "w", "announce", '"two"').code == 0
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events == [
+        {"name": "announced", "data": {"text": "one", "i": 0}},
+        {"name": "announced", "data": {"text": "one", "i": 1}},
+        {"name": "announced", "data": {"text": "two", "i": 0}},
+    ]
+
+
+def test_watch_of_an_unknown_actor_exits_2_and_creates_nothing(url: str) -> None:
+    run = at(url, "watch", "jobs", "never-made", "--count", "1")
+    assert run.code == 2 and "not_found" in run.err and run.out == ""
+    assert table_rows(at(url, "actors", "--name", "jobs").out, "never-made") == []
+    assert at(url, "watch", "nosuch", "k").code == 2
+
+
+def test_send_wait_shows_progress_on_stderr_and_only_json_on_stdout(url: str) -> None:
+    proc = subprocess.run(
+        entry_point(
+            "send", "asker", '["p", "[bold]"]', "ask", '{"slow": 1.0}', "--wait", "--timeout", "20", url=url
+        ),
+        cwd=ROOT,
+        env=cli_env(FORCE_COLOR="1", TERM="xterm"),  # stderr counts as a terminal: the spinner runs
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # FORCE_COLOR colours stdout's JSON too
+    assert json.loads(plain)["response"] == {"echo": {"slow": 1.0}}  # nothing else on stdout
+    assert """waiting for the 'ask' message of asker ["p", "[bold]"], up to 20 s""" in proc.stderr
+
+
+def serve_second(target_args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actorq", "serve", "tests.apps.api_app:registry", *target_args],
+        cwd=ROOT,
+        env={**cli_env(), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_serve_on_a_data_directory_in_use_is_one_clean_line(tmp_path: Path) -> None:
+    first = ServerProcess("tests.apps.api_app:registry", tmp_path / "data").start()
+    try:
+        from actorq.server.serve import free_port
+
+        second = serve_second(["--port", str(free_port()), "--storage", str(tmp_path / "data")])
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert lines[0].startswith("actorq serve: data directory") and "in use" in lines[0]
+        assert f"pid {first.proc.pid if first.proc else ''}" in lines[0]
+        assert "Traceback" not in second.stderr and second.stdout == ""
+        assert httpx.get(first.url + "/healthz").status_code == 200  # the first one is unharmed
+    finally:
+        first.stop()
+
+
+def test_serve_on_a_port_in_use_is_one_clean_line_and_touches_no_data(tmp_path: Path) -> None:
+    first = ServerProcess("tests.apps.api_app:registry", tmp_path / "data").start()
+    try:
+        other = tmp_path / "other"
+        second = serve_second(["--port", str(first.port), "--storage", str(other)])
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert lines[0] == (
+            f"actorq serve: port {first.port} on 127.0.0.1 is in use by another process "
+            "(choose another with --port)"
+        )
+        assert not other.exists(), "refused before the data directory was made"
+        assert httpx.get(first.url + "/healthz").status_code == 200
+    finally:
+        first.stop()
+
+
+def test_typed_results_print_as_their_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    """`actorq call` on an agent VM action prints the result's fields (it comes back typed)."""
+    from actorq.cli import print_json
+    from actorq.vm_types import ExecResult
+
+    print_json([ExecResult(0, "hi\n", "")])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[0]["exit_code"] == 0 and shown[0]["stdout"] == "hi\n"

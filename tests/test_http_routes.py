@@ -159,22 +159,30 @@ async def test_openapi_document(http: httpx.AsyncClient) -> None:
 
     actors = doc["x-actorq-actors"]
     assert set(actors) == set(registry.definitions)
+    schemas = doc["components"]["schemas"]
+
+    def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
     tasks = actors["inbox"]["queues"]["tasks"]
-    assert tasks["body"]["type"] == "object"
-    assert tasks["body"]["properties"] == {
+    body = resolved(tasks["body"])
+    assert body["type"] == "object"
+    assert body["properties"] == {
         "title": {"title": "Title", "type": "string"},
         "priority": {"title": "Priority", "type": "integer"},
     }
-    assert sorted(tasks["body"]["required"]) == ["priority", "title"]
+    assert sorted(body["required"]) == ["priority", "title"]
     assert (tasks["max_size"], tasks["max_message_bytes"]) == (1000, 65536)
     assert actors["inbox"]["queues"]["small"]["max_message_bytes"] == 100
     assert actors["inbox"]["queues"]["free"]["body"] == {}, "Any accepts anything"
     jobs = actors["api"]["queues"]["jobs"]
-    assert jobs["response"]["properties"] == {"doubled": {"title": "Doubled", "type": "integer"}}
-    assert actors["gated"]["queues"]["in"]["body"] == {"type": "integer"}
+    assert resolved(jobs["response"])["properties"] == {"doubled": {"title": "Doubled", "type": "integer"}}
+    assert resolved(actors["gated"]["queues"]["in"]["body"]) == {"type": "integer"}
     assert actors["gated"]["queues"]["in"]["max_size"] == 2
-    assert actors["inbox"]["actions"]["two"] == {"params": ["a", "b"]}
-    assert actors["api"]["actions"]["add"] == {"params": ["by"]}
+    assert actors["inbox"]["actions"]["two"]["params"] == ["a", "b"]
+    assert actors["api"]["actions"]["add"]["params"] == ["by"]
 
 
 async def test_metrics(client: AsyncClient, http: httpx.AsyncClient) -> None:

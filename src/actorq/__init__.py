@@ -4,13 +4,14 @@ The public surface: ``actor``, ``queue``, ``setup`` (which returns an :class:`Ap
 ``ActorContext`` and the errors. This package's modules are layered, each importing only those
 below it (enforced by import-linter, see ``[tool.importlinter]`` in pyproject.toml): ``app``
 (``setup``'s application object) above ``server`` and ``client``, above ``core``, above ``storage``;
-``errors``, ``results`` and ``_typing`` are shared leaves that import none of them.
+``errors``, ``results``, ``_typing`` and ``vm_types`` are shared leaves that import none of them.
 """
 
 from actorq import errors
+from actorq._typing import QueueRef
 from actorq._version import __version__
 from actorq.app import App, setup
-from actorq.core import ActorContext, Message, actor, queue
+from actorq.core import ActorContext, Message, QueueDefinition, actor, queue
 from actorq.errors import (
     ActorError,
     ActorExists,
@@ -44,7 +45,9 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "NotFound",
+    "QueueDefinition",
     "QueueFull",
+    "QueueRef",
     "Registry",
     "SendReceipt",
     "SendResult",

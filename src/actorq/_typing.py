@@ -10,16 +10,18 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+import inspect
 import json
 import sys
 import types
 import typing
-from typing import Any, get_args, get_origin
+from typing import Any, Protocol, get_args, get_origin
 
 import typing_extensions
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
+from typing_extensions import TypeVar
 
 from actorq.errors import BadRequest, ValidationError
 
@@ -170,3 +172,85 @@ def decode_bytes(value: Any) -> Any:
     if isinstance(value, list):
         return [decode_bytes(v) for v in value]
     return value
+
+
+# -- typed references: queues and actions named by the object that declares them ----------------
+B = TypeVar("B", default=Any)  # invariant: a send's body is checked against it, not inferred
+R_co = TypeVar("R_co", covariant=True, default=Any)
+
+
+class QueueRef(Protocol[B, R_co]):
+    """A queue declared with ``queue(Body, Response)`` and bound to a name by ``actor(queues=...)``.
+
+    What a handle needs to send by reference: the queue's name, its body's JSON form (validated on
+    the sender's side, as the server would) and back, and its response rebuilt as the declared type.
+    ``QueueDefinition`` is one; the clients see only this.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def dump_body(self, body: B) -> Any: ...
+
+    def decode_body(self, value: Any) -> B: ...
+
+    def load_response(self, value: Any) -> R_co: ...
+
+
+ACTION_NAMES_ATTR = "__actorq_action_names__"
+
+
+def bind_action_name(fn: Any, name: str) -> None:
+    """Record on ``fn`` that ``actor(actions={name: fn})`` declared it (names add up)."""
+    target = getattr(fn, "__func__", fn)  # a bound method: record it on its function
+    try:
+        names: frozenset[str] = getattr(target, ACTION_NAMES_ATTR, frozenset())
+        setattr(target, ACTION_NAMES_ATTR, names | {name})
+    except (AttributeError, TypeError):
+        pass  # a callable that takes no attributes can still be called by name
+
+
+def action_name(fn: Any) -> str:
+    """The name ``fn`` was declared under; :class:`TypeError` if it never was, or under several."""
+    if isinstance(fn, str):
+        return fn
+    names: frozenset[str] = getattr(getattr(fn, "__func__", fn), ACTION_NAMES_ATTR, frozenset())
+    what = getattr(fn, "__qualname__", repr(fn))
+    if not names:
+        raise TypeError(
+            f"{what} is not an action: declare it with actor(actions={{'name': {what}}}) or call by name"
+        )
+    if len(names) > 1:
+        raise TypeError(
+            f"{what} is declared as several actions ({', '.join(sorted(names))}); call it by name"
+        )
+    return next(iter(names))
+
+
+@functools.cache
+def _return_adapter(fn: Any) -> TypeAdapter[Any] | None:
+    # only the return annotation: the context's (``c: ActorContext``) may be under TYPE_CHECKING
+    raw: Any = inspect.get_annotations(fn).get("return", inspect.Signature.empty)
+    if raw is inspect.Signature.empty:
+        return None
+    try:
+        tp = eval(raw, getattr(fn, "__globals__", {})) if isinstance(raw, str) else raw
+        return adapter(tp)
+    except Exception:  # an annotation that does not evaluate here: the value stays as it came
+        return None
+
+
+def load_action_result(fn: Any, value: Any) -> Any:
+    """An action's result rebuilt as ``fn``'s declared return type (a dataclass, a model...);
+    one that does not fit is returned as it came (the action's own code decides what it returns)."""
+    target = getattr(fn, "__func__", fn)
+    try:
+        ad = _return_adapter(target)
+    except TypeError:  # unhashable callable
+        return value
+    if ad is None:
+        return value
+    try:
+        return ad.validate_python(value)
+    except PydanticValidationError:
+        return value

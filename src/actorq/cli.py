@@ -6,6 +6,7 @@ other command is a thin shell over the sync client. Must not reach into the runt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -14,16 +15,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from actorq._version import __version__
 from actorq.app import App
 from actorq.client import SyncActorHandle, SyncClient, create_sync_client
 from actorq.errors import ActorqError
+from actorq.results import SendResult
 
 app = typer.Typer(help="actorq: durable actors with queues.", no_args_is_help=True, add_completion=False)
 
@@ -55,8 +58,22 @@ class Target:
     token: str | None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"actorq {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(ctx: typer.Context, url: GlobalUrl = DEFAULT_URL, token: GlobalToken = None) -> None:
+def _root(
+    ctx: typer.Context,
+    url: GlobalUrl = DEFAULT_URL,
+    token: GlobalToken = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
     """actorq: durable actors with queues."""
     ctx.obj = Target(url, token)
 
@@ -105,24 +122,41 @@ def session(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[
     try:
         yield client
     except ActorqError as exc:
-        # Text, not markup: a server message may hold brackets that rich would take for tags
-        line = Text.assemble((exc.code, "bold red"), (f" ({exc.status}): {exc.message}", "red"))
-        _console(stderr=True).print(line, highlight=False)
-        if exc.details:
-            _console(stderr=True).print(
-                json.dumps(exc.details, indent=2, default=str), style="red", markup=False, highlight=False
-            )
-        raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
+        fail(exc)
     finally:
         client.close()
+
+
+def fail(exc: ActorqError) -> NoReturn:
+    """A typed error as a red line (and its details), then exit 2 for a 4xx, 1 otherwise."""
+    # Text, not markup: a server message may hold brackets that rich would take for tags
+    line = Text.assemble((exc.code, "bold red"), (f" ({exc.status}): {exc.message}", "red"))
+    _console(stderr=True).print(line, highlight=False)
+    if exc.details:
+        _console(stderr=True).print(
+            json.dumps(exc.details, indent=2, default=str), style="red", markup=False, highlight=False
+        )
+    raise typer.Exit(2 if 400 <= exc.status < 500 else 1) from None
 
 
 def handle(client: SyncClient, actor: str, key: str) -> SyncActorHandle:
     return client.actor(actor).get(parse_key(key))
 
 
+def _plain(value: Any) -> Any:
+    # an agent VM's typed result (ExecResult, Session...) prints as its fields, not its repr
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    _console().print_json(json.dumps(value, default=str))
+    _console().print_json(json.dumps(value, default=_plain))
+
+
+def result_json(r: SendResult) -> dict[str, Any]:
+    """A waited send and a look-up print the same fields (``attempt``: deliveries so far)."""
+    return {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
 
 
 def exit_unless_completed(status: str) -> None:
@@ -176,16 +210,22 @@ def serve(
         _console(stderr=True).print(Text(f"actorq serve: {exc}", style="red"), highlight=False)
         raise typer.Exit(2) from None
     registry = load_registry(target)
-    registry.start(
-        host=host,
-        port=port,
-        storage=storage,
-        token=chosen,
-        grace=grace,
-        log_level=log_level,
-        access_log=access_log,
-        allowed_hosts=allowed_host or None,
-    )
+    try:
+        registry.start(
+            host=host,
+            port=port,
+            storage=storage,
+            token=chosen,
+            grace=grace,
+            log_level=log_level,
+            access_log=access_log,
+            allowed_hosts=allowed_host or None,
+        )
+    except ActorqError as exc:  # the port or the data directory is taken: one line, no traceback
+        _console(stderr=True).print(
+            Text(f"actorq serve: {exc.message}", style="red"), highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -207,8 +247,14 @@ def send(
     with session(ctx, url, token) as client:
         h = client.actor(actor).get_or_create(parse_key(key))
         if wait:
-            r = h.send(queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key)
-            print_json({"id": r.id, "status": r.status, "response": r.response, "error": r.error})
+            # progress on stderr only (and only on a terminal): stdout stays the JSON result
+            limit = f", up to {timeout:g} s" if timeout is not None else ""
+            waiting = Text(f"waiting for the {queue!r} message of {actor} {key}{limit}")  # text, not markup
+            with _console(stderr=True).status(waiting):
+                r = h.send(
+                    queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key
+                )
+            print_json(result_json(r))
             exit_unless_completed(r.status)
             return
         receipt = h.send(queue, value, delay=delay, idempotency_key=idempotency_key)
@@ -221,14 +267,75 @@ def call(
     actor: ActorName,
     key: Key,
     action: Annotated[str, typer.Argument(help="action name")],
-    args: Annotated[list[str] | None, typer.Argument(help="arguments, each as JSON")] = None,
+    args: Annotated[list[str] | None, typer.Argument(help="positional arguments, each as JSON")] = None,
+    kw: Annotated[
+        list[str] | None,
+        typer.Option("--kw", help="a keyword argument NAME=JSON (repeatable): --kw limit=5"),
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Call an action and print its JSON result."""
     values = [parse_json(a, f"argument {i}") for i, a in enumerate(args or [])]
+    kwargs = parse_kwargs(kw or [])
     with session(ctx, url, token) as client:
-        print_json(client.actor(actor).get_or_create(parse_key(key)).action(action, *values))
+        print_json(client.actor(actor).get_or_create(parse_key(key)).action(action, *values, **kwargs))
+
+
+def parse_kwargs(items: list[str]) -> dict[str, Any]:
+    """``--kw name=JSON`` options as keyword arguments; a name given twice is an error."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq or not name.isidentifier():
+            raise typer.BadParameter(f"--kw {item!r}: expected NAME=JSON, e.g. --kw limit=5")
+        if name in out:
+            raise typer.BadParameter(f"--kw {name} given twice")
+        out[name] = parse_json(text, f"--kw {name}")
+    return out
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    actor: ActorName,
+    key: Key,
+    count: Annotated[int | None, typer.Option(help="stop after this many events", min=1)] = None,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Stream an actor's events (its broadcasts), one JSON object per line, until Ctrl-C."""
+    import asyncio
+
+    where = where_to(ctx, url, token)
+    try:
+        asyncio.run(_watch(where, actor, parse_key(key), count))
+    except ActorqError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+async def _watch(where: Target, actor: str, key: list[str], count: int | None) -> None:
+    from actorq.client import create_client
+
+    async with create_client(where.url, where.token, retry_for=5.0) as client:
+        h = client.actor(actor).get(key)
+        async with await h.connect() as conn:
+            _console(stderr=True).print(
+                Text(f"watching {actor} {json.dumps(key)} ({conn.actor_id}); Ctrl-C to stop", style="dim"),
+                highlight=False,
+                soft_wrap=True,
+            )
+            seen = 0
+            async for event in conn:
+                # one line per event, flushed: `actorq watch ... | jq` sees each as it comes
+                line = {"name": event.name, "data": event.data, **event.extra}
+                sys.stdout.write(json.dumps(line, default=str) + "\n")
+                sys.stdout.flush()
+                seen += 1
+                if count is not None and seen >= count:
+                    return
 
 
 @app.command()
@@ -346,9 +453,7 @@ def result(
     """Look up a message's status and response by id."""
     with session(ctx, url, token) as client:
         r = handle(client, actor, key).result(message_id, wait=wait, timeout=timeout)
-    print_json(
-        {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
-    )
+    print_json(result_json(r))
     if wait:
         exit_unless_completed(r.status)
 
@@ -362,7 +467,13 @@ def software_install(
     names: Annotated[list[str] | None, typer.Argument(help="packages to install (default: pi)")] = None,
 ) -> None:
     """Install agent VM software into the cache ($ACTORQ_SOFTWARE or ~/.cache/actorq/software)."""
-    from actorq.agent_os.software import BUILTIN, install
+    from actorq._extras import MissingDependency
+
+    try:
+        from actorq.agent_os.software import BUILTIN, install
+    except MissingDependency as exc:  # agent VMs are the `agents` extra
+        _console(stderr=True).print(Text(str(exc), style="red"), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
     wanted = names or ["pi"]
     for n in wanted:

@@ -9,8 +9,8 @@ builds them as plain dicts at no cost, the clients read them with one adapter ea
 the bytes, filling in the optional fields and ignoring those they do not know (a newer server may
 send more).
 
-Imports only pydantic, :mod:`actorq.errors`, :mod:`actorq.results` and :mod:`actorq._typing`:
-never the server, core, storage or client packages.
+Imports only pydantic and the other shared leaves (:mod:`actorq.errors`, :mod:`actorq.results`,
+:mod:`actorq._typing`, :mod:`actorq.vm_types`): never the server, core, storage or client packages.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError, PydanticSerializationError
 from typing_extensions import TypedDict
 
-from actorq import results
-from actorq._typing import pydantic_errors
+from actorq import results, vm_types
+from actorq._typing import encode_bytes, pydantic_errors
 from actorq.errors import ActorqError, BadRequest
 
 # -- limits ------------------------------------------------------------------------------------
@@ -369,9 +369,16 @@ class MessageList(TypedDict):
     messages: list[PendingMessage]
 
 
+RESULT_TYPE_DOC = (
+    "the result's type when it is one of the agent VM's result types (e.g. 'ExecResult', "
+    "'list[Session]'), so clients rebuild that object; absent for plain JSON results"
+)
+
+
 @_answer
 class ActionResult(TypedDict):
     result: Annotated[Any, Field(description='the action\'s return value (bytes as {"$bytes": base64})')]
+    result_type: NotRequired[Annotated[str, Field(max_length=MAX_TEXT, description=RESULT_TYPE_DOC)]]
 
 
 @_answer
@@ -412,6 +419,7 @@ class ResultFrame(TypedDict):
     type: Literal["result"]
     id: Any
     result: Any
+    result_type: NotRequired[Annotated[str, Field(max_length=MAX_TEXT, description=RESULT_TYPE_DOC)]]
 
 
 @_answer
@@ -434,6 +442,15 @@ ServerFrame = InitFrame | ResultFrame | ErrorFrame | EventFrame
 # -- building answers from the runtime's results -------------------------------------------------
 def error_body(err: ActorqError) -> ErrorBody:
     return cast(ErrorBody, err.to_dict())  # the error's own wire form (errors.py)
+
+
+def action_result(value: Any) -> ActionResult:
+    """An action's return value as its answer: bytes tagged, and the type of a VM result named."""
+    out = ActionResult(result=encode_bytes(value))
+    type_name = vm_types.result_type(value)
+    if type_name is not None:
+        out["result_type"] = type_name
+    return out
 
 
 def accepted(receipt: results.SendReceipt) -> SendAccepted:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal
+
+from typing_extensions import TypeVar
 
 Status = Literal["pending", "in_flight", "completed", "failed", "timed_out"]
+R = TypeVar("R", default=Any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,17 +22,22 @@ class SendReceipt:
 
 
 @dataclass(frozen=True, slots=True)
-class SendResult:
+class SendResult(Generic[R]):
     """The outcome of a waited send or a result look-up.
 
     ``completed``: ``response`` holds the response (``None`` for a plain acknowledgement).
     ``failed``: dead-lettered; ``error`` says why. ``timed_out``: still queued or running; look it
-    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait.
+    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait. ``attempt``: how
+    many times the message was delivered so far (the handler's ``message.attempt``; 0 if never).
+
+    ``R`` is what ``response`` may hold: ``Any`` for a send by queue name; for a send by queue
+    reference (``queue(Body, Verdict)``) it is ``Verdict | None``, since only a completed message
+    carries a response.
     """
 
     id: int
     status: Status
-    response: Any = None
+    response: R = None  # type: ignore[assignment]  # None until completed, whatever R is
     error: str | None = None
     attempt: int = 0
     actor_id: str = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -325,6 +326,16 @@ def diff(before: dict[str, tuple[Any, ...]], after: dict[str, tuple[Any, ...]]) 
         if before[p] != after[p]
     ]
     return out
+
+
+def as_fields(value: Any) -> dict[str, Any] | None:
+    """A VM action's result as its fields: a typed result (``FileStat``, ``BatchReadResult``...) or a
+    dict; ``None`` for anything else (bytes, strings, numbers)."""
+    if isinstance(value, dict):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return None
 
 
 def mentions_host(value: Any) -> bool:

@@ -131,7 +131,8 @@ def _check_value(call: str, action: str, value: Any, findings: list[str]) -> Non
         findings.append(f"{call} returned host content: {str(shown)[:160]}")
     items = value if isinstance(value, list) else [value]
     for item in items:
-        if isinstance(item, dict) and (item.get("size") == t.BAIT_SIZE or item.get("mtime") == t.BAIT_MTIME):
+        fields = t.as_fields(item)
+        if fields and (fields.get("size") == t.BAIT_SIZE or fields.get("mtime") == t.BAIT_MTIME):
             findings.append(f"{call} described a host file: {item}")
 
 
@@ -230,8 +231,9 @@ async def test_planted_links_never_lead_a_host_side_action_out_of_the_vm(
         _check_value(call, action, value, findings)
         if isinstance(value, list):  # batch actions: per-item errors
             for item in value:
-                if isinstance(item, dict) and isinstance(item.get("error"), dict):
-                    err = item["error"]
+                fields = t.as_fields(item)
+                if fields and isinstance(fields.get("error"), dict):
+                    err = fields["error"]
                     if err.get("code") in ("actor_error", "actorq_error"):
                         findings.append(f"{call} item failed on the server: {err}")
                     where = t.leak(json.dumps(err), data)
@@ -278,7 +280,7 @@ async def test_write_file_never_writes_through_a_planted_temporary_file(
                 await vm.write_file(path, "pwned")
             elif action == "write_files":
                 for item in await vm.write_files([{"path": path, "content": "pwned"}]):
-                    if not item["ok"] and item["error"]["code"] in ("actor_error", "actorq_error"):
+                    if not item["success"] and item["error"]["code"] in ("actor_error", "actorq_error"):
                         findings.append(f"{action}({path!r}) item failed on the server: {item['error']}")
             else:
                 r = await vm.send_prompt(session_id, f"write pwned to {path}")
@@ -930,8 +932,9 @@ async def _bad_path_errors(vm: Any) -> list[tuple[str, str, ActorqError | dict[s
             return
         if isinstance(value, list):
             for item in value:
-                if isinstance(item, dict) and isinstance(item.get("error"), dict):
-                    out.append((what, path, item["error"]))
+                fields = t.as_fields(item)
+                if fields and isinstance(fields.get("error"), dict):
+                    out.append((what, path, fields["error"]))
 
     for p in BAD_PATHS:
         await attempt("read_file", p, vm.read_file(p))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actorq import BadRequest, NotFound
-from actorq.agent_os import PathOutsideVM
+from actorq.agent_os import BatchReadResult, BatchWriteResult, PathOutsideVM
 from actorq.client import AsyncClient
 from tests.apps.vm_app import registry
 
@@ -64,7 +64,9 @@ async def test_file_actions_round_trip(client: AsyncClient, tmp_path: Path) -> N
 
 
 async def test_batch_file_actions_report_per_item(client: AsyncClient) -> None:
-    vm = client.vm.get_or_create(["batch"])
+    """Per-item results with agentOS's fields, as typed objects through the client:
+    ``{path, success, error}`` written, ``{path, content, error}`` read."""
+    vm = client.agent_os("vm").get_or_create(["batch"])
     res = await vm.write_files(
         [
             {"path": "/home/user/x.txt", "content": "x"},
@@ -72,11 +74,19 @@ async def test_batch_file_actions_report_per_item(client: AsyncClient) -> None:
             {"path": "/home/user/y.bin", "content": b"\x00\x01"},
         ]
     )
-    assert [r["ok"] for r in res] == [True, False, True]
-    assert res[1]["error"]["code"] == "path_outside_vm"
+    assert all(isinstance(r, BatchWriteResult) for r in res)
+    assert [(r.path, r.success) for r in res] == [
+        ("/home/user/x.txt", True),
+        ("/etc/evil", False),
+        ("/home/user/y.bin", True),
+    ]
+    assert res[0].error is None and res[1].error is not None
+    assert res[1].error["code"] == "path_outside_vm"
     got = await vm.read_files(["/home/user/x.txt", "/home/user/missing", "/home/user/y.bin"])
-    assert got[0]["content"] == b"x" and got[2]["content"] == b"\x00\x01"
-    assert got[1]["ok"] is False and got[1]["error"]["code"] == "not_found"
+    assert all(isinstance(r, BatchReadResult) for r in got)
+    assert got[0].content == b"x" and got[2].content == b"\x00\x01" and got[0].error is None
+    assert got[1].content is None and got[1].error is not None and got[1].error["code"] == "not_found"
+    assert got[1]["error"]["code"] == "not_found"  # read by field name too, as the old dicts were
 
 
 @pytest.mark.parametrize(

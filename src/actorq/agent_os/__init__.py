@@ -17,6 +17,10 @@ Owns, by module:
 * ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo);
 * ``metrics``: the VM's Prometheus series, in the core's registry.
 
+The actions' result types (``ExecResult``, ``Session``, ...) and the typed handle listing the
+actions (``AgentOSActions``) live in the shared leaf ``actorq.vm_types``, re-exported here: the
+server and both clients use them too.
+
 Uses the core like any actor, through its public facade (``actorq.core``: ``actor``,
 ``ActorContext``, ``ActorDefinition``, ``METRICS_REGISTRY``), and only in ``vm``, ``machine``,
 ``metrics`` and ``actions/``; everything else here knows nothing of actors. Must not import
@@ -24,26 +28,43 @@ Uses the core like any actor, through its public facade (``actorq.core``: ``acto
 ``c.snapshots``).
 """
 
+# ruff: noqa: E402  (the extra is checked before the imports that need it)
+from actorq._extras import require
+
+# agent VMs are the ``agents`` extra: say what to install before an import deep inside fails
+require("acp", "agents", "Agent VMs (actorq.agent_os)")
+require("croniter", "agents", "Agent VMs (actorq.agent_os)")
+
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
-from actorq.agent_os.agents.base import PromptResult, Session
-from actorq.agent_os.cron import CronJob
-from actorq.agent_os.fetch import FetchResult
-from actorq.agent_os.files import FileResult
-from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
-from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
 from actorq.agent_os.software import Software, npm_package
 from actorq.agent_os.vm import agent_os
 from actorq.errors import PathOutsideVM, PromptFailed, ResourceLimit, SandboxUnavailable, SessionClosed
+from actorq.vm_types import (
+    AgentOSActions,
+    BatchReadResult,
+    BatchWriteResult,
+    CronJob,
+    DirEntry,
+    ExecResult,
+    FetchResult,
+    FileStat,
+    ProcessInfo,
+    PromptResult,
+    Session,
+    SpawnedProcess,
+)
 
 __all__ = [
     "AcpAgent",
+    "AgentOSActions",
+    "BatchReadResult",
+    "BatchWriteResult",
     "CronJob",
     "DirEntry",
     "ExecResult",
     "FetchResult",
-    "FileResult",
     "FileStat",
     "Limits",
     "Network",

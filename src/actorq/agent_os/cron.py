@@ -11,29 +11,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from croniter import croniter
 
 from actorq.errors import BadRequest, ValidationError
+from actorq.vm_types import CronJob
 
 _ACTIONS = ("exec", "prompt")
 MAX_JOBS = 100  # per VM: each lives in the VM's persisted state
-
-
-@dataclass(frozen=True)
-class CronJob:
-    """A cron job as ``schedule_cron`` / ``list_cron_jobs`` show it."""
-
-    id: str
-    schedule: str
-    action: dict[str, Any]
-    next_run: float
-    created_at: float
-    last_run: float | None = None
-    last_result: Any = None
-    runs: int = 0
 
 
 def next_after(schedule: str, after: float) -> float:

@@ -14,39 +14,35 @@ import asyncio
 import http.client
 import socket
 import urllib.parse
-from dataclasses import dataclass
 
 from actorq.agent_os.host import VMHost
 from actorq.errors import ActorError, BadRequest, MessageTooLarge, NotFound, Unavailable
+from actorq.vm_types import FetchResult
 
 MAX_BODY = 64 * 1024 * 1024
 TIMEOUT = 60.0
-_LOCAL = ("127.0.0.1", "localhost", "[::1]", "::1")
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+_LOCAL = ("127.0.0.1", "localhost")  # the address vm_fetch connects to, and its name
 
 
 def _target(port: int, url: str) -> tuple[int, str]:
+    """The port and request path of ``vm_fetch(port, url)``: ``url`` is a path, or a full URL
+    naming the VM's own loopback (``127.0.0.1`` or ``localhost``) and ``port`` itself."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise BadRequest("port must be 1..65535")
     if not isinstance(url, str) or not url:
         raise BadRequest("url is a path ('/health') or a full http://127.0.0.1:PORT/... URL")
-    if url.startswith("/"):
+    if url.startswith("/") and not url.startswith("//"):
         path = url
     else:
+        # ``//host/...`` would be a path to the VM's server but reads as a URL: refused as unclear
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or parts.hostname not in _LOCAL:
+        if parts.scheme != "http" or parts.hostname not in _LOCAL or "@" in parts.netloc:
             raise BadRequest("vm_fetch reaches the VM's own loopback only: http://127.0.0.1:PORT/...")
         try:
-            url_port = parts.port
+            url_port = parts.port if parts.port is not None else 80
         except ValueError:
             raise BadRequest("the URL's port is not a number") from None
-        if url_port is not None and url_port != port:
+        if url_port != port:
             raise BadRequest(f"the URL names port {url_port} but port is {port}")
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     if any(ch in path for ch in " \r\n\0"):

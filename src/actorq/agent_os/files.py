@@ -10,25 +10,15 @@ Must not import the core or storage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from actorq.agent_os.disk import DiskGuard
-from actorq.agent_os.fs import MAX_READ, DirEntry, FileStat, VMFileSystem
+from actorq.agent_os.fs import MAX_READ, VMFileSystem
 from actorq.agent_os.host import VMHost
 from actorq.errors import ActorqError, BadRequest, MessageTooLarge
+from actorq.vm_types import BatchReadResult, BatchWriteResult, DirEntry, FileStat
 
 MAX_BATCH = 1000  # paths in one read_files / write_files
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """One item of ``read_files`` / ``write_files``: its content, or the error it met."""
-
-    path: str
-    content: bytes | None = None
-    ok: bool = True
-    error: dict[str, Any] | None = None
 
 
 class VMFiles:
@@ -50,10 +40,10 @@ class VMFiles:
         self.disk.wrote(n)
         return n
 
-    async def read_files(self, paths: list[str]) -> list[FileResult]:
+    async def read_files(self, paths: list[str]) -> list[BatchReadResult]:
         if not isinstance(paths, list) or len(paths) > MAX_BATCH:
             raise BadRequest(f"paths is a list of at most {MAX_BATCH} VM paths")
-        out: list[FileResult] = []
+        out: list[BatchReadResult] = []
         budget = MAX_READ  # for the whole answer, not each file
         for p in paths:
             try:
@@ -61,17 +51,17 @@ class VMFiles:
                 if len(data) > budget:
                     raise MessageTooLarge(f"read_files returns at most {MAX_READ} bytes in all")
                 budget -= len(data)
-                out.append(FileResult(p, data))
+                out.append(BatchReadResult(p, data))
             except ActorqError as exc:
-                out.append(FileResult(str(p), None, ok=False, error=exc.to_dict()))
+                out.append(BatchReadResult(str(p), None, error=exc.to_dict()))
         return out
 
-    async def write_files(self, files: list[dict[str, Any]]) -> list[FileResult]:
+    async def write_files(self, files: list[dict[str, Any]]) -> list[BatchWriteResult]:
         if not isinstance(files, list) or len(files) > MAX_BATCH:
             raise BadRequest(
                 f"files is a list of at most {MAX_BATCH} {{'path': str, 'content': str | bytes}}"
             )
-        out: list[FileResult] = []
+        out: list[BatchWriteResult] = []
         for item in files:
             path = item.get("path") if isinstance(item, dict) else None
             content = item.get("content") if isinstance(item, dict) else None
@@ -79,9 +69,9 @@ class VMFiles:
                 if not isinstance(path, str) or not isinstance(content, (str, bytes)):
                     raise BadRequest("each file is {'path': str, 'content': str | bytes}")
                 await self.write_file(path, content)
-                out.append(FileResult(path))
+                out.append(BatchWriteResult(path))
             except ActorqError as exc:
-                out.append(FileResult(str(path), None, ok=False, error=exc.to_dict()))
+                out.append(BatchWriteResult(str(path), success=False, error=exc.to_dict()))
         return out
 
     async def write_text(self, path: str, text: str) -> None:

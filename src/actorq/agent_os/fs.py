@@ -20,34 +20,15 @@ import errno
 import os
 import secrets
 import stat as stat_mod
-from dataclasses import dataclass
 
 from actorq.agent_os.paths import MAX_LINKS, VMRoot, check_tree, open_child, vm_path
 from actorq.agent_os.trees import remove_tree, walk
 from actorq.errors import BadRequest, MessageTooLarge, NotFound
+from actorq.vm_types import DirEntry, FileStat
 
 _TMP_SUFFIX = ".actorq-tmp"
 MAX_READ = 64 * 1024 * 1024  # bytes read_file returns at most: larger files go through exec/vm_fetch
 MAX_ENTRIES = 100_000  # names readdir / readdir_recursive return at most
-
-
-@dataclass(frozen=True)
-class FileStat:
-    path: str
-    size: int
-    is_directory: bool
-    is_file: bool
-    is_symlink: bool
-    mode: int
-    mtime: float
-
-
-@dataclass(frozen=True)
-class DirEntry:
-    path: str  # VM path
-    name: str
-    is_directory: bool
-    size: int
 
 
 def _show(name: str) -> str:

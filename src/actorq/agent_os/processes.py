@@ -20,41 +20,11 @@ from typing import Any
 from actorq.agent_os.process import VMProcess
 from actorq.agent_os.sandbox import HOME, ExecLimits, Sandbox, check_args, check_env, check_timeout, kill_tree
 from actorq.errors import BadRequest, NotFound
+from actorq.vm_types import ExecResult, ProcessInfo
 
 Emit = Callable[[str, Any], None]
 _TAIL = 64 * 1024
 _KEEP_FINISHED = 256  # finished processes listed (with their output tails) before the oldest go
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    truncated: bool = False
-    duration_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class SpawnedProcess:
-    """What ``spawn`` returns: the process's VM-local id."""
-
-    pid: int
-    command: str
-    args: list[str]
-
-
-@dataclass(frozen=True)
-class ProcessInfo:
-    pid: int
-    command: str
-    args: list[str]
-    running: bool
-    exit_code: int | None
-    started_at: float
-    stdout_tail: str = ""
-    stderr_tail: str = ""
 
 
 @dataclass

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher, PromptResult, Session
+from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.sandbox import check_env, check_timeout
 from actorq.errors import BadRequest, NotFound, SessionClosed
+from actorq.vm_types import PromptResult, Session
 
 AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
 

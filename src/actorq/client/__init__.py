@@ -6,14 +6,16 @@ Owns: building requests and parsing responses (``_base``, no I/O, with the shape
 so it works against any server version that speaks it.
 """
 
-from actorq.client.async_client import ActorConnection, ActorHandle, AsyncClient, create_client
-from actorq.client.sync_client import SyncActorHandle, SyncClient, create_sync_client
+from actorq.client.async_client import ActorConnection, ActorHandle, AgentOSHandle, AsyncClient, create_client
+from actorq.client.sync_client import SyncActorHandle, SyncAgentOSHandle, SyncClient, create_sync_client
 
 __all__ = [
     "ActorConnection",
     "ActorHandle",
+    "AgentOSHandle",
     "AsyncClient",
     "SyncActorHandle",
+    "SyncAgentOSHandle",
     "SyncClient",
     "create_client",
     "create_sync_client",

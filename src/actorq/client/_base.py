@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
-from actorq import protocol
-from actorq._typing import adapter, encode_bytes
+from actorq import protocol, vm_types
+from actorq._typing import QueueRef, adapter, encode_bytes
 from actorq.errors import ActorqError, BadRequest, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 
@@ -349,12 +349,30 @@ def parse_receipt(data: protocol.SendAccepted, *, actor_id: str, queue: str) -> 
     return SendReceipt(data["id"], actor_id, queue, data["duplicate"])
 
 
+def queue_name(queue: str | QueueRef[Any, Any]) -> str:
+    """A queue given by name or by reference (``queue(...)`` bound by ``actor(queues=...)``)."""
+    return queue if isinstance(queue, str) else queue.name
+
+
+def queue_body(queue: str | QueueRef[Any, Any], body: Any) -> Any:
+    """The body to send: by reference, validated against the queue's body type here (the server's
+    answer to a bad one, without sending it) and in its JSON form."""
+    return body if isinstance(queue, str) else queue.dump_body(body)
+
+
 def parse_send(
-    data: Any, *, wait: bool, actor_id: str, queue: str, response_type: Any = None
-) -> SendReceipt | SendResult:
+    data: Any, *, wait: bool, actor_id: str, queue: str | QueueRef[Any, Any], response_type: Any = None
+) -> SendReceipt | SendResult[Any]:
+    name = queue_name(queue)
     if not wait:
-        return parse_receipt(data, actor_id=actor_id, queue=queue)
-    return parse_result(data, actor_id=actor_id, queue=queue, response_type=response_type)
+        return parse_receipt(data, actor_id=actor_id, queue=name)
+    load = None if isinstance(queue, str) else queue.load_response
+    return parse_result(data, actor_id=actor_id, queue=name, response_type=response_type, load=load)
+
+
+def action_result(data: protocol.ActionResult | protocol.ResultFrame) -> Any:
+    """An action's result: bytes decoded, and a VM result rebuilt as the type its answer names."""
+    return vm_types.decode_result(data["result"], data.get("result_type"))
 
 
 def batch_request(
@@ -382,13 +400,22 @@ def parse_batch(
 
 
 def parse_result(
-    data: protocol.MessageResult, *, actor_id: str, queue: str = "", response_type: Any = None
-) -> SendResult:
+    data: protocol.MessageResult,
+    *,
+    actor_id: str,
+    queue: str = "",
+    response_type: Any = None,
+    load: Callable[[Any], Any] | None = None,
+) -> SendResult[Any]:
+    """``load``: a queue reference's response decoder (``response_type`` is the older way to say it)."""
     response = data["response"]
-    if response_type is not None and response is not None and data["status"] == "completed":
-        ad = adapter(response_type)
-        if ad is not None:
-            response = ad.validate_python(response)
+    if response is not None and data["status"] == "completed":
+        if load is not None:
+            response = load(response)
+        elif response_type is not None:
+            ad = adapter(response_type)
+            if ad is not None:
+                response = ad.validate_python(response)
     return SendResult(
         id=data["id"],
         status=data["status"],

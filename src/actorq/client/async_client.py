@@ -7,16 +7,23 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Concatenate, Literal, ParamSpec, cast, overload
 
 import aiohttp
+from typing_extensions import TypeVar
 
 from actorq import protocol
 from actorq._batching import AsyncBatcher
-from actorq._typing import decode_bytes
+from actorq._typing import QueueRef, action_name, load_action_result
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
+from actorq.vm_types import AgentOSActions
+
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class AsyncClient:
@@ -102,6 +109,11 @@ class AsyncClient:
             await asyncio.sleep(b.retry_delay(err, attempt))
             attempt += 1
 
+    def agent_os(self, name: str = "vm") -> b.Accessor[AgentOSHandle]:
+        """Handles to the agent VM type registered as ``name``, with every built-in VM action a
+        typed method (``client.vm`` works too, untyped)."""
+        return b.Accessor(name, lambda core: AgentOSHandle(self, core))
+
     def actor(self, name: str) -> b.Accessor[ActorHandle]:
         return b.Accessor(name, lambda core: ActorHandle(self, core))
 
@@ -177,6 +189,32 @@ class ActorHandle:
     @overload
     async def send(
         self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def send(
+        self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def send(
+        self,
         queue: str,
         body: Any = None,
         *,
@@ -204,7 +242,7 @@ class ActorHandle:
 
     async def send(
         self,
-        queue: str,
+        queue: str | QueueRef[Any, Any],
         body: Any = None,
         *,
         wait: bool = False,
@@ -213,15 +251,16 @@ class ActorHandle:
         delay: float | None = None,
         idempotency_key: str | None = None,
         response_type: Any = None,
-    ) -> SendReceipt | SendResult:
+    ) -> SendReceipt | SendResult[Any]:
         """Send to ``queue``. With ``wait=True`` wait up to ``timeout`` s for the response."""
         actor_id = await self.resolve()
+        name, body = b.queue_name(queue), b.queue_body(queue, body)
         if self._client._coalesce and not wait and not block:
             return await self._client._coalesced(
-                self._core, self._core.send_item(queue, body, delay, idempotency_key)
+                self._core, self._core.send_item(name, body, delay, idempotency_key)
             )
         req = self._core.send_request(
-            queue,
+            name,
             body,
             wait=wait,
             timeout=timeout,
@@ -235,22 +274,55 @@ class ActorHandle:
 
     push = send
 
+    @overload
     async def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
-    ) -> SendResult:
-        """Look up a message's result later (e.g. after a ``timed_out`` wait)."""
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def result(
+        self,
+        message_id: int,
+        queue: None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    async def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult[Any]:
+        """Look up a message's result later (e.g. after a ``timed_out`` wait); given its queue
+        (the reference), the response comes back as the queue's response type."""
         actor_id = await self.resolve()
         data = await self._client.request(
             self._core.result_request(message_id, wait, timeout, self._client._timeout)
         )
-        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+        load = None if queue is None else queue.load_response
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type, load=load)
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         await self.resolve()
         data = await self._client.request(
             self._core.action_request(name, args, kwargs, self._client._action_timeout)
         )
-        return decode_bytes(data["result"])
+        return b.action_result(data)
+
+    async def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call an action by reference: ``await handle.call(approve, "reason")`` runs the action
+        declared as ``actor(actions={"approve": approve})``, its arguments and result typed (the
+        result rebuilt as the function's declared return type)."""
+        result = await self.action(action_name(action), *args, **kwargs)
+        return cast(T, load_action_result(action, result))
 
     async def state(self) -> Any:
         """The actor's persisted state as JSON (``None`` until first saved)."""
@@ -297,6 +369,11 @@ class ActorHandle:
 
         call.__name__ = name
         return call
+
+
+class AgentOSHandle(ActorHandle, AgentOSActions):
+    """A handle to an agent VM with every built-in action a typed method
+    (``client.agent_os("vm").get_or_create(key)``); results come back as their types."""
 
 
 def _server_frame(raw: str | bytes) -> protocol.ServerFrame | None:
@@ -412,7 +489,7 @@ class ActorConnection:
             if fut is None or fut.done():
                 continue
             if frame["type"] == "result":
-                fut.set_result(decode_bytes(frame["result"]))
+                fut.set_result(b.action_result(frame))
             else:
                 fut.set_exception(error_from_dict(0, protocol.ErrorAnswer(error=frame["error"])))
 
@@ -428,6 +505,13 @@ class ActorConnection:
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return await self._call(lambda frame_id: b.action_frame(frame_id, name, args, kwargs))
+
+    async def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """An action by reference over this connection, typed as :meth:`ActorHandle.call`."""
+        result = await self.action(action_name(action), *args, **kwargs)
+        return cast(T, load_action_result(action, result))
 
     async def send(
         self, queue: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
@@ -489,4 +573,4 @@ def create_client(
     return AsyncClient(url, token, **options)
 
 
-__all__ = ["ActorConnection", "ActorHandle", "AsyncClient", "create_client"]
+__all__ = ["ActorConnection", "ActorHandle", "AgentOSHandle", "AsyncClient", "create_client"]

@@ -7,15 +7,22 @@ connections (``connect()``) are async-only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Literal, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Literal, ParamSpec, cast, overload
 
 import httpx
+from typing_extensions import TypeVar
 
-from actorq._typing import decode_bytes
+from actorq._typing import QueueRef, action_name, load_action_result
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
+from actorq.vm_types import SyncAgentOSActions
+
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class SyncClient:
@@ -81,6 +88,11 @@ class SyncClient:
             time.sleep(b.retry_delay(err, attempt))
             attempt += 1
 
+    def agent_os(self, name: str = "vm") -> b.Accessor[SyncAgentOSHandle]:
+        """Handles to the agent VM type registered as ``name``, with every built-in VM action a
+        typed method (``client.vm`` works too, untyped)."""
+        return b.Accessor(name, lambda core: SyncAgentOSHandle(self, core))
+
     def actor(self, name: str) -> b.Accessor[SyncActorHandle]:
         return b.Accessor(name, lambda core: SyncActorHandle(self, core))
 
@@ -135,6 +147,32 @@ class SyncActorHandle:
     @overload
     def send(
         self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    def send(
+        self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    def send(
+        self,
         queue: str,
         body: Any = None,
         *,
@@ -162,7 +200,7 @@ class SyncActorHandle:
 
     def send(
         self,
-        queue: str,
+        queue: str | QueueRef[Any, Any],
         body: Any = None,
         *,
         wait: bool = False,
@@ -171,10 +209,11 @@ class SyncActorHandle:
         delay: float | None = None,
         idempotency_key: str | None = None,
         response_type: Any = None,
-    ) -> SendReceipt | SendResult:
+    ) -> SendReceipt | SendResult[Any]:
         actor_id = self.resolve()
+        name, body = b.queue_name(queue), b.queue_body(queue, body)
         req = self._core.send_request(
-            queue,
+            name,
             body,
             wait=wait,
             timeout=timeout,
@@ -189,21 +228,55 @@ class SyncActorHandle:
 
     push = send
 
+    @overload
     def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None, response_type: Any = None
-    ) -> SendResult:
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    def result(
+        self,
+        message_id: int,
+        queue: None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult: ...
+
+    def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        response_type: Any = None,
+    ) -> SendResult[Any]:
+        """Look up a message's result later (e.g. after a ``timed_out`` wait); given its queue
+        (the reference), the response comes back as the queue's response type."""
         actor_id = self.resolve()
         data = self._client.request(
             self._core.result_request(message_id, wait, timeout, self._client._timeout)
         )
-        return b.parse_result(data, actor_id=actor_id, response_type=response_type)
+        load = None if queue is None else queue.load_response
+        return b.parse_result(data, actor_id=actor_id, response_type=response_type, load=load)
 
     def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self.resolve()
         data = self._client.request(
             self._core.action_request(name, args, kwargs, self._client._action_timeout)
         )
-        return decode_bytes(data["result"])
+        return b.action_result(data)
+
+    def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call an action by reference: ``handle.call(approve, "reason")`` runs the action
+        declared as ``actor(actions={"approve": approve})``, its arguments and result typed (the
+        result rebuilt as the function's declared return type)."""
+        result = self.action(action_name(action), *args, **kwargs)
+        return cast(T, load_action_result(action, result))
 
     def state(self) -> Any:
         """The actor's persisted state as JSON (``None`` until first saved)."""
@@ -239,6 +312,11 @@ class SyncActorHandle:
 
         call.__name__ = name
         return call
+
+
+class SyncAgentOSHandle(SyncActorHandle, SyncAgentOSActions):
+    """A blocking handle to an agent VM with every built-in action a typed method
+    (``create_sync_client(url).agent_os("vm").get_or_create(key)``)."""
 
 
 def create_sync_client(

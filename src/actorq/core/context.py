@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, Protocol, cast, overload
+
+from typing_extensions import TypeVar
 
 from actorq import _typing as t
+from actorq._typing import QueueRef
 from actorq.core.message import Message
 from actorq.errors import BadRequest, NotFound
 from actorq.results import ActorInfo, SendReceipt, SendResult
 from actorq.storage._files import private_dir
 from actorq.storage.snapshots import SnapshotStorage
+from actorq.vm_types import AgentOSActions
 
 if TYPE_CHECKING:
     from actorq.core.instance import ActorInstance
     from actorq.core.registry import Registry
     from actorq.storage.protocol import Storage
 
-Names = str | Sequence[str] | None
+# queues to receive from: a name, a queue reference, a list of either, or None (all)
+Names = str | QueueRef[Any, Any] | Sequence[str | QueueRef[Any, Any]] | None
+S = TypeVar("S", default=Any)
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class ActorServices(Protocol):
@@ -99,38 +110,104 @@ class QueueView:
     def __init__(self, instance: ActorInstance) -> None:
         self._instance = instance
 
+    @overload
+    async def next(
+        self, names: QueueRef[B, R], timeout: None = None, completable: bool = False
+    ) -> Message[B, R]: ...
+
+    @overload
+    async def next(
+        self, names: Names = None, timeout: None = None, completable: bool = False
+    ) -> Message[Any, Any]: ...
+
+    @overload
+    async def next(
+        self, names: QueueRef[B, R], timeout: float | None, completable: bool = False
+    ) -> Message[B, R] | None: ...
+
+    @overload
     async def next(
         self, names: Names = None, timeout: float | None = None, completable: bool = False
-    ) -> Message[Any] | None:
-        """The next message (lowest id first), waiting up to ``timeout`` seconds (None: forever)."""
-        got = await self._instance.receive(names, 1, timeout, completable)
+    ) -> Message[Any, Any] | None: ...
+
+    async def next(
+        self, names: Names = None, timeout: float | None = None, completable: bool = False
+    ) -> Message[Any, Any] | None:
+        """The next message (lowest id first), waiting up to ``timeout`` seconds (None: forever,
+        so never ``None``)."""
+        got = await self._instance.receive(queue_names(names), 1, timeout, completable)
         return got[0] if got else None
+
+    @overload
+    async def next_batch(
+        self,
+        count: int,
+        names: QueueRef[B, R],
+        timeout: float | None = None,
+        completable: bool = False,
+    ) -> list[Message[B, R]]: ...
+
+    @overload
+    async def next_batch(
+        self, count: int, names: Names = None, timeout: float | None = None, completable: bool = False
+    ) -> list[Message[Any, Any]]: ...
 
     async def next_batch(
         self, count: int, names: Names = None, timeout: float | None = None, completable: bool = False
-    ) -> list[Message[Any]]:
+    ) -> list[Message[Any, Any]]:
         """Up to ``count`` messages at once (waits for at least one, up to ``timeout``)."""
         if count < 1:
             raise BadRequest("count must be at least 1")
-        return await self._instance.receive(names, count, timeout, completable)
+        return await self._instance.receive(queue_names(names), count, timeout, completable)
 
-    async def try_next(self, names: Names = None, completable: bool = False) -> Message[Any] | None:
+    @overload
+    async def try_next(self, names: QueueRef[B, R], completable: bool = False) -> Message[B, R] | None: ...
+
+    @overload
+    async def try_next(self, names: Names = None, completable: bool = False) -> Message[Any, Any] | None: ...
+
+    async def try_next(self, names: Names = None, completable: bool = False) -> Message[Any, Any] | None:
         """The next ready message, or ``None`` at once."""
-        got = await self._instance.receive(names, 1, 0.0, completable)
+        got = await self._instance.receive(queue_names(names), 1, 0.0, completable)
         return got[0] if got else None
 
-    async def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any]]:
+    @overload
+    def iter(self, names: QueueRef[B, R], completable: bool = False) -> AsyncIterator[Message[B, R]]: ...
+
+    @overload
+    def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any, Any]]: ...
+
+    async def iter(self, names: Names = None, completable: bool = False) -> AsyncIterator[Message[Any, Any]]:
         """Messages forever, one at a time; the previous one is acknowledged when the next is asked for."""
+        queues = queue_names(names)
         while True:
-            got = await self._instance.receive(names, 1, None, completable)
+            got = await self._instance.receive(queues, 1, None, completable)
             if got:
                 yield got[0]
 
-    async def send(self, name: str, body: Any, *, delay: float | None = None) -> SendReceipt:
+    @overload
+    async def send(self, name: QueueRef[B, Any], body: B, *, delay: float | None = None) -> SendReceipt: ...
+
+    @overload
+    async def send(self, name: str, body: Any, *, delay: float | None = None) -> SendReceipt: ...
+
+    async def send(
+        self, name: str | QueueRef[Any, Any], body: Any, *, delay: float | None = None
+    ) -> SendReceipt:
         """Send a message to one of this actor's own queues."""
-        return await self._instance.services.send(self._instance.actor_id, name, body, delay=delay)
+        qname = name if isinstance(name, str) else name.name
+        return await self._instance.services.send(self._instance.actor_id, qname, body, delay=delay)
 
     push = send
+
+
+def queue_names(names: Names) -> str | list[str] | None:
+    """Queue references as the names they were declared under (strings stay as they are)."""
+    if names is None or isinstance(names, str):
+        return names
+    if isinstance(names, (list, tuple)):
+        return [n if isinstance(n, str) else n.name for n in names]
+    return cast(QueueRef[Any, Any], names).name
 
 
 class Schedule:
@@ -139,19 +216,25 @@ class Schedule:
     def __init__(self, instance: ActorInstance) -> None:
         self._instance = instance
 
-    async def after(self, seconds: float, action: str, *args: Any) -> int:
-        """Call ``action(*args)`` on this actor in ``seconds``; returns the schedule id."""
+    async def after(self, seconds: float, action: str | Callable[..., Awaitable[Any]], *args: Any) -> int:
+        """Call ``action(*args)`` on this actor in ``seconds``; returns the schedule id. ``action``
+        is its name or the action function itself."""
         return await self.at(time.time() + max(0.0, seconds), action, *args)
 
-    async def at(self, timestamp: float, action: str, *args: Any) -> int:
+    async def at(self, timestamp: float, action: str | Callable[..., Awaitable[Any]], *args: Any) -> int:
         """Call ``action(*args)`` on this actor at UNIX time ``timestamp`` (positional arguments)."""
         inst = self._instance
-        inst.definition.get_action(action).bind(list(args))
-        return await inst.services.schedule(inst.actor_id, timestamp, action, t.dumps(list(args)))
+        name = t.action_name(action)
+        inst.definition.get_action(name).bind(list(args))
+        return await inst.services.schedule(inst.actor_id, timestamp, name, t.dumps(list(args)))
 
 
-class ActorContext:
-    """The context ``c`` passed to ``run`` and to every action of one actor instance."""
+class ActorContext(Generic[S]):
+    """The context ``c`` passed to ``run`` and to every action of one actor instance.
+
+    ``S`` is the state's type, for the type checker (``c: ActorContext[Counter]`` makes
+    ``c.state`` a ``Counter``); a bare ``ActorContext`` has ``Any`` state.
+    """
 
     def __init__(self, instance: ActorInstance) -> None:
         self._instance = instance
@@ -167,12 +250,12 @@ class ActorContext:
         )
 
     @property
-    def state(self) -> Any:
+    def state(self) -> S:
         """Persistent state (JSON-serialisable); saved after each message and each action."""
-        return self._instance.state
+        return cast(S, self._instance.state)
 
     @state.setter
-    def state(self, value: Any) -> None:
+    def state(self, value: S) -> None:
         self._instance.state = value
 
     @property
@@ -219,32 +302,42 @@ class ActorsView:
     def __init__(self, runtime: ActorServices) -> None:
         self._runtime = runtime
 
-    def __getattr__(self, name: str) -> ActorTypeRef:
+    def __getattr__(self, name: str) -> ActorTypeRef[ActorRef]:
         if name.startswith("_"):
             raise AttributeError(name)
         return self[name]
 
-    def __getitem__(self, name: str) -> ActorTypeRef:
+    def __getitem__(self, name: str) -> ActorTypeRef[ActorRef]:
         self._runtime.registry.definition(name)
-        return ActorTypeRef(self._runtime, name)
+        return ActorTypeRef(self._runtime, name, ActorRef)
+
+    def agent_os(self, name: str = "vm") -> ActorTypeRef[AgentOSRef]:
+        """Typed handles to the agent VM type registered as ``name``: every built-in VM action
+        is a method with its signature and result type (``c.actors.vm`` works too, untyped)."""
+        self._runtime.registry.definition(name)
+        return ActorTypeRef(self._runtime, name, AgentOSRef)
 
 
-class ActorTypeRef:
-    def __init__(self, runtime: ActorServices, name: str) -> None:
+H = TypeVar("H", bound="ActorRef")
+
+
+class ActorTypeRef(Generic[H]):
+    def __init__(self, runtime: ActorServices, name: str, make: type[H]) -> None:
         self._runtime = runtime
         self._name = name
+        self._make = make
 
-    def get_or_create(self, key: str | Sequence[str]) -> ActorRef:
-        return ActorRef(self._runtime, self._name, normalize_key(key), "get_or_create")
+    def get_or_create(self, key: str | Sequence[str]) -> H:
+        return self._make(self._runtime, self._name, normalize_key(key), "get_or_create")
 
-    def get(self, key: str | Sequence[str]) -> ActorRef:
-        return ActorRef(self._runtime, self._name, normalize_key(key), "get")
+    def get(self, key: str | Sequence[str]) -> H:
+        return self._make(self._runtime, self._name, normalize_key(key), "get")
 
-    def create(self, key: str | Sequence[str]) -> ActorRef:
-        return ActorRef(self._runtime, self._name, normalize_key(key), "create")
+    def create(self, key: str | Sequence[str]) -> H:
+        return self._make(self._runtime, self._name, normalize_key(key), "create")
 
-    def get_for_id(self, actor_id: str) -> ActorRef:
-        return ActorRef(self._runtime, self._name, None, "id", actor_id=actor_id)
+    def get_for_id(self, actor_id: str) -> H:
+        return self._make(self._runtime, self._name, None, "id", actor_id=actor_id)
 
 
 class ActorRef:
@@ -281,6 +374,32 @@ class ActorRef:
     @overload
     async def send(
         self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[True],
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def send(
+        self,
+        queue: QueueRef[B, R],
+        body: B,
+        *,
+        wait: Literal[False] = False,
+        timeout: float | None = None,
+        block: bool = False,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendReceipt: ...
+
+    @overload
+    async def send(
+        self,
         queue: str,
         body: Any = None,
         *,
@@ -306,7 +425,7 @@ class ActorRef:
 
     async def send(
         self,
-        queue: str,
+        queue: str | QueueRef[Any, Any],
         body: Any = None,
         *,
         wait: bool = False,
@@ -314,35 +433,69 @@ class ActorRef:
         block: bool = False,
         delay: float | None = None,
         idempotency_key: str | None = None,
-    ) -> SendReceipt | SendResult:
+    ) -> SendReceipt | SendResult[Any]:
+        """Send to ``queue`` (its name, or the queue itself). With ``wait=True`` wait up to
+        ``timeout`` s for the response (as the queue's response type, when sent by reference)."""
         actor_id = await self.resolve()
+        name = queue if isinstance(queue, str) else queue.name
         if wait:
-            return await self._runtime.send_and_wait(
+            r = await self._runtime.send_and_wait(
                 actor_id,
-                queue,
+                name,
                 body,
                 block=block,
                 timeout=timeout,
                 delay=delay,
                 idempotency_key=idempotency_key,
             )
+            if isinstance(queue, str) or r.status != "completed" or r.response is None:
+                return r
+            return dataclasses.replace(r, response=queue.load_response(r.response))
         return await self._runtime.send(
-            actor_id, queue, body, block=block, timeout=timeout, delay=delay, idempotency_key=idempotency_key
+            actor_id, name, body, block=block, timeout=timeout, delay=delay, idempotency_key=idempotency_key
         )
 
     push = send
 
+    @overload
     async def result(
-        self, message_id: int, *, wait: bool = False, timeout: float | None = None
-    ) -> SendResult:
+        self, message_id: int, queue: QueueRef[Any, R], *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult[R | None]: ...
+
+    @overload
+    async def result(
+        self, message_id: int, queue: None = None, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult: ...
+
+    async def result(
+        self,
+        message_id: int,
+        queue: QueueRef[Any, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> SendResult[Any]:
+        """A message's result; given its queue (the reference), the response as its type."""
         actor_id = await self.resolve()
         if wait:
-            return await self._runtime.wait_result(actor_id, message_id, timeout)
-        return await self._runtime.lookup_result(actor_id, message_id)
+            r = await self._runtime.wait_result(actor_id, message_id, timeout)
+        else:
+            r = await self._runtime.lookup_result(actor_id, message_id)
+        if queue is None or r.status != "completed" or r.response is None:
+            return r
+        return dataclasses.replace(r, response=queue.load_response(r.response))
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         actor_id = await self.resolve()
         return await self._runtime.call_action(actor_id, name, list(args), kwargs or None)
+
+    async def call(
+        self, action: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call an action by reference: ``await ref.call(approve, "reason")`` runs the action
+        declared as ``actor(actions={"approve": approve})`` (its arguments and result typed)."""
+        result = await self.action(t.action_name(action), *args, **kwargs)
+        return cast(T, t.load_action_result(action, result))
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
@@ -353,3 +506,8 @@ class ActorRef:
 
         call.__name__ = name
         return call
+
+
+class AgentOSRef(ActorRef, AgentOSActions):
+    """An in-process handle to an agent VM with every built-in action typed
+    (``c.actors.agent_os("vm").get_or_create(key)``)."""

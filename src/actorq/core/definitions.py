@@ -11,9 +11,10 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 from pydantic import TypeAdapter
+from typing_extensions import TypeVar
 
 from actorq import _typing as t
 from actorq.errors import MessageTooLarge, NotFound, ValidationError
@@ -24,14 +25,24 @@ if TYPE_CHECKING:
 RunFn = Callable[["ActorContext"], Awaitable[None]]
 ActionFn = Callable[..., Awaitable[Any]]
 HookFn = Callable[["ActorContext"], Awaitable[None]]
+# (the persisted state, the state_version it was saved at) -> the state at this code's version
+MigrateFn = Callable[[Any, int], Any | Awaitable[Any]]
 
 DEFAULT_MAX_SIZE = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
+
 
 @dataclass(frozen=True)
-class QueueDefinition:
-    """One named durable queue of an actor type: body/response types and its bounds."""
+class QueueDefinition(Generic[B, R]):
+    """One named durable queue of an actor type: body/response types and its bounds.
+
+    ``B`` and ``R`` are the declared body and response types, for the type checker: a handle's
+    ``send(q, body)`` checks ``body`` against ``B``, ``c.queue.next(q)`` gives a ``Message[B, R]``.
+    ``actor(queues={"review": q})`` binds the queue to its name, so ``q`` can stand for it.
+    """
 
     body_type: Any = Any
     response_type: Any = None
@@ -39,6 +50,35 @@ class QueueDefinition:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     body_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+    # the names actor(queues=...) bound this object to (more than one: refer to it by name)
+    bound_names: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def bind(self, name: str) -> None:
+        """Record that an actor type declares this queue as ``name`` (the definition stays frozen:
+        only which names refer to it grows)."""
+        object.__setattr__(self, "bound_names", self.bound_names | {name})
+
+    @property
+    def name(self) -> str:
+        """The name this queue was declared under; :class:`TypeError` if none or several."""
+        if len(self.bound_names) == 1:
+            return next(iter(self.bound_names))
+        if not self.bound_names:
+            raise TypeError("this queue is not declared by any actor yet: pass it to actor(queues={...})")
+        raise TypeError(
+            f"this queue object is declared under several names ({', '.join(sorted(self.bound_names))}); "
+            "send to it by name"
+        )
+
+    def dump_body(self, body: B) -> Any:
+        """A body validated and in its JSON form (what a client sends); raises ValidationError."""
+        return t.to_json_value(self.body_adapter, t.validate(self.body_adapter, body, "message body"))
+
+    def load_response(self, value: Any) -> R:
+        """A response (its JSON form) as the declared response type."""
+        if self.response_adapter is None or value is None:
+            return value  # type: ignore[no-any-return]
+        return t.validate(self.response_adapter, value, "response")  # type: ignore[no-any-return]
 
     def encode_body(self, body: Any) -> str:
         """Validate a body and return its compact JSON; raises ValidationError / MessageTooLarge."""
@@ -52,15 +92,51 @@ class QueueDefinition:
             )
         return text
 
-    def decode_body(self, value: Any) -> Any:
+    def decode_body(self, value: Any) -> B:
         """Turn a stored JSON body back into the declared type (dataclass, model, dict...)."""
         if self.body_adapter is None:
-            return value
-        return self.body_adapter.validate_python(value)
+            return value  # type: ignore[no-any-return]
+        return self.body_adapter.validate_python(value)  # type: ignore[no-any-return]
 
     def encode_response(self, response: Any) -> str:
         value = t.validate(self.response_adapter, response, "response")
         return t.dumps(t.to_json_value(self.response_adapter, value))
+
+
+@overload
+def queue(
+    *, max_size: int = DEFAULT_MAX_SIZE, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> QueueDefinition[Any, None]: ...
+
+
+@overload
+def queue(
+    body_type: type[B],
+    response_type: None = None,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> QueueDefinition[B, None]: ...
+
+
+@overload
+def queue(
+    body_type: type[B],
+    response_type: type[R],
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> QueueDefinition[B, R]: ...
+
+
+@overload
+def queue(
+    body_type: Any,
+    response_type: Any = None,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> QueueDefinition[Any, Any]: ...
 
 
 def queue(
@@ -69,8 +145,11 @@ def queue(
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-) -> QueueDefinition:
-    """Declare a durable queue. Bodies are validated against ``body_type`` on send."""
+) -> QueueDefinition[Any, Any]:
+    """Declare a durable queue. Bodies are validated against ``body_type`` on send.
+
+    Typed as ``QueueDefinition[Body, Response]`` when both are classes (a TypedDict, dataclass,
+    pydantic model, ``int``...); a union or other type form gives ``QueueDefinition[Any, Any]``."""
     if max_size < 1:
         raise ValueError("max_size must be at least 1")
     if max_message_bytes < 2:
@@ -93,6 +172,9 @@ class ActionDefinition:
     fn: ActionFn
     signature: inspect.Signature
     param_adapters: Mapping[str, TypeAdapter[Any]]
+    # from the return annotation (``-> None``: null); ``None`` when unannotated or ``Any``.
+    # It describes the result (the OpenAPI document); results are not validated against it.
+    result_adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
 
     def bind(
         self, args: list[Any], kwargs: Mapping[str, Any] | None = None
@@ -139,7 +221,16 @@ def _action(name: str, fn: ActionFn) -> ActionDefinition:
         ad = t.adapter(hints[p.name])
         if ad is not None:
             adapters[p.name] = ad
-    return ActionDefinition(name=name, fn=fn, signature=sig, param_adapters=adapters)
+    result_adapter = None
+    if "return" in hints:
+        returns = hints["return"]
+        try:
+            result_adapter = t.adapter(type(None) if returns is None else returns)
+        except Exception:  # a return type pydantic cannot handle: an undescribed result
+            result_adapter = None
+    return ActionDefinition(
+        name=name, fn=fn, signature=sig, param_adapters=adapters, result_adapter=result_adapter
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +255,8 @@ class ActorDefinition:
     vars: Callable[[], Any] | None = None
     on_wake: HookFn | None = None
     on_sleep: HookFn | None = None
+    state_version: int = 1
+    migrate_state: MigrateFn | None = None
 
     def get_queue(self, name: str) -> QueueDefinition:
         q = self.queues.get(name)
@@ -192,6 +285,8 @@ def actor(
     vars: Callable[[], Any] | None = None,
     on_wake: HookFn | None = None,
     on_sleep: HookFn | None = None,
+    state_version: int = 1,
+    migrate_state: MigrateFn | None = None,
     **options: Any,
 ) -> ActorDefinition:
     """Declare an actor type. Options: ``max_attempts``, ``sleep_timeout``, ``retry_backoff``.
@@ -199,6 +294,9 @@ def actor(
     ``vars`` builds ``c.vars``, per-wake memory that is never persisted (processes, sockets);
     ``on_wake(c)`` runs before ``run`` or any action each time the actor wakes, ``on_sleep(c)`` after
     its run loop stopped when it goes to sleep or the server shuts down (as RivetKit's hooks).
+    ``state_version`` (default 1) is saved with the state; a state saved at an older version is
+    passed to ``migrate_state(old_state, from_version)`` (sync or async) on wake, before ``run``
+    or any action sees it, and what it returns is the state at ``state_version``.
     """
     known = set(ActorOptions.__dataclass_fields__)
     unknown = set(options) - known
@@ -213,10 +311,21 @@ def actor(
     for qname, q in qs.items():
         if not isinstance(q, QueueDefinition):
             raise TypeError(f"queue {qname!r} must be declared with queue(...)")
+    if not isinstance(state_version, int) or isinstance(state_version, bool):
+        raise TypeError("state_version must be an int")
+    if state_version < 1:
+        raise ValueError("state_version must be at least 1")
+    if migrate_state is not None and not callable(migrate_state):
+        raise TypeError("migrate_state must be a function (old_state, from_version) -> new_state")
+    if state_version > 1 and migrate_state is None:
+        raise TypeError(
+            f"state_version={state_version} needs migrate_state=fn(old_state, from_version) to bring "
+            "states saved at older versions up to it"
+        )
     for hook_name, hook in (("run", run), ("on_wake", on_wake), ("on_sleep", on_sleep)):
         if hook is not None and not inspect.iscoroutinefunction(hook):
             raise TypeError(f"{hook_name} must be an async function taking the actor context")
-    return ActorDefinition(
+    definition = ActorDefinition(
         queues=qs,
         actions={n: _action(n, f) for n, f in (actions or {}).items()},
         run=run,
@@ -225,4 +334,12 @@ def actor(
         vars=vars,
         on_wake=on_wake,
         on_sleep=on_sleep,
+        state_version=state_version,
+        migrate_state=migrate_state,
     )
+    # only a definition that was accepted names its queues and actions
+    for qname, q in qs.items():
+        q.bind(qname)
+    for aname, fn in (actions or {}).items():
+        t.bind_action_name(fn, aname)
+    return definition

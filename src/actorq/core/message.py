@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, overload
+
+from typing_extensions import TypeVar
 
 from actorq.errors import CompletionError
 
 if TYPE_CHECKING:
     from actorq.core.instance import ActorInstance
 
-B = TypeVar("B")
+B = TypeVar("B", default=Any)
+R = TypeVar("R", default=Any)
 
 
-class Message(Generic[B]):
-    """One delivered message. ``attempt`` is 1 on first delivery and grows with each redelivery."""
+class Message(Generic[B, R]):
+    """One delivered message. ``attempt`` is 1 on first delivery and grows with each redelivery.
+
+    ``B`` is the body's type and ``R`` the response's, as the queue declared them
+    (``queue(B, R)``); a message received by queue name is a ``Message[Any, Any]``.
+    """
 
     __slots__ = ("_instance", "attempt", "body", "completable", "completed", "created_at", "id", "name")
 
@@ -37,6 +44,12 @@ class Message(Generic[B]):
         self.attempt = attempt
         self.completable = completable
         self.completed = False
+
+    @overload
+    async def complete(self: Message[Any, None], response: None = None) -> None: ...
+
+    @overload
+    async def complete(self, response: R) -> None: ...
 
     async def complete(self, response: Any = None) -> None:
         """Finish this message with ``response`` (validated against the queue's response type).

@@ -20,12 +20,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actorq import protocol
-from actorq._typing import decode_bytes, encode_bytes
+from actorq._typing import decode_bytes
 from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig, extract_trace
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
 from actorq.results import ActorInfo, SendReceipt
 from actorq.server import inspector, metrics, wire
+from actorq.server.docs import docs_page, docs_static
 from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
 from actorq.server.logs import install_log_redaction
@@ -263,7 +264,7 @@ async def call_action(request: Request) -> Response:
         decode_bytes(env.kwargs) or None,
         forward=FORWARDED_HEADER not in request.headers,  # forwarded once at most
     )
-    return json_response(protocol.ActionResult(result=encode_bytes(result)))
+    return json_response(protocol.action_result(result))
 
 
 async def dead_letters(request: Request) -> Response:
@@ -343,6 +344,8 @@ ROUTES = [
     _route("/healthz", GET=(healthz, NONE)),
     _route("/metrics", GET=(metrics_endpoint, NONE)),
     _route("/openapi.json", GET=(openapi, NONE)),
+    _route("/docs", GET=(docs_page, NONE)),
+    _route("/docs/static/{name}", GET=(docs_static, NONE)),
     _route(
         "/v1/actors", GET=(list_actors, ("name", "limit", "after", "key_prefix")), POST=(resolve_actor, NONE)
     ),
@@ -362,13 +365,10 @@ ROUTES = [
     WebSocketRoute("/v1/actors/{actor_id}/connect", connect_endpoint),
 ]
 
-_OPEN_PATHS = frozenset({"/healthz"})
-
-
-def _open_path(path: str) -> bool:
-    """Routes that need no token: liveness, and the inspector's static files (the page asks for
-    the token and sends it with every API call it makes)."""
-    return path in _OPEN_PATHS or inspector.is_static(path)
+# open without the token: liveness, and the API page's static files (the same for every server;
+# the page asks for the token to read /openapi.json)
+_OPEN_PATHS = frozenset({"/healthz", "/docs"})
+_OPEN_PREFIXES = ("/docs/static/",)
 
 
 def _route_path(scope: Scope) -> str:
@@ -376,6 +376,12 @@ def _route_path(scope: Scope) -> str:
     path: str = scope.get("path", "")
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _open(path: str) -> bool:
+    """Routes that need no token: liveness, the API page and its files, and the inspector's static
+    files (those pages ask for the token and send it with every API call they make)."""
+    return path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES) or inspector.is_static(path)
 
 
 # Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
@@ -459,7 +465,7 @@ class ActorqMiddleware:
             elif name == b"origin":
                 origin = value.decode("latin-1")
         refused: ActorqError | None = self.hosts.check(host, origin)
-        if refused is None and self.token is not None and not _open_path(_route_path(scope)):
+        if refused is None and self.token is not None and not _open(_route_path(scope)):
             if not self._authorized(scope):
                 refused = Unauthorized("missing or wrong bearer token")
         return refused

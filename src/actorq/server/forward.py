@@ -27,8 +27,8 @@ from urllib.parse import quote
 import aiohttp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from actorq import protocol
-from actorq._typing import decode_bytes, encode_bytes
+from actorq import protocol, vm_types
+from actorq._typing import encode_bytes
 from actorq.core import inject_trace
 from actorq.errors import Unavailable, error_from_dict
 
@@ -96,7 +96,8 @@ class HttpForwarder:
                 f"the node owning actor {actor_id} ({address}) cannot be reached: {exc!r}", retry_after=1.0
             ) from exc
         if status < 400:
-            return decode_bytes(protocol.read(protocol.ActionResult, text)["result"])
+            answer = protocol.read(protocol.ActionResult, text)
+            return vm_types.decode_result(answer["result"], answer.get("result_type"))
         try:
             data = json.loads(text) if text else None
         except ValueError:

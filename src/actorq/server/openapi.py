@@ -6,14 +6,19 @@ the declared types) under ``x-actorq-actors``."""
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from actorq import protocol
+from actorq._typing import BYTES_KEY
 from actorq._version import __version__
 from actorq.core import Registry, RuntimeConfig
 from actorq.errors import ERRORS
+from actorq.server.docs import FILES as DOCS_FILES
 
 DEFAULT_MAX_WAIT = RuntimeConfig.max_wait
 
@@ -145,6 +150,55 @@ _DOCUMENT = {
 }
 
 
+# what a generated client calls each operation
+_OPERATION_IDS = {
+    ("/healthz", "get"): "healthz",
+    ("/metrics", "get"): "metrics",
+    ("/openapi.json", "get"): "openapi",
+    ("/docs", "get"): "docs_page",
+    ("/docs/static/{name}", "get"): "docs_file",
+    ("/v1/actors", "get"): "list_actors",
+    ("/v1/actors", "post"): "resolve_actor",
+    ("/v1/actors/{actor_id}", "get"): "get_actor",
+    ("/v1/actors/{actor_id}/queues", "get"): "list_queues",
+    ("/v1/actors/{actor_id}/queues/{queue}/messages", "post"): "send_message",
+    ("/v1/actors/{actor_id}/batch", "post"): "send_batch",
+    ("/v1/batch", "post"): "send_any",
+    ("/v1/actors/{actor_id}/messages", "get"): "list_messages",
+    ("/v1/actors/{actor_id}/messages/{msg_id}", "get"): "get_message",
+    ("/v1/actors/{actor_id}/actions/{action}", "post"): "call_action",
+    ("/v1/actors/{actor_id}/dead-letters", "get"): "list_dead_letters",
+    ("/v1/actors/{actor_id}/dead-letters/{msg_id}/retry", "post"): "retry_dead_letter",
+    ("/v1/actors/{actor_id}/dead-letters/{msg_id}", "delete"): "delete_dead_letter",
+    ("/v1/actors/{actor_id}/connect", "get"): "connect",
+}
+
+
+# how the /docs page groups the operations
+_TAGS = [
+    {"name": "actors", "description": "find, create and inspect actors; their WebSocket"},
+    {
+        "name": "messages",
+        "description": "send to queues (one, a batch, or to several actors) and look up results",
+    },
+    {"name": "actions", "description": "call an actor's actions (RPC methods)"},
+    {"name": "dead letters", "description": "messages that failed max_attempts times"},
+    {"name": "server", "description": "health, metrics, this document and the API page"},
+]
+
+
+def _tag(path: str) -> str:
+    if not path.startswith("/v1/"):
+        return "server"
+    if "/dead-letters" in path:
+        return "dead letters"
+    if "/actions/" in path:
+        return "actions"
+    if "/messages" in path or path.endswith("/batch"):
+        return "messages"
+    return "actors"
+
+
 def _path(name: str, desc: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -220,6 +274,37 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
             )
         },
         "/openapi.json": {"get": _op("This document", {200: _json(_DOCUMENT, "OpenAPI 3.1")}, (401, 403))},
+        "/docs": {
+            "get": _op(
+                "The interactive API page (no token needed; it asks for one to read this document)",
+                {200: {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+                _ALWAYS,
+            )
+        },
+        "/docs/static/{name}": {
+            "get": _op(
+                "The API page's scripts and styles (no token needed)",
+                {
+                    200: {
+                        "description": "the file",
+                        "content": {
+                            media: {"schema": {"type": "string"}}
+                            for media in ("text/javascript", "text/css", "text/plain")
+                        },
+                    }
+                },
+                (*_ALWAYS, 404),
+                params=[
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "description": "file name",
+                        "schema": {"type": "string", "enum": list(DOCS_FILES)},
+                    }
+                ],
+            )
+        },
         "/v1/actors": {
             "get": _op(
                 "List actors, ordered by id; pass the last id as `after` for the next page",
@@ -400,6 +485,9 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
             }
         },
     }
+    for (path, method), operation_id in _OPERATION_IDS.items():
+        paths[path][method]["operationId"] = operation_id
+        paths[path][method]["tags"] = [_tag(path)]
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -408,13 +496,15 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
             "description": "Durable actors with queues. WebSocket: GET /v1/actors/{actor_id}/connect "
             "(see docs/protocol.md).",
         },
+        "tags": _TAGS,
         "paths": paths,
         "components": {"schemas": _schemas(max_wait)},
     }
-    if auth:  # this server has a token: every route but /healthz needs it
+    if auth:  # this server has a token: every route but /healthz and the API page needs it
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
-        paths["/healthz"]["get"]["security"] = []
+        for open_path in ("/healthz", "/docs", "/docs/static/{name}"):
+            paths[open_path]["get"]["security"] = []
     else:  # no token: no 401 can come back
         for item in paths.values():
             for op in item.values():
@@ -422,13 +512,139 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
     return doc
 
 
-def _schema(adapter: Any) -> Any:
-    if adapter is None:
-        return {}
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_BYTES = {
+    "type": "object",
+    "title": "Bytes",
+    "description": "bytes, base64-encoded",
+    "required": [BYTES_KEY],
+    "additionalProperties": False,
+    "properties": {BYTES_KEY: {"type": "string", "contentEncoding": "base64"}},
+}
+
+
+def _component(*parts: str) -> str:
+    """A component name (``^[A-Za-z0-9._-]+$``) for a schema of a queue or an action."""
+    return ".".join(_NAME_CHARS.sub("_", part) for part in parts)
+
+
+def _tagged_bytes(node: Any) -> Any:
+    """Results travel with every ``bytes`` as ``{"$bytes": base64}``: say so in their schema."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") == "binary":
+            return {"$ref": _REF.format(model="Bytes")}
+        return {k: _tagged_bytes(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_tagged_bytes(v) for v in node]
+    return node
+
+
+def _describable(adapter: TypeAdapter[Any], mode: JsonSchemaMode) -> bool:
     try:
-        return adapter.json_schema()
+        adapter.json_schema(mode=mode)
     except Exception:  # a type pydantic cannot describe still validates; describe it as "any"
-        return {}
+        return False
+    return True
+
+
+def _actor_schemas(registry: Registry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per actor type: each queue's body and response, each action's arguments and result, as
+    components (one set of definitions shared by all of them: a model used twice is one schema,
+    two models of one name get distinct ones), and the ``x-actorq-actors`` map that points at them.
+    """
+    inputs: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = []
+
+    def add(adapter: TypeAdapter[Any] | None, mode: JsonSchemaMode, *parts: str) -> dict[str, Any]:
+        if adapter is None or not _describable(adapter, mode):
+            return {}
+        name = _component(*parts)
+        inputs.append((name, mode, adapter))
+        return {"$ref": _REF.format(model=name)}
+
+    actors: dict[str, Any] = {}
+    pending_args: list[tuple[str, list[inspect.Parameter], dict[str, Any], str]] = []
+    for name, d in registry.definitions.items():
+        queues = {
+            qname: {
+                "body": add(qd.body_adapter, "validation", name, qname, "Body"),
+                "response": add(qd.response_adapter, "serialization", name, qname, "Response"),
+                "max_size": qd.max_size,
+                "max_message_bytes": qd.max_message_bytes,
+            }
+            for qname, qd in d.queues.items()
+        }
+        actions: dict[str, Any] = {}
+        for aname, ad in d.actions.items():
+            params = list(ad.signature.parameters.values())[1:]
+            schemas = {
+                p.name: add(ad.param_adapters.get(p.name), "validation", name, aname, "param", p.name)
+                for p in params
+            }
+            args_name = _component(name, aname, "Args")
+            pending_args.append((args_name, params, schemas, f"arguments of {name}.{aname}"))
+            actions[aname] = {
+                "params": [p.name for p in params],
+                "args": {"$ref": _REF.format(model=args_name)},
+                "result": add(ad.result_adapter, "serialization", name, aname, "Result"),
+            }
+        actors[name] = {"queues": queues, "actions": actions}
+    keyed, defs = TypeAdapter.json_schemas(inputs, ref_template=_REF)
+    components: dict[str, Any] = dict(defs.get("$defs", {}))
+    for (key, _mode), schema in keyed.items():
+        target = schema.get("$ref", "").rsplit("/", 1)[-1]
+        if set(schema) == {"$ref"} and target in components and target != key:
+            components[key] = {"$ref": schema["$ref"]}  # a model: its name, kept as the definition
+        else:
+            components[key] = schema
+    for key, _mode, _adapter in inputs:
+        if key.endswith((".Result", ".Response")):
+            components[key] = _tagged_bytes(components[key])
+    # each parameter's schema inline in its action's Args (only the models it uses are components)
+    for args_name, params, refs, title in pending_args:
+        inline = {p: components.pop(ref["$ref"].rsplit("/", 1)[-1]) if ref else {} for p, ref in refs.items()}
+        components[args_name] = _args_schema(params, inline, title)
+    return components, actors
+
+
+def _args_schema(params: list[inspect.Parameter], schemas: dict[str, Any], title: str) -> dict[str, Any]:
+    """What ``args`` (positional) and ``kwargs`` (by name) of a call may hold."""
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rest = next((p for p in params if p.kind is p.VAR_POSITIONAL), None)
+    by_name = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    more = next((p for p in params if p.kind is p.VAR_KEYWORD), None)
+    args: dict[str, Any] = {"type": "array"}
+    if positional:  # an empty prefixItems is not valid JSON Schema
+        args["prefixItems"] = [schemas[p.name] for p in positional]
+    if rest is None:
+        args["maxItems"] = len(positional)
+    else:
+        args["items"] = schemas[rest.name]
+    kwargs: dict[str, Any] = {"type": "object", "properties": {p.name: schemas[p.name] for p in by_name}}
+    if more is None:
+        kwargs["additionalProperties"] = False
+    required = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if required:
+        kwargs["required"] = required
+    return {
+        "type": "object",
+        "title": title,
+        "description": "the body of POST .../actions/{action} (arguments also given by name in "
+        "kwargs count only once; which are required depends on what args holds)",
+        "properties": {"args": args, "kwargs": kwargs},
+        "additionalProperties": False,
+    }
+
+
+def _renamed(node: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF.format(model="")):
+            name = ref[len(_REF.format(model="")) :]
+            node = {**node, "$ref": _REF.format(model=renamed.get(name, name))}
+        return {k: v if k == "$ref" else _renamed(v, renamed) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, renamed) for v in node]
+    return node
 
 
 def openapi_document(
@@ -436,23 +652,19 @@ def openapi_document(
 ) -> dict[str, Any]:
     """The document for a server with this ``max_wait`` (the largest ``timeout``) that requires a
     token (``auth``) or not."""
-    doc = dict(_base(float(max_wait), auth))
-    actors: dict[str, Any] = {}
-    for name, d in registry.definitions.items():
-        actors[name] = {
-            "queues": {
-                qname: {
-                    "body": _schema(qd.body_adapter),
-                    "response": _schema(qd.response_adapter),
-                    "max_size": qd.max_size,
-                    "max_message_bytes": qd.max_message_bytes,
-                }
-                for qname, qd in d.queues.items()
-            },
-            "actions": {
-                aname: {"params": [p for p in list(ad.signature.parameters)[1:]]}
-                for aname, ad in d.actions.items()
-            },
-        }
+    base = _base(float(max_wait), auth)
+    components, actors = _actor_schemas(registry)
+    taken = {*base["components"]["schemas"], "Bytes"}
+    renamed = {name: f"{name}.user" for name in components if name in taken}
+    if renamed:  # a user's model named like a wire model (Actor, Error, ...): both kept, apart
+        components, actors = _renamed(components, renamed), _renamed(actors, renamed)
+        components = {renamed.get(name, name): schema for name, schema in components.items()}
+    doc = {
+        **base,
+        "components": {
+            **base["components"],
+            "schemas": {**base["components"]["schemas"], "Bytes": _BYTES, **components},
+        },
+    }
     doc["x-actorq-actors"] = actors
     return doc

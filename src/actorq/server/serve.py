@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from actorq.core import Registry, Runtime, RuntimeConfig
+from actorq.errors import Unavailable
 from actorq.server.app import MAX_REQUEST_BYTES, create_app, resolve_token
 from actorq.server.logs import configure_logging, install_log_redaction, redact_value, uvicorn_log_config
 from actorq.storage import Storage, open_storage
@@ -121,9 +123,38 @@ def _has_sansio() -> bool:
     return True
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`Unavailable` if ``host:port`` cannot be listened on (another server has it),
+    before anything is opened; uvicorn binds it again right after."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise Unavailable(
+                        f"port {port} on {host} is in use by another process (choose another with --port)"
+                    ) from None
+                raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 async def serve(registry: Registry, **options: Any) -> None:
+    """Serve until signalled. Refused before anything runs, with :class:`Unavailable`: a port in
+    use, a data directory another process holds."""
     server = build(registry, **options)
-    await server.serve()
+    check_port(server.config.host, server.config.port)
+    await server.runtime.start()  # the storage, opened here so its refusal is a plain error
+    try:
+        await server.serve()
+    finally:
+        await server.runtime.stop()  # already stopped by the lifespan unless uvicorn never ran it
     if not server.started:
         raise SystemExit(f"actorq could not start on {options.get('host')}:{options.get('port')}")
 

@@ -26,7 +26,7 @@ from pydantic_core import to_jsonable_python
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from actorq import protocol
-from actorq._typing import decode_bytes, encode_bytes
+from actorq._typing import decode_bytes
 from actorq.core import Runtime, Subscriber, remote_context
 from actorq.errors import ActorqError, BadRequest, NotFound
 from actorq.server import wire
@@ -43,7 +43,8 @@ def _dumps(obj: Any) -> str:
         return json.dumps(to_jsonable_python(obj), separators=(",", ":"), ensure_ascii=False)
 
 
-async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
+async def _handle(rt: Runtime, actor_id: str, data: Any) -> protocol.ActionResult:
+    """A frame's ``result`` (and for an action the name of its result's type, ``result_type``)."""
     frame = wire.parse_frame(data, max_wait=rt.config.max_wait)
     # the frame's own trace context (the client's span) is the parent of what it does
     ctx = remote_context(frame.traceparent, frame.tracestate)
@@ -56,23 +57,25 @@ async def _handle(rt: Runtime, actor_id: str, data: Any) -> Any:
         otel_context.detach(token)
 
 
-async def _run_frame(rt: Runtime, actor_id: str, frame: protocol.ActionFrame | protocol.SendFrame) -> Any:
+async def _run_frame(
+    rt: Runtime, actor_id: str, frame: protocol.ActionFrame | protocol.SendFrame
+) -> protocol.ActionResult:
     if isinstance(frame, protocol.ActionFrame):
         result = await rt.call_action(
             actor_id, frame.name, decode_bytes(frame.args), decode_bytes(frame.kwargs or {}) or None
         )
-        return encode_bytes(result)
+        return protocol.action_result(result)
     if frame.wait:
         r = await rt.send_and_wait(
             actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
         )
         answer = protocol.message_result(r)
         answer["error"] = r.error  # a frame always carries it
-        return answer
+        return protocol.ActionResult(result=answer)
     receipt = await rt.send(
         actor_id, frame.queue, frame.body, timeout=frame.timeout, idempotency_key=frame.idempotency_key
     )
-    return protocol.accepted(receipt)
+    return protocol.ActionResult(result=protocol.accepted(receipt))
 
 
 async def _deny(ws: WebSocket, exc: ActorqError) -> None:
@@ -142,7 +145,7 @@ async def _serve(ws: WebSocket, rt: Runtime, actor_id: str, sub: Subscriber) -> 
         fid = frame.get("id") if isinstance(frame, dict) else None
         try:
             result = await _handle(rt, actor_id, frame)
-            text = _dumps(protocol.ResultFrame(type="result", id=fid, result=result))
+            text = _dumps(protocol.ResultFrame(type="result", id=fid, **result))
         except ActorqError as exc:
             text = _dumps(protocol.ErrorFrame(type="error", id=fid, error=protocol.error_body(exc)))
         with contextlib.suppress(Exception):

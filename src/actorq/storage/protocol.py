@@ -30,6 +30,7 @@ class ActorRecord:
     key: tuple[str, ...]
     state: str | None
     created_at: float
+    state_version: int = 1  # the ``state_version`` ``state`` was last saved at (see save_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,10 @@ class Storage(Protocol):
 
     async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]: ...
 
-    async def save_state(self, actor_id: str, state: str) -> None: ...
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
+        """Save the state; with ``version``, record that version with it in the same write (it
+        stays as it was otherwise, and when state is saved by receive or complete)."""
+        ...
 
     # messages
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
@@ -253,7 +257,9 @@ class Storage(Protocol):
     async def release(
         self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
     ) -> list[MessageRecord]:
-        """Put in-flight messages back at their place (pending); return those dead-lettered instead."""
+        """Put in-flight messages back at their place (pending); return those dead-lettered instead
+        (their ``attempt`` already reached ``max_attempts``; ``0`` dead-letters all of them), with
+        ``error`` as their reason."""
         ...
 
     async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None: ...

@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 from actorq.agent_os import cron
-from actorq.agent_os.cron import CronJob
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.core import ActorContext
 from actorq.errors import ActorqError, BadRequest
+from actorq.vm_types import CronJob
 
 
 async def schedule_cron(c: ActorContext, schedule: str, action: dict[str, Any]) -> CronJob:

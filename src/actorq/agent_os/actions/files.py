@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actorq.agent_os.files import FileResult
-from actorq.agent_os.fs import DirEntry, FileStat
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running
 from actorq.core import ActorContext
+from actorq.vm_types import BatchReadResult, BatchWriteResult, DirEntry, FileStat
 
 
 async def read_file(c: ActorContext, path: str) -> bytes:
@@ -20,11 +19,11 @@ async def write_file(c: ActorContext, path: str, data: str | bytes) -> int:
     return await running(c).files.write_file(path, data)
 
 
-async def read_files(c: ActorContext, paths: list[str]) -> list[FileResult]:
+async def read_files(c: ActorContext, paths: list[str]) -> list[BatchReadResult]:
     return await running(c).files.read_files(paths)
 
 
-async def write_files(c: ActorContext, files_: list[dict[str, Any]]) -> list[FileResult]:
+async def write_files(c: ActorContext, files_: list[dict[str, Any]]) -> list[BatchWriteResult]:
     return await running(c).files.write_files(files_)
 
 

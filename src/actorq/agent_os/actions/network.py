@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from actorq.agent_os import fetch
-from actorq.agent_os.fetch import FetchResult
 from actorq.agent_os.machine import running
 from actorq.core import ActorContext
+from actorq.vm_types import FetchResult
 
 
 async def vm_fetch(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
-from actorq.agent_os.processes import ExecResult, ProcessInfo, SpawnedProcess
 from actorq.core import ActorContext, tracer
+from actorq.vm_types import ExecResult, ProcessInfo, SpawnedProcess
 
 
 async def exec_(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 from actorq.agent_os import metrics
-from actorq.agent_os.agents.base import PromptResult, Session
 from actorq.agent_os.host import HOME
 from actorq.agent_os.machine import running, under_cap
 from actorq.core import ActorContext, tracer
+from actorq.vm_types import PromptResult, Session
 
 
 async def create_session(

@@ -50,9 +50,10 @@ from acp.schema import (
     WriteTextFileResponse,
 )
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
 from actorq.errors import ActorqError, NotFound, PromptFailed, SessionClosed
+from actorq.vm_types import PromptResult
 
 _PREVIEW = 200  # characters of a tool call's title kept in an event
 T = TypeVar("T")

@@ -8,32 +8,11 @@ processes inside the sandbox and a callback that broadcasts events to connected 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from actorq.agent_os.process import VMProcess
-
-
-@dataclass(frozen=True)
-class Session:
-    """One agent session of a VM (``vm.create_session`` returns it)."""
-
-    session_id: str
-    agent_type: str
-    cwd: str = "/home/user"
-    created_at: float = 0.0
-    status: str = "ready"  # "ready" | "busy" | "closed" | "stopped" (process gone; resumable)
-    transcript: str | None = None  # VM path of the agent's own session file, used to resume
-
-
-@dataclass(frozen=True)
-class PromptResult:
-    """What ``send_prompt`` returns: why the agent stopped and its final assistant text."""
-
-    stop_reason: str
-    text: str
-    events: int = 0  # how many agent events this prompt produced
-    tool_calls: list[str] = field(default_factory=list)  # names of the tools the agent ran
+from actorq.vm_types import PromptResult
 
 
 class Launcher(Protocol):

@@ -19,11 +19,12 @@ import itertools
 import json
 from typing import Any
 
-from actorq.agent_os.agents.base import DriverOptions, PromptResult
+from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
 from actorq.errors import ActorqError, PromptFailed, SessionClosed
+from actorq.vm_types import PromptResult
 
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit

@@ -171,10 +171,13 @@ class PostgresStorage:
         async with self._db.conn() as c:
             return [_actor(r) for r in await c.fetch(Q["list_actors"], name, after, limit)]
 
-    async def save_state(self, actor_id: str, state: str) -> None:
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
         async with self._db.tx() as c:
             await self._leases.fence(c, actor_id)
-            await c.execute(Q["save_state"], actor_id, state)
+            if version is None:
+                await c.execute(Q["save_state"], actor_id, state)
+            else:
+                await c.execute(Q["save_state_version"], actor_id, state, version)
 
     # -- messages ----------------------------------------------------------------------------
     # Sends, receives and completions go through group commit (batched.py).
