@@ -160,6 +160,8 @@ _OPERATION_IDS = {
     ("/v1/actors", "get"): "list_actors",
     ("/v1/actors", "post"): "resolve_actor",
     ("/v1/actors/{actor_id}", "get"): "get_actor",
+    ("/v1/actors/{actor_id}/state", "get"): "get_state",
+    ("/v1/cluster/nodes", "get"): "cluster_nodes",
     ("/v1/actors/{actor_id}/queues", "get"): "list_queues",
     ("/v1/actors/{actor_id}/queues/{queue}/messages", "post"): "send_message",
     ("/v1/actors/{actor_id}/batch", "post"): "send_batch",
@@ -183,12 +185,12 @@ _TAGS = [
     },
     {"name": "actions", "description": "call an actor's actions (RPC methods)"},
     {"name": "dead letters", "description": "messages that failed max_attempts times"},
-    {"name": "server", "description": "health, metrics, this document and the API page"},
+    {"name": "server", "description": "health, metrics, cluster nodes, this document and the API page"},
 ]
 
 
 def _tag(path: str) -> str:
-    if not path.startswith("/v1/"):
+    if not path.startswith("/v1/") or path.startswith("/v1/cluster/"):
         return "server"
     if "/dead-letters" in path:
         return "dead letters"
