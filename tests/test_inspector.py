@@ -502,7 +502,7 @@ async def test_with_two_nodes_the_page_shows_which_runs_each_actor(pg_schema: st
 
 # -- agent VMs ------------------------------------------------------------------------------------
 async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Path, browser: Any) -> None:
-    from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
+    from actorq.testing.fake_llm import FakeLLM, pi_agent_files
     from tests.apps.vm_app import registry as vm_registry
     from tests.conftest import LLM_PORT
 

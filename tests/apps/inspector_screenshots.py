@@ -76,7 +76,7 @@ async def actors_and_actor(page: Page, out: Path) -> None:
 
 async def vm_page(page: Page, out: Path) -> None:
     import tests.conftest  # noqa: F401  (sets ACTORQ_LLM_PORT before the VM app is imported)
-    from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
+    from actorq.testing.fake_llm import FakeLLM, pi_agent_files
     from tests.apps.vm_app import registry as vm_registry
     from tests.conftest import LLM_PORT
 
