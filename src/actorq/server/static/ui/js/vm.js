@@ -104,15 +104,21 @@ function sessionsPane(call, fail, stops) {
   // The session's history before the page connected, from the agent's own transcript file
   // (pi's JSONL session file, read with read_file), once per session.
   const earlierOf = (s) => {
-    if (earlier.has(s.session_id)) return earlier.get(s.session_id);
-    const el = h("div", { class: "turns earlier", dataset: { session: s.session_id } });
-    earlier.set(s.session_id, el);
-    if (s.transcript && s.agent_type === "pi") {
+    let entry = earlier.get(s.session_id);
+    if (!entry) {
+      entry = { el: h("div", { class: "turns earlier", dataset: { session: s.session_id } }), tries: 0, busy: false, done: false };
+      earlier.set(s.session_id, entry);
+    }
+    // until it holds something (pi writes the file at its first prompt), try again on later
+    // refreshes, a few times: only what happened before the page connected is taken from it
+    if (!entry.done && !entry.busy && entry.tries < 5 && s.transcript && s.agent_type === "pi") {
+      entry.tries += 1;
+      entry.busy = true;
       call("read_file", [s.transcript])
         .then((raw) => {
-          const entries = new TextDecoder().decode(b64bytes(raw)).split("\n").filter(Boolean);
+          const lines = new TextDecoder().decode(b64bytes(raw)).split("\n").filter(Boolean);
           const messages = [];
-          for (const line of entries) {
+          for (const line of lines) {
             try {
               const e = JSON.parse(line);
               if (e.type === "message" && e.message && (since === null || (e.message.timestamp || 0) < since)) messages.push(e.message);
@@ -121,14 +127,17 @@ function sessionsPane(call, fail, stops) {
             }
           }
           if (!messages.length) return;
+          entry.done = true;
           const shown = messages.slice(-MAX_HISTORY);
+          const el = entry.el;
           el.append(h("p", { class: "muted history-note" }, `Earlier, from the agent's transcript file${shown.length < messages.length ? ` (last ${shown.length} of ${messages.length} messages)` : ""}:`));
           for (const m of shown) renderMessage(el, m);
           el.append(h("p", { class: "muted history-note" }, "Live from here on:"));
         })
-        .catch(() => el.append(h("p", { class: "muted history-note" }, "(the agent's transcript file could not be read)")));
+        .catch(() => {}) // not written yet, or gone: nothing earlier to show
+        .finally(() => (entry.busy = false));
     }
-    return el;
+    return entry.el;
   };
 
   const select = (sid) => {
@@ -142,6 +151,8 @@ function sessionsPane(call, fail, stops) {
   const refresh = async () => {
     const data = await call("list_sessions");
     sessions = data;
+    const current = data.find((x) => x.session_id === selected);
+    if (current) earlierOf(current); // its history, if it could not be read before
     if (!changed(list, data)) return;
     replace(
       list,
