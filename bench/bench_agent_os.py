@@ -19,7 +19,10 @@ from a temporary git worktree, so both columns come from one run on one machine.
 * session start: ``create_session("pi")`` until pi answers its RPC state request;
 * idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt;
 * concurrency: 8 VMs each with a pi session prompting at once (each prompt: a tool call round trip,
-  two LLM requests); wall time and per-prompt latency.
+  two LLM requests); wall time and per-prompt latency;
+* approvals: a pi ``write`` held by an ``ask`` rule: from pi starting the tool to the client seeing
+  the ``permission_request`` event, and from that event through ``respond_permission`` to pi having
+  run the tool (its ``tool_execution_end`` event at the client). ``--part approvals`` runs only this.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ sys.path.insert(0, str(ROOT))
 
 from actorq import setup  # noqa: E402
 from actorq.agent_os import _linux, agent_os, seccomp, software  # noqa: E402  # noqa: E402
-from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files  # noqa: E402
+from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files  # noqa: E402
 from actorq.agent_os.host import LAUNCH_ENV, VMHost, bwrap_path  # noqa: E402
 from actorq.agent_os.limits import Limits, Network  # noqa: E402
+from actorq.agent_os.permissions import Permissions, ask  # noqa: E402
 from actorq.agent_os.workspace import Workspace  # noqa: E402
 from actorq.server.serve import free_port  # noqa: E402
 from bench.report import write_results  # noqa: E402
@@ -259,7 +263,49 @@ async def run(quick: bool) -> dict[str, Any]:
             "max_ms": max(uncapped),
             "n": len(uncapped),
         }
+        results["approvals"] = await approvals(client, llm, 10 if quick else 30)
     return results
+
+
+async def approvals(client: Any, llm: FakeLLM, n: int) -> dict[str, Any]:
+    """Held-call round trips (module docstring), ``n`` of them in one pi session."""
+    h = client.vm.get_or_create(["approvals"])
+    for path, text in pi_agent_files(llm.url).items():
+        await h.write_file(f"/home/user/{path}", text)
+    policy = Permissions(rules=[ask("write")])
+    sid = (await h.create_session("pi", permissions=policy))["session_id"]
+    ask_ms, answer_ms = [], []
+    async with await h.connect() as conn:
+        events = aiter(conn)
+
+        async def until(name: str, kind: str | None = None) -> tuple[float, Any]:
+            async for ev in events:
+                if ev.name == name and (kind is None or ev.data.get("type") == kind):
+                    return time.perf_counter(), ev.data
+            raise RuntimeError("the event stream ended")
+
+        for i in range(n):
+            llm.script([Reply.tool_call("write", {"path": f"/home/user/held-{i}.txt", "content": "x"}), "ok"])
+            prompt = asyncio.create_task(h.send_prompt(sid, "write it"))
+            started, _ = await until("session_event", "tool_execution_start")
+            asked, req = await until("permission_request")
+            await h.respond_permission(sid, req["request_id"], "allow")
+            ran, _ = await until("session_event", "tool_execution_end")
+            assert (await prompt)["stop_reason"] == "stop"
+            ask_ms.append((asked - started) * 1000)
+            answer_ms.append((ran - asked) * 1000)
+    return {
+        "call_to_event_p50_ms": pct(ask_ms, 50),
+        "call_to_event_p99_ms": pct(ask_ms, 99),
+        "event_to_continue_p50_ms": pct(answer_ms, 50),
+        "event_to_continue_p99_ms": pct(answer_ms, 99),
+        "n": n,
+    }
+
+
+async def run_approvals(quick: bool) -> dict[str, Any]:
+    async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
+        return {"approvals": await approvals(client, llm, 10 if quick else 30)}
 
 
 BASELINE = "cd1ba91~1"  # the last revision before VMs were fenced (own uid, network, cgroups)
@@ -293,7 +339,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
+    ap.add_argument("--part", choices=["approvals"], help="run only this part (no baseline)")
     args = ap.parse_args()
+    if args.part == "approvals":
+        return approvals_only(args.quick, args.out)
     before = baseline(args.baseline, args.quick)
     res = asyncio.run(run(args.quick))
     b = before["results"] if before else None
@@ -359,8 +408,31 @@ def main() -> int:
         return f"{m['mean_mb']:.0f} / {m['max_mb']:.0f} MB ({m['sessions']} sessions)"
 
     table.add_row("idle pi session RSS (bwrap + node) mean / max", mem(b), mem(r), "")
+    _approval_row(table, r)
     Console(width=150).print(table)
     write_results(args.out, {**res, "baseline": before}, quick=args.quick)
+    return 0
+
+
+def _approval_row(table: Table, r: dict[str, Any]) -> None:
+    a = r.get("approvals")
+    if a is None:
+        return
+    for key, label in (
+        ("call_to_event", "approval: pi tool call -> permission_request event p50 / p99"),
+        ("event_to_continue", "approval: event -> respond -> pi ran the tool p50 / p99"),
+    ):
+        table.add_row(label, "", f"{a[key + '_p50_ms']:.1f} / {a[key + '_p99_ms']:.1f} ms", "")
+
+
+def approvals_only(quick: bool, out: str) -> int:
+    res = asyncio.run(run_approvals(quick))
+    table = Table(
+        "metric", "before", "after", "goal", title="actorq agent VM approvals" + (" (quick)" if quick else "")
+    )
+    _approval_row(table, res)
+    Console(width=150).print(table)
+    write_results(str(Path(out).with_name("agent_os_approvals.json")), res, quick=quick)
     return 0
 
 

@@ -161,6 +161,33 @@ class CronJob(_Fields):
     runs: int = 0
 
 
+@dataclass(frozen=True)
+class PermissionRequest(_Fields):
+    """A tool call an agent asked for and its VM's policy holds for an answer
+    (``list_permission_requests``, ``respond_permission``, the ``permission_request`` event)."""
+
+    request_id: str
+    session_id: str
+    tool: str  # the agent's name for the tool (pi: "bash"; ACP agents: the kind)
+    kind: str  # read | edit | delete | move | search | execute | think | fetch | other
+    title: str = ""
+    command: str | None = None
+    paths: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    input: Any = None  # the tool's arguments
+    status: str = "pending"  # "pending" | "allowed" | "denied" | "cancelled"
+    created_at: float = 0.0
+    expires_at: float = 0.0  # then it gets the policy's on_timeout answer
+    answered_at: float | None = None
+    answered_by: str | None = None  # "client" | "timeout" | "cancel"
+
+
+def _policy(value: Any) -> Any:
+    """A permissions policy as it travels to the VM: its JSON form (``to_dict``) if it has one."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
+
+
 RESULT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -175,6 +202,7 @@ RESULT_TYPES: dict[str, type] = {
         BatchWriteResult,
         FetchResult,
         CronJob,
+        PermissionRequest,
     )
 }
 _NAMES: dict[type, str] = {cls: name for name, cls in RESULT_TYPES.items()}
@@ -244,6 +272,7 @@ class AgentOSActions:
         env: dict[str, str] | None = None,
         cwd: str = HOME,
         additional_instructions: str | None = None,
+        permissions: Any = None,  # a Permissions (actorq.agent_os.permissions) or its to_dict() form
     ) -> Session:
         return cast(
             Session,
@@ -253,6 +282,7 @@ class AgentOSActions:
                 env=env,
                 cwd=cwd,
                 additional_instructions=additional_instructions,
+                permissions=_policy(permissions),
             ),
         )
 
@@ -362,6 +392,17 @@ class AgentOSActions:
     async def cancel_cron_job(self, job_id: str) -> bool:
         return cast(bool, await self.action("cancel_cron_job", job_id))
 
+    # permissions
+    async def list_permission_requests(self, session_id: str | None = None) -> list[PermissionRequest]:
+        return cast(
+            list[PermissionRequest], await self.action("list_permission_requests", session_id=session_id)
+        )
+
+    async def respond_permission(self, session_id: str, request_id: str, decision: str) -> PermissionRequest:
+        return cast(
+            PermissionRequest, await self.action("respond_permission", session_id, request_id, decision)
+        )
+
 
 class SyncAgentOSActions:
     """:class:`AgentOSActions` for the sync client (``create_sync_client(...).agent_os("vm")``)."""
@@ -376,6 +417,7 @@ class SyncAgentOSActions:
         env: dict[str, str] | None = None,
         cwd: str = HOME,
         additional_instructions: str | None = None,
+        permissions: Any = None,  # a Permissions (actorq.agent_os.permissions) or its to_dict() form
     ) -> Session:
         return cast(
             Session,
@@ -385,6 +427,7 @@ class SyncAgentOSActions:
                 env=env,
                 cwd=cwd,
                 additional_instructions=additional_instructions,
+                permissions=_policy(permissions),
             ),
         )
 
@@ -486,6 +529,12 @@ class SyncAgentOSActions:
 
     def cancel_cron_job(self, job_id: str) -> bool:
         return cast(bool, self.action("cancel_cron_job", job_id))
+
+    def list_permission_requests(self, session_id: str | None = None) -> list[PermissionRequest]:
+        return cast(list[PermissionRequest], self.action("list_permission_requests", session_id=session_id))
+
+    def respond_permission(self, session_id: str, request_id: str, decision: str) -> PermissionRequest:
+        return cast(PermissionRequest, self.action("respond_permission", session_id, request_id, decision))
 
 
 __all__ = [

@@ -21,7 +21,8 @@ NAMES = {
     "resume_session", "read_file", "write_file", "read_files", "write_files", "mkdir", "readdir",
     "readdir_recursive", "stat", "exists", "move", "delete_file", "exec", "spawn", "wait_process",
     "list_processes", "kill_process", "vm_fetch", "schedule_cron", "list_cron_jobs",
-    "cancel_cron_job", "cron_tick",
+    "cancel_cron_job", "cron_tick", "list_permission_requests", "respond_permission",
+    "permission_resume",
 }  # fmt: skip
 
 

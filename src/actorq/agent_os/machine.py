@@ -23,6 +23,7 @@ from actorq.agent_os.disk import DiskGuard
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.host import VMHost
 from actorq.agent_os.limits import Limits, Network
+from actorq.agent_os.permissions import Permissions
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
@@ -42,6 +43,7 @@ class VMConfig:
     agent_types: Mapping[str, AgentFactory]
     exec_limits: ExecLimits
     snapshot_interval: float | None
+    permissions: Permissions | None = None  # the policy of sessions that bring none of their own
 
 
 class Machine:

@@ -24,9 +24,11 @@ from actorq.agent_os import metrics
 from actorq.agent_os.actions import ACTIONS, cron, snapshots
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions
+from actorq.agent_os.approvals import Approvals
 from actorq.agent_os.files import VMFiles
 from actorq.agent_os.limits import Limits, Network
 from actorq.agent_os.machine import Machine, VMConfig, VMVars
+from actorq.agent_os.permissions import Permissions
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
@@ -38,7 +40,7 @@ from actorq.core import ActorContext, ActorDefinition, actor
 def _pi_factory(opts: DriverOptions, files: VMFiles) -> AgentDriver:
     from actorq.agent_os.agents.pi import PiDriver
 
-    return PiDriver(opts)
+    return PiDriver(opts, files=files)  # files: where its permission hook is written
 
 
 def _acp_factory(agent: AcpAgent) -> AgentFactory:
@@ -58,6 +60,7 @@ def agent_os(
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
     snapshot_interval: float | None = 300.0,
+    permissions: Permissions | None = None,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -69,8 +72,10 @@ def agent_os(
     tmp_mb=512)`` unless given (``limits.UNLIMITED`` for none); ``agents`` adds agent types beside
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
-    ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
-    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps; ``permissions``
+    (a :class:`~actorq.agent_os.permissions.Permissions`) is the policy on agents' tool calls in
+    every session that brings none of its own (``None``: every call runs). Other options go to
+    :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
     """
     sw = tuple(software)
     lim = Limits() if limits is None else limits
@@ -88,10 +93,11 @@ def agent_os(
         agent_types=agent_types,
         exec_limits=ExecLimits(timeout=exec_timeout, max_output=max_output),
         snapshot_interval=snapshot_interval,
+        permissions=Permissions.parse(permissions),
     )
     return actor(
         actions=ACTIONS,
-        state=lambda: {"sessions": {}, "cron": {}},
+        state=lambda: {"sessions": {}, "cron": {}, "permissions": {}},
         vars=functools.partial(VMVars, config),
         on_wake=_wake,
         on_sleep=_sleep,
@@ -150,8 +156,21 @@ def _machine(c: ActorContext, cfg: VMConfig, ws: Workspace) -> Machine:
     async def save() -> None:
         await c.save_state()
 
+    async def resume_later(session_id: str, request_id: str) -> None:
+        # a durable row, so the re-run also happens if the server dies before it starts
+        await c.schedule.after(0, "permission_resume", session_id, request_id)
+
+    approvals = Approvals(c.state, save, c.broadcast, resume_later)
     sessions = SessionManager(
-        c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, c.broadcast, save
+        c.actor_id,
+        c.state,
+        cfg.agent_types,
+        ws.files,
+        ws.sandbox.launch,
+        c.broadcast,
+        save,
+        approvals=approvals,
+        permissions=cfg.permissions,
     )
     machine = Machine(ws, processes, sessions)
     if cfg.limits.disk_mb is not None:
@@ -170,6 +189,8 @@ async def _sleep(c: ActorContext) -> None:
     if machine is None:
         return
     await machine.stop()
+    if machine.sessions.approvals is not None:
+        await machine.sessions.approvals.close()  # held requests stay in the state, for the next wake
     try:
         await snapshots.save(c, machine.host)  # after every process stopped: a quiet, whole home
     finally:

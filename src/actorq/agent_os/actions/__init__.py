@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from actorq.agent_os.actions import cron, files, network, processes, sessions
+from actorq.agent_os.actions import cron, files, network, permissions, processes, sessions
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
 ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
@@ -48,6 +48,10 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "list_cron_jobs": cron.list_cron_jobs,
     "cancel_cron_job": cron.cancel_cron_job,
     "cron_tick": cron.cron_tick,
+    # held tool calls of agents (permissions.py); permission_resume is internal, like cron_tick
+    "list_permission_requests": permissions.list_permission_requests,
+    "respond_permission": permissions.respond_permission,
+    "permission_resume": permissions.permission_resume,
 }
 
 __all__ = ["ACTIONS"]

@@ -7,6 +7,7 @@ do not.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from actorq.agent_os import metrics
 from actorq.agent_os.host import HOME
@@ -22,9 +23,14 @@ async def create_session(
     env: dict[str, str] | None = None,
     cwd: str = HOME,
     additional_instructions: str | None = None,
+    permissions: Any = None,
 ) -> Session:
     return await (await under_cap(c)).sessions.create(
-        agent_type, env=env, cwd=cwd, additional_instructions=additional_instructions
+        agent_type,
+        env=env,
+        cwd=cwd,
+        additional_instructions=additional_instructions,
+        permissions=permissions,
     )
 
 

@@ -7,10 +7,12 @@ processes inside the sandbox and a callback that broadcasts events to connected 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from actorq.agent_os.approvals import Verdict
+from actorq.agent_os.permissions import ToolRequest
 from actorq.agent_os.process import VMProcess
 from actorq.vm_types import PromptResult
 
@@ -22,6 +24,8 @@ class Launcher(Protocol):
 
 
 EventSink = Callable[[str, Any], None]  # broadcast(event_name, data) to the VM's connected clients
+# the session's permission policy: the verdict on one tool call (an "ask" waits for an answer)
+Permit = Callable[[ToolRequest], Awaitable[Verdict]]
 
 
 @dataclass
@@ -33,6 +37,7 @@ class DriverOptions:
     launcher: Launcher
     emit: EventSink
     resume_from: str | None = None  # VM path of a transcript to continue (resume_session)
+    permit: Permit | None = None  # None: no policy, every tool call runs (the sandbox is the boundary)
 
 
 class AgentDriver(Protocol):
