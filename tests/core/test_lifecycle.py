@@ -54,7 +54,7 @@ registry = setup(
             actions={"got": got, "plan": plan, "tick": tick, "ticks": ticks},
             state=dict,
             sleep_timeout=0.2,
-        )
+        ),
     }
 )
 

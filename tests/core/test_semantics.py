@@ -324,7 +324,6 @@ async def test_a_response_failing_its_type_raises_to_the_handler_and_leaves_it_o
     assert err.details[0]["loc"] == ["summary"]
 
 
-
 async def test_a_background_task_is_a_receiver_of_its_own(client: Actors) -> None:
     h = client.manual.get_or_create(["bg"])
     await h.send("tasks", {"v": 6})

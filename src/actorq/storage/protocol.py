@@ -118,6 +118,18 @@ class Lease:
     ttl_left: float  # seconds until the owner's lease expires
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A registered node and the actors it holds a live lease on (some of them, by id)."""
+
+    node_id: str
+    address: str | None
+    started_at: float
+    heartbeat_at: float
+    actor_count: int  # live leases it holds
+    actors: list[str]  # the first of them by actor id
+
+
 @runtime_checkable
 class LeasedStorage(Protocol):
     """What a storage shared by several server nodes adds (PostgreSQL): node registration,
@@ -176,6 +188,11 @@ class LeasedStorage(Protocol):
 
     async def watch(self, actor_id: str, msg_id: int) -> MessageRecord | None:
         """Ask to be told (``on_done``) when the message finishes; returns it as it is now."""
+        ...
+
+    async def nodes(self, actors_per_node: int) -> list[NodeRecord]:
+        """The registered nodes, oldest first, each with up to ``actors_per_node`` of the actors
+        it holds a live lease on (a plain read, for operators)."""
         ...
 
 

@@ -120,6 +120,16 @@ DELETE FROM nodes WHERE heartbeat_at < extract(epoch from clock_timestamp()) - $
 -- name: heartbeat
 UPDATE nodes SET heartbeat_at = extract(epoch from clock_timestamp()) WHERE node_id = $1;
 
+-- name: list_nodes
+SELECT node_id, address, started_at, heartbeat_at FROM nodes ORDER BY started_at, node_id;
+
+-- name: node_actors
+SELECT node_id, actor_id, held FROM (
+    SELECT node_id, actor_id, count(*) OVER (PARTITION BY node_id) AS held,
+           row_number() OVER (PARTITION BY node_id ORDER BY actor_id) AS n
+    FROM leases WHERE node_id IS NOT NULL AND expires_at > extract(epoch from clock_timestamp())
+) AS live WHERE n <= $1 ORDER BY node_id, actor_id;
+
 -- name: deregister_node
 DELETE FROM nodes WHERE node_id = $1;
 
