@@ -442,7 +442,7 @@ def main() -> int:
     ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
     ap.add_argument(
-        "--part", choices=["all", "approvals", "history"], default="all", help="run only this part (no baseline)"
+        "--part", choices=["all", "approvals", "history"], default="all", help="only this part (no baseline)"
     )
     args = ap.parse_args()
     if args.part == "approvals":
