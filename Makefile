@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # agent VMs: bubblewrap runs every VM process, slirp4netns carries a VM's outbound connections,
-# iproute2 fences its network; chromium renders the /docs page in its browser test;
-# apt-get needs root (or sudo) the first time only
+# iproute2 fences its network; chromium renders the /docs page and the web inspector in their
+# browser tests (Playwright drives /usr/bin/chromium: it downloads no browser); apt-get needs root
+# (or sudo) the first time only
 system:
 	@command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v ip >/dev/null \
 	  && command -v chromium >/dev/null || { \

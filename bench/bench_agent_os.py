@@ -3,6 +3,7 @@
   python bench/bench_agent_os.py            # full run: this tree and the baseline, side by side
   python bench/bench_agent_os.py --quick    # small counts
   python bench/bench_agent_os.py --baseline none   # this tree only
+  python bench/bench_agent_os.py --part history --quick   # the event history only
 
 Everything runs through a real server (``registry.test()``: uvicorn on loopback, SQLite) and the
 async client, with the real pi binary in bubblewrap sandboxes talking to the local fake LLM
@@ -19,7 +20,12 @@ from a temporary git worktree, so both columns come from one run on one machine.
 * session start: ``create_session("pi")`` until pi answers its RPC state request;
 * idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt;
 * concurrency: 8 VMs each with a pi session prompting at once (each prompt: a tool call round trip,
-  two LLM requests); wall time and per-prompt latency.
+  two LLM requests); wall time and per-prompt latency;
+* approvals: a pi ``write`` held by an ``ask`` rule: from pi starting the tool to the client seeing
+  the ``permission_request`` event, and from that event through ``respond_permission`` to pi having
+  run the tool (its ``tool_execution_end`` event at the client). ``--part approvals`` runs only this.
+* ``--part history``: the event history (appending, a wake holding 10,000 events, a late client's
+  catch-up on all of them), written to ``bench/results/agent_os_history.json``.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ sys.path.insert(0, str(ROOT))
 
 from actorq import setup  # noqa: E402
 from actorq.agent_os import _linux, agent_os, seccomp, software  # noqa: E402  # noqa: E402
-from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files  # noqa: E402
+from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files  # noqa: E402
 from actorq.agent_os.host import LAUNCH_ENV, VMHost, bwrap_path  # noqa: E402
 from actorq.agent_os.limits import Limits, Network  # noqa: E402
+from actorq.agent_os.permissions import Permissions, ask  # noqa: E402
 from actorq.agent_os.workspace import Workspace  # noqa: E402
 from actorq.server.serve import free_port  # noqa: E402
 from bench.report import write_results  # noqa: E402
@@ -298,7 +305,148 @@ async def run(quick: bool) -> dict[str, Any]:
             "max_ms": max(uncapped),
             "n": len(uncapped),
         }
+        results["approvals"] = await approvals(client, llm, 10 if quick else 30)
     return results
+
+
+async def approvals(client: Any, llm: FakeLLM, n: int) -> dict[str, Any]:
+    """Held-call round trips (module docstring), ``n`` of them in one pi session."""
+    h = client.vm.get_or_create(["approvals"])
+    for path, text in pi_agent_files(llm.url).items():
+        await h.write_file(f"/home/user/{path}", text)
+    policy = Permissions(rules=[ask("write")])
+    sid = (await h.create_session("pi", permissions=policy))["session_id"]
+    ask_ms, answer_ms = [], []
+    async with await h.connect() as conn:
+        events = aiter(conn)
+
+        async def until(name: str, kind: str | None = None) -> tuple[float, Any]:
+            async for ev in events:
+                if ev.name == name and (kind is None or ev.data.get("type") == kind):
+                    return time.perf_counter(), ev.data
+            raise RuntimeError("the event stream ended")
+
+        for i in range(n):
+            llm.script([Reply.tool_call("write", {"path": f"/home/user/held-{i}.txt", "content": "x"}), "ok"])
+            prompt = asyncio.create_task(h.send_prompt(sid, "write it"))
+            started, _ = await until("session_event", "tool_execution_start")
+            asked, req = await until("permission_request")
+            await h.respond_permission(sid, req["request_id"], "allow")
+            ran, _ = await until("session_event", "tool_execution_end")
+            assert (await prompt)["stop_reason"] == "stop"
+            ask_ms.append((asked - started) * 1000)
+            answer_ms.append((ran - asked) * 1000)
+    return {
+        "call_to_event_p50_ms": pct(ask_ms, 50),
+        "call_to_event_p99_ms": pct(ask_ms, 99),
+        "event_to_continue_p50_ms": pct(answer_ms, 50),
+        "event_to_continue_p99_ms": pct(answer_ms, 99),
+        "n": n,
+    }
+
+
+async def run_approvals(quick: bool) -> dict[str, Any]:
+    async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
+        return {"approvals": await approvals(client, llm, 10 if quick else 30)}
+
+
+async def history_bench(quick: bool) -> dict[str, Any]:
+    """A VM's event history: the cost of numbering and appending one event, the wake of a VM whose
+    history holds 10,000 events, and a late client's catch-up on all of them (``get_events`` from
+    0, in pages of 1,000 and in one page of 10,000; one session's events out of them)."""
+    from actorq.agent_os.history import HISTORY_FILE, History
+
+    n = 10_000
+    rounds = 3 if quick else 10
+    out: dict[str, Any] = {"events": n}
+    root = Path(tempfile.mkdtemp(prefix="actorq-bench-history-"))
+    try:
+        h = await History.open(root / "alone.jsonl", limit=n)
+        event = {"session_id": "ses_bench", "type": "message_update", "delta": "x" * 120}
+        t = time.perf_counter()
+        for _ in range(n):
+            h.record("session_event", event)
+        out["record_us"] = (time.perf_counter() - t) / n * 1e6
+        await h.close()
+        reg = setup(use={"vm": agent_os(software=[software.common], network=False)})
+        data = root / "data"
+        async with reg.test(storage=data) as client:
+            await client.vm.get_or_create(["history"]).exec("true")
+        (actor_dir,) = (data / "actors").iterdir()
+        h = await History.open(actor_dir / HISTORY_FILE, limit=n)
+        for i in range(n):  # one event in four a session's, the rest process output
+            if i % 4 == 0:
+                h.record("session_event", {**event, "session_id": "ses_one"})
+            else:
+                h.record("process_output", {"pid": 1, "stream": "stdout", "data": "y" * 120})
+        await h.close()
+        async with reg.test(storage=data) as client:
+            vm = client.vm.get_or_create(["history"])
+            await vm.resolve()
+            t = time.perf_counter()
+            await vm.exec("true")
+            out["wake_with_10k_ms"] = (time.perf_counter() - t) * 1000
+            await vm.exec("true")
+            fresh = client.vm.get_or_create(["no-history"])
+            await fresh.resolve()
+            t = time.perf_counter()
+            await fresh.exec("true")
+            out["wake_without_history_ms"] = (time.perf_counter() - t) * 1000
+            pages, whole, session = [], [], []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                since, got = 0, 0
+                while True:
+                    page = await vm.get_events(since=since, limit=1000)
+                    got += len(page.events)
+                    since = page.next_since
+                    if not page.more:
+                        break
+                pages.append((time.perf_counter() - t) * 1000)
+                assert got >= n, got
+                t = time.perf_counter()
+                page = await vm.get_events(since=0, limit=n)
+                whole.append((time.perf_counter() - t) * 1000)
+                assert len(page.events) == n
+                t = time.perf_counter()
+                page = await vm.get_session_events("ses_one", since=0, limit=n)
+                session.append((time.perf_counter() - t) * 1000)
+                assert len(page.events) == n // 4
+            out["catch_up_10k_pages_of_1000_ms"] = {"p50_ms": pct(pages, 50), "max_ms": max(pages)}
+            out["catch_up_10k_one_page_ms"] = {"p50_ms": pct(whole, 50), "max_ms": max(whole)}
+            out["session_2500_of_10k_ms"] = {"p50_ms": pct(session, 50), "max_ms": max(session)}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def history_main(quick: bool, out: str) -> int:
+    r = asyncio.run(history_bench(quick))
+    table = Table("metric", "value", "goal", title="agent VM event history" + (" (quick)" if quick else ""))
+    table.add_row("number + append one event", f"{r['record_us']:.1f} us", "")
+    table.add_row(
+        "wake of a VM holding 10,000 events (exec true) / of a fresh VM",
+        f"{r['wake_with_10k_ms']:.0f} / {r['wake_without_history_ms']:.0f} ms",
+        "",
+    )
+    table.add_row(
+        "catch up 10,000 events, pages of 1,000: p50 / max",
+        _p(r, "catch_up_10k_pages_of_1000_ms", "p50_ms", "max_ms", ".0f"),
+        "fast (< 1 s)",
+    )
+    table.add_row(
+        "catch up 10,000 events, one page: p50 / max",
+        _p(r, "catch_up_10k_one_page_ms", "p50_ms", "max_ms", ".0f"),
+        "",
+    )
+    table.add_row(
+        "one session's 2,500 events out of 10,000: p50 / max",
+        _p(r, "session_2500_of_10k_ms", "p50_ms", "max_ms", ".0f"),
+        "",
+    )
+    Console(width=150).print(table)
+    write_results(out, r, quick=quick)
+    return 0
 
 
 BASELINE = "cd1ba91~1"  # the last revision before VMs were fenced (own uid, network, cgroups)
@@ -332,7 +480,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
+    ap.add_argument(
+        "--part", choices=["all", "approvals", "history"], default="all", help="only this part (no baseline)"
+    )
     args = ap.parse_args()
+    if args.part == "approvals":
+        return approvals_only(args.quick, args.out)
+    if args.part == "history":
+        out = args.out.replace("agent_os.json", "agent_os_history.json")
+        return history_main(args.quick, out)
     before = baseline(args.baseline, args.quick)
     res = asyncio.run(run(args.quick))
     b = before["results"] if before else None
@@ -410,8 +566,31 @@ def main() -> int:
         return f"{m['mean_mb']:.0f} / {m['max_mb']:.0f} MB ({m['sessions']} sessions)"
 
     table.add_row("idle pi session RSS (bwrap + node) mean / max", mem(b), mem(r), "")
+    _approval_row(table, r)
     Console(width=150).print(table)
     write_results(args.out, {**res, "baseline": before}, quick=args.quick)
+    return 0
+
+
+def _approval_row(table: Table, r: dict[str, Any]) -> None:
+    a = r.get("approvals")
+    if a is None:
+        return
+    for key, label in (
+        ("call_to_event", "approval: pi tool call -> permission_request event p50 / p99"),
+        ("event_to_continue", "approval: event -> respond -> pi ran the tool p50 / p99"),
+    ):
+        table.add_row(label, "", f"{a[key + '_p50_ms']:.1f} / {a[key + '_p99_ms']:.1f} ms", "")
+
+
+def approvals_only(quick: bool, out: str) -> int:
+    res = asyncio.run(run_approvals(quick))
+    table = Table(
+        "metric", "before", "after", "goal", title="actorq agent VM approvals" + (" (quick)" if quick else "")
+    )
+    _approval_row(table, res)
+    Console(width=150).print(table)
+    write_results(str(Path(out).with_name("agent_os_approvals.json")), res, quick=quick)
     return 0
 
 

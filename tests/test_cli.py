@@ -205,6 +205,7 @@ def test_send_wait_returns_the_response_and_result_finds_it_later(url: str) -> N
     assert run.code == 0, run.err
     got = run.json()
     assert got["status"] == "completed" and got["response"] == {"echo": {"q": "hi"}}
+    assert got["attempt"] == 1
     later = at(url, "result", "asker", "w1", str(got["id"]))
     assert later.code == 0 and later.json() == {
         "id": got["id"],
@@ -280,6 +281,9 @@ def test_failed_message_is_dead_lettered_listed_retried_and_deleted(url: str) ->
     assert failed.code == 1
     got = failed.json()
     assert got["status"] == "failed" and "broken on attempt 2" in got["error"]
+    assert got["attempt"] == 2, "the waited answer counts deliveries like the dead letter"
+    looked_up = at(url, "result", "jobs", "dl", str(got["id"])).json()
+    assert (looked_up["status"], looked_up["attempt"]) == ("failed", 2)
 
     shown = at(url, "queue", "jobs", "dl")
     assert table_rows(shown.out, "tasks") == [["tasks", "0", "0", "0", "0", "1", "1000"]]

@@ -66,7 +66,10 @@ def kind(request: pytest.FixtureRequest) -> str:
 def parity_flow(twin: Twin, key: str) -> list[Any]:
     """Every kind of call a handle makes, and what each answered."""
     h = twin.client.api.get_or_create([key])
-    out: list[Any] = [twin(h.send, "jobs", {"n": 2}, wait=True, timeout=5).response]
+    done = twin(h.send, "jobs", {"n": 2}, wait=True, timeout=5)
+    out: list[Any] = [done.response, (done.status, done.attempt, done.queue)]
+    looked_up = twin(h.result, done.id)
+    out.append((looked_up.status, looked_up.attempt))
     out.append(twin(h.shout, "x"))
     out.append(twin(h.action, "shout", "y"))
     receipt = twin(h.send, "idle", 1)
@@ -85,7 +88,7 @@ async def test_async_and_sync_clients_agree() -> None:
         sync_out = await asyncio.to_thread(parity_flow, sync, "parity")
         async_out = await asyncio.to_thread(parity_flow, asynchronous, "parity-async")
         assert sync_out == async_out
-        assert sync_out[:3] == [{"doubled": 4}, "X", "Y"]
+        assert sync_out[:5] == [{"doubled": 4}, ("completed", 1, "jobs"), ("completed", 1), "X", "Y"]
         await asyncio.to_thread(sync.close)
         await asyncio.to_thread(asynchronous.close)
 

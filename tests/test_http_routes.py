@@ -156,7 +156,7 @@ async def test_openapi_document(http: httpx.AsyncClient) -> None:
         "unavailable",
     }
     listing = {p["name"] for p in doc["paths"]["/v1/actors"]["get"]["parameters"]}
-    assert listing == {"name", "limit", "after"}
+    assert listing == {"name", "limit", "after", "key_prefix"}
 
     actors = doc["x-actorq-actors"]
     assert set(actors) == set(registry.definitions)
@@ -225,7 +225,7 @@ async def test_list_actors_with_name_filter_and_pagination(
     r = await http.get("/v1/actors")
     everyone = r.json()["actors"]
     assert [a["actor_id"] for a in everyone] == sorted(ids), "ordered by actor id"
-    assert all(set(a) == {"actor_id", "name", "key", "created"} for a in everyone)
+    assert all(set(a) == {"actor_id", "name", "key", "created", "awake"} for a in everyone)
     assert sorted(a["key"][0] for a in everyone if a["name"] == "store") == ["s0", "s1"]
 
     inboxes = (await http.get("/v1/actors", params={"name": "inbox"})).json()["actors"]
@@ -351,7 +351,7 @@ async def test_pending_and_in_flight_listing(client: AsyncClient, http: httpx.As
             await wait_for(lambda: _in_flight_is(http, gid, 1), "message 1 in flight")
     in_flight = (await http.get(f"/v1/actors/{gid}/messages", params={"status": "in_flight"})).json()
     [m] = in_flight["messages"]
-    assert set(m) == {"id", "queue", "attempt", "created_at", "available_at"}
+    assert set(m) == {"id", "queue", "attempt", "created_at", "available_at", "body"}
     assert (m["id"], m["queue"], m["attempt"]) == (1, "in", 1)
     assert t0 - 1 < m["created_at"] <= time.time()
     pending = (await http.get(f"/v1/actors/{gid}/messages")).json()["messages"]  # default: pending

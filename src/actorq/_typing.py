@@ -141,10 +141,20 @@ def dumps(value: Any) -> str:
 # Action arguments and results may hold bytes (an agent VM's read_file); JSON has none, so on the
 # wire a bytes value is the object {"$bytes": "<base64>"} in either direction.
 BYTES_KEY = "$bytes"
+# exact types that need nothing done: checked first, since large answers (a VM's event history)
+# are mostly these, and one set lookup is cheaper than the isinstance chain below
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def encode_bytes(value: Any) -> Any:
     """``value`` as JSON-ready data, with every ``bytes`` tagged (dataclasses and models too)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else encode_bytes(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _PLAIN else encode_bytes(v) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {BYTES_KEY: base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, dict):
@@ -162,15 +172,17 @@ def encode_bytes(value: Any) -> Any:
 
 def decode_bytes(value: Any) -> Any:
     """Undo :func:`encode_bytes`: ``{"$bytes": "..."}`` objects become ``bytes`` again."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         if len(value) == 1 and BYTES_KEY in value and isinstance(value[BYTES_KEY], str):
             try:
                 return base64.b64decode(value[BYTES_KEY], validate=True)
             except ValueError:
                 raise BadRequest(f"{BYTES_KEY} must hold base64") from None
-        return {k: decode_bytes(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else decode_bytes(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode_bytes(v) for v in value]
+        return [v if type(v) in _PLAIN else decode_bytes(v) for v in value]
     return value
 
 

@@ -26,6 +26,7 @@ from actorq._version import __version__
 from actorq.app import App
 from actorq.client import SyncActorHandle, SyncClient, create_sync_client
 from actorq.errors import ActorqError
+from actorq.results import SendResult
 
 app = typer.Typer(help="actorq: durable actors with queues.", no_args_is_help=True, add_completion=False)
 
@@ -153,6 +154,11 @@ def print_json(value: Any) -> None:
     _console().print_json(json.dumps(value, default=_plain))
 
 
+def result_json(r: SendResult) -> dict[str, Any]:
+    """A waited send and a look-up print the same fields (``attempt``: deliveries so far)."""
+    return {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
+
+
 def exit_unless_completed(status: str) -> None:
     """After a wait, a script must be able to tell "done" from "failed" or "not yet" by the exit code."""
     if status != "completed":
@@ -248,7 +254,7 @@ def send(
                 r = h.send(
                     queue, value, wait=True, timeout=timeout, delay=delay, idempotency_key=idempotency_key
                 )
-            print_json({"id": r.id, "status": r.status, "response": r.response, "error": r.error})
+            print_json(result_json(r))
             exit_unless_completed(r.status)
             return
         receipt = h.send(queue, value, delay=delay, idempotency_key=idempotency_key)
@@ -447,9 +453,7 @@ def result(
     """Look up a message's status and response by id."""
     with session(ctx, url, token) as client:
         r = handle(client, actor, key).result(message_id, wait=wait, timeout=timeout)
-    print_json(
-        {"id": r.id, "status": r.status, "response": r.response, "error": r.error, "attempt": r.attempt}
-    )
+    print_json(result_json(r))
     if wait:
         exit_unless_completed(r.status)
 

@@ -261,8 +261,44 @@ class ActorDetail(Actor):
 
 
 @_answer
+class ListedActor(Actor):
+    awake: NotRequired[Annotated[bool, Field(default=False, description="awake in this server process")]]
+
+
+@_answer
 class ActorList(TypedDict):
-    actors: list[Actor]
+    actors: list[ListedActor]
+    next_after: NotRequired[
+        Annotated[
+            str | None,
+            Field(
+                default=None,
+                description="pass as `after` for the next page; null when there is no more",
+            ),
+        ]
+    ]
+
+
+@_answer
+class ActorState(TypedDict):
+    state: Annotated[Any, Field(description="the actor's persisted state as JSON; null until first saved")]
+
+
+@_answer
+class ClusterNode(TypedDict):
+    node: Annotated[str, Field(description="the node's id; 'local' for a server without a cluster")]
+    address: str | None
+    this_node: Annotated[bool, Field(description="the node that answered this request")]
+    started_at: float | None
+    heartbeat_at: float | None
+    actor_count: Annotated[int, Field(ge=0, description="actors it runs now (holds a live lease on)")]
+    actors: Annotated[list[str], Field(description="the first of them by actor id (at most `limit`)")]
+
+
+@_answer
+class NodeList(TypedDict):
+    clustered: Annotated[bool, Field(description="several nodes share a PostgreSQL database")]
+    nodes: list[ClusterNode]
 
 
 @_answer
@@ -325,6 +361,7 @@ class PendingMessage(TypedDict):
     attempt: Annotated[int, Field(ge=0)]
     created_at: float
     available_at: float
+    body: NotRequired[Annotated[Any, Field(default=None, description="the message's body")]]
 
 
 @_answer

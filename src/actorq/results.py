@@ -27,7 +27,8 @@ class SendResult(Generic[R]):
 
     ``completed``: ``response`` holds the response (``None`` for a plain acknowledgement).
     ``failed``: dead-lettered; ``error`` says why. ``timed_out``: still queued or running; look it
-    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait.
+    up later by ``id``. ``pending`` / ``in_flight``: a look-up that did not wait. ``attempt``: how
+    many times the message was delivered so far (the handler's ``message.attempt``; 0 if never).
 
     ``R`` is what ``response`` may hold: ``Any`` for a send by queue name; for a send by queue
     reference (``queue(Body, Verdict)``) it is ``Verdict | None``, since only a completed message

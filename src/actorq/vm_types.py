@@ -184,6 +184,52 @@ class CronJob(_Fields):
     runs: int = 0
 
 
+@dataclass(frozen=True)
+class PermissionRequest(_Fields):
+    """A tool call an agent asked for and its VM's policy holds for an answer
+    (``list_permission_requests``, ``respond_permission``, the ``permission_request`` event)."""
+
+    request_id: str
+    session_id: str
+    tool: str  # the agent's name for the tool (pi: "bash"; ACP agents: the kind)
+    kind: str  # read | edit | delete | move | search | execute | think | fetch | other
+    title: str = ""
+    command: str | None = None
+    paths: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    input: Any = None  # the tool's arguments
+    status: str = "pending"  # "pending" | "allowed" | "denied" | "cancelled"
+    created_at: float = 0.0
+    expires_at: float = 0.0  # then it gets the policy's on_timeout answer
+    answered_at: float | None = None
+    answered_by: str | None = None  # "client" | "timeout" | "cancel"
+
+
+def _policy(value: Any) -> Any:
+    """A permissions policy as it travels to the VM: its JSON form (``to_dict``) if it has one."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
+
+
+# -- event history -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventPage(_Fields):
+    """A page of a VM's numbered events (``get_events`` / ``get_session_events``).
+
+    ``events``: ``{"seq", "time", "name", "data"}`` each, oldest first, ``data`` as it was broadcast
+    (its ``seq`` included); ``first_seq``: from it on, the VM let no event go; ``last_seq``: the
+    newest it recorded; ``next_since``: the ``since`` of the next page; ``more``: a next page
+    holds more; ``dropped``: events after the ``since`` asked for are gone (older than ``first_seq``).
+    """
+
+    events: list[dict[str, Any]]
+    first_seq: int
+    last_seq: int
+    next_since: int
+    more: bool = False
+    dropped: bool = False
+
+
 RESULT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -200,6 +246,8 @@ RESULT_TYPES: dict[str, type] = {
         FetchResult,
         PreviewUrl,
         CronJob,
+        PermissionRequest,
+        EventPage,
     )
 }
 _NAMES: dict[type, str] = {cls: name for name, cls in RESULT_TYPES.items()}
@@ -270,6 +318,7 @@ class AgentOSActions:
         cwd: str = HOME,
         additional_instructions: str | None = None,
         mcp_servers: list[dict[str, Any]] | None = None,
+        permissions: Any = None,  # a Permissions (actorq.agent_os.permissions) or its to_dict() form
     ) -> Session:
         return cast(
             Session,
@@ -280,6 +329,7 @@ class AgentOSActions:
                 cwd=cwd,
                 additional_instructions=additional_instructions,
                 mcp_servers=mcp_servers,
+                permissions=_policy(permissions),
             ),
         )
 
@@ -391,6 +441,42 @@ class AgentOSActions:
     async def kill_process(self, pid: int, *, signal: int = 9) -> None:
         await self.action("kill_process", pid, signal=signal)
 
+    async def write_process_stdin(self, pid: int, data: str | bytes) -> int:
+        return cast(int, await self.action("write_process_stdin", pid, data))
+
+    async def close_process_stdin(self, pid: int) -> None:
+        await self.action("close_process_stdin", pid)
+
+    # shells
+    async def open_shell(
+        self,
+        *,
+        command: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str = HOME,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        return cast(
+            str, await self.action("open_shell", command=command, cols=cols, rows=rows, cwd=cwd, env=env)
+        )
+
+    async def write_shell(self, shell_id: str, data: str | bytes) -> int:
+        return cast(int, await self.action("write_shell", shell_id, data))
+
+    async def resize_shell(self, shell_id: str, cols: int, rows: int) -> None:
+        await self.action("resize_shell", shell_id, cols, rows)
+
+    async def close_shell(self, shell_id: str) -> None:
+        await self.action("close_shell", shell_id)
+
+    # event history
+    async def get_events(self, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, await self.action("get_events", since=since, limit=limit))
+
+    async def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, await self.action("get_session_events", session_id, since=since, limit=limit))
+
     # network
     async def vm_fetch(
         self,
@@ -428,6 +514,17 @@ class AgentOSActions:
     async def cancel_cron_job(self, job_id: str) -> bool:
         return cast(bool, await self.action("cancel_cron_job", job_id))
 
+    # permissions
+    async def list_permission_requests(self, session_id: str | None = None) -> list[PermissionRequest]:
+        return cast(
+            list[PermissionRequest], await self.action("list_permission_requests", session_id=session_id)
+        )
+
+    async def respond_permission(self, session_id: str, request_id: str, decision: str) -> PermissionRequest:
+        return cast(
+            PermissionRequest, await self.action("respond_permission", session_id, request_id, decision)
+        )
+
 
 class SyncAgentOSActions:
     """:class:`AgentOSActions` for the sync client (``create_sync_client(...).agent_os("vm")``)."""
@@ -443,6 +540,7 @@ class SyncAgentOSActions:
         cwd: str = HOME,
         additional_instructions: str | None = None,
         mcp_servers: list[dict[str, Any]] | None = None,
+        permissions: Any = None,  # a Permissions (actorq.agent_os.permissions) or its to_dict() form
     ) -> Session:
         return cast(
             Session,
@@ -453,6 +551,7 @@ class SyncAgentOSActions:
                 cwd=cwd,
                 additional_instructions=additional_instructions,
                 mcp_servers=mcp_servers,
+                permissions=_policy(permissions),
             ),
         )
 
@@ -554,6 +653,40 @@ class SyncAgentOSActions:
     def kill_process(self, pid: int, *, signal: int = 9) -> None:
         self.action("kill_process", pid, signal=signal)
 
+    def write_process_stdin(self, pid: int, data: str | bytes) -> int:
+        return cast(int, self.action("write_process_stdin", pid, data))
+
+    def close_process_stdin(self, pid: int) -> None:
+        self.action("close_process_stdin", pid)
+
+    # shells
+    def open_shell(
+        self,
+        *,
+        command: str | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str = HOME,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        return cast(str, self.action("open_shell", command=command, cols=cols, rows=rows, cwd=cwd, env=env))
+
+    def write_shell(self, shell_id: str, data: str | bytes) -> int:
+        return cast(int, self.action("write_shell", shell_id, data))
+
+    def resize_shell(self, shell_id: str, cols: int, rows: int) -> None:
+        self.action("resize_shell", shell_id, cols, rows)
+
+    def close_shell(self, shell_id: str) -> None:
+        self.action("close_shell", shell_id)
+
+    # event history
+    def get_events(self, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, self.action("get_events", since=since, limit=limit))
+
+    def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
+        return cast(EventPage, self.action("get_session_events", session_id, since=since, limit=limit))
+
     def vm_fetch(
         self,
         port: int,
@@ -587,6 +720,12 @@ class SyncAgentOSActions:
 
     def cancel_cron_job(self, job_id: str) -> bool:
         return cast(bool, self.action("cancel_cron_job", job_id))
+
+    def list_permission_requests(self, session_id: str | None = None) -> list[PermissionRequest]:
+        return cast(list[PermissionRequest], self.action("list_permission_requests", session_id=session_id))
+
+    def respond_permission(self, session_id: str, request_id: str, decision: str) -> PermissionRequest:
+        return cast(PermissionRequest, self.action("respond_permission", session_id, request_id, decision))
 
 
 __all__ = [

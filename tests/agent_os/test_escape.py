@@ -426,12 +426,18 @@ async def test_race_delete_and_move_never_touch_the_host(
 
 
 async def _start_everything(vm: Any, env: dict[str, str]) -> list[str]:
-    """exec, spawn and a pi session, each with ``env``; what each said (for the failure message)."""
+    """exec, spawn, a shell and a pi session, each with ``env``; what each said (for the failure
+    message)."""
     said: list[str] = []
     r = await vm.exec("echo started", env=env)
     said.append(f"exec: {r['exit_code']} {r['stderr'][:200]}")
     p = await vm.spawn("sleep", ["0.2"], env=env)
     said.append(f"spawn: {await vm.wait_process(p['pid'], timeout=15)}")
+    shell = await vm.open_shell(env=env)
+    await vm.write_shell(shell, "echo started\n")
+    await asyncio.sleep(0.3)
+    await vm.close_shell(shell)
+    said.append("shell: opened")
     try:
         session = await vm.create_session("pi", env=env)
         said.append(f"pi: {session['status']}")
@@ -1115,3 +1121,79 @@ async def test_a_vm_learns_no_host_layout_but_its_homes_mount_root(
     assert not others, "the VM sees the data directory beyond its home's mount root:\n" + "\n".join(
         others[:5]
     )
+
+
+# ================================================================================================
+# 9. Terminals
+# ================================================================================================
+
+TIOCSTI_ALL = r"""
+import errno, fcntl, glob, json, os, sys, termios
+marker = "echo INJ''ECTED-" + sys.argv[1]  # prints INJECTED-<hex> only if it runs
+found = {"pts": sorted(os.listdir("/dev/pts"))}  # before ptmx below opens a new one
+targets = {"fd0": 0, "fd1": 1, "fd2": 2}
+for path in ["/dev/tty", "/dev/console", *sorted(glob.glob("/dev/pts/*"))]:
+    try:
+        targets[path] = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    except OSError as exc:
+        found[path] = "open: " + errno.errorcode.get(exc.errno, str(exc.errno))
+for name, fd in targets.items():
+    try:
+        for ch in marker + "\n":
+            fcntl.ioctl(fd, termios.TIOCSTI, ch.encode())
+        found[name] = "typed"
+    except OSError as exc:
+        found[name] = errno.errorcode.get(exc.errno, str(exc.errno))
+found["tty"] = os.ttyname(0)
+print("RESULT" + json.dumps(found) + "END")
+"""
+
+
+async def test_a_shell_cannot_type_into_any_terminal_or_reach_the_host(
+    client: AsyncClient, bait: t.Bait, tmp_path: Path
+) -> None:
+    """A VM's shell runs on a terminal of the VM's own devpts: ``TIOCSTI`` (typing into a terminal,
+    which would run commands in the shell reading it) is refused on it and on every terminal it can
+    open, the host's terminals are not there to open, and the shell sees nothing of the host."""
+    token = uuid.uuid4().hex
+    host_master, host_slave = os.openpty()  # stands for the terminal the server was started from
+    os.set_blocking(host_slave, False)
+    vm = client.vm.get_or_create(["terminal"])
+    script = await t.put(vm, "tiocsti.py", TIOCSTI_ALL)
+    seen: list[str] = []
+    async with await vm.connect() as conn:
+
+        async def collect() -> None:
+            async for ev in conn:
+                if ev.name == "shell_data":
+                    seen.append(ev.data["data"])
+
+        task = asyncio.create_task(collect())
+        try:
+            sid = await vm.open_shell()
+            await vm.write_shell(sid, f"python3 {script} {token}; cat {bait.file}; ls /proc/1/root/\n")
+            deadline = time.monotonic() + 15
+            while "END" not in "".join(seen).split("RESULT", 1)[-1]:
+                assert time.monotonic() < deadline, "".join(seen)[-2000:]
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # anything typed would have run by now
+            await vm.close_shell(sid)
+        finally:
+            task.cancel()
+    out = "".join(seen)
+    result = json.loads(out.split("RESULT", 1)[1].split("END", 1)[0].replace("\r\n", ""))
+    typed = [name for name, verdict in result.items() if verdict == "typed"]
+    assert typed == [], f"TIOCSTI typed into {typed}: {result}"
+    assert result["fd0"] == "EPERM" and result["/dev/tty"] == "EPERM", result
+    assert result["tty"].startswith("/dev/pts/") and result["pts"] == ["0", "ptmx"], result
+    assert t.HOST_TOKEN not in out
+    listing = out.rsplit("ls /proc/1/root/", 1)[-1].split()
+    assert "home" in listing and not {"root", "var", "boot", "srv"} & set(listing), listing
+    assert f"INJECTED-{token}" not in out, "a line typed by TIOCSTI ran in the shell"
+    try:
+        leaked = os.read(host_slave, 65536)
+    except BlockingIOError:
+        leaked = b""
+    assert token.encode() not in leaked
+    os.close(host_master)
+    os.close(host_slave)

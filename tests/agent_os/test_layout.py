@@ -21,7 +21,11 @@ NAMES = {
     "resume_session", "read_file", "write_file", "read_files", "write_files", "mkdir", "readdir",
     "readdir_recursive", "stat", "exists", "move", "delete_file", "exec", "spawn", "wait_process",
     "list_processes", "kill_process", "vm_fetch", "schedule_cron", "list_cron_jobs",
-    "cancel_cron_job", "cron_tick",
+    "cancel_cron_job", "cron_tick", "list_permission_requests", "respond_permission",
+    "permission_resume", "write_process_stdin", "close_process_stdin", "open_shell",
+    "write_shell", "resize_shell", "close_shell", "get_events", "get_session_events",
+    "get_modes", "set_mode", "get_config_options", "set_config_option", "set_model",
+    "create_signed_preview_url", "expire_signed_preview_url", "list_preview_urls", "preview_request",
 }  # fmt: skip
 
 

@@ -86,7 +86,7 @@ def test_the_typed_handles_list_every_action_with_its_signature() -> None:
     from actorq.agent_os.actions import ACTIONS
     from actorq.vm_types import RESULT_TYPES, AgentOSActions, SyncAgentOSActions
 
-    public = {n for n in ACTIONS if n != "cron_tick"}
+    public = {n for n in ACTIONS if n not in ("cron_tick", "permission_resume")}  # internal ones
     for cls in (AgentOSActions, SyncAgentOSActions):
         declared = {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
         assert declared - {"action"} == public, cls
@@ -99,6 +99,7 @@ def test_the_typed_handles_list_every_action_with_its_signature() -> None:
             assert [p.name for p in got if p.kind is p.KEYWORD_ONLY] == kw, (cls.__name__, name)
     assert set(RESULT_TYPES) >= {"Session", "PromptResult", "ExecResult", "ProcessInfo", "FileStat"}
     assert set(RESULT_TYPES) >= {"DirEntry", "FetchResult", "CronJob", "BatchReadResult", "BatchWriteResult"}
+    assert set(RESULT_TYPES) >= {"SessionModes", "PreviewUrl", "PermissionRequest", "EventPage"}
 
 
 def test_result_types_survive_the_wire_shape() -> None:

@@ -18,7 +18,7 @@ async def run(c: ActorContext) -> None:
         c.log.info("handling body %s", m.body)
         if m.body == "vm":
             r = await c.actors.offline.get_or_create(["logs"]).exec(
-                "test -n \"$API_KEY\" && echo set", env={"API_KEY": VM_SECRET}
+                'test -n "$API_KEY" && echo set', env={"API_KEY": VM_SECRET}
             )
             c.log.info("vm said %s", r.stdout.strip())
         await m.complete("ok")

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
-from actorq import ActorContext, CompletionError, actor, queue, setup
+from actorq import ActorContext, CompletionError, ValidationError, actor, queue, setup
 
 
 @dataclass
@@ -122,6 +122,12 @@ async def typed_loop(c: ActorContext) -> None:
             await m.complete({"summary": f"{m.body.x + m.body.y}"})
         elif m.name == "job":
             await m.complete({"summary": f"{m.body.name}x{m.body.weight}"})
+        elif m.name == "fix":
+            try:
+                await m.complete({"wrong": True})
+            except ValidationError as exc:  # the message stays open: complete it properly
+                typed_seen.append(exc)
+            await m.complete({"summary": "fixed"})
         else:
             await m.complete({"wrong": True})  # fails the response type: stays open → error
 
@@ -157,6 +163,72 @@ async def echo_loop(c: ActorContext) -> None:
         await m.complete({"echo": m.body, "key": c.key})
 
 
+async def manual_loop(c: ActorContext) -> None:
+    async for m in c.queue.iter(names=["a"]):
+        probe.seen.append((m.id, m.name, m.body, m.attempt))
+
+
+def _seen(m: Any) -> dict[str, Any]:
+    return {"body": m.body, "attempt": m.attempt}
+
+
+async def receive_open(c: ActorContext) -> dict[str, Any] | None:
+    """Receive a completable message and return without completing it: it goes back."""
+    m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+    return _seen(m) if m is not None else None
+
+
+async def receive_and_raise(c: ActorContext) -> None:
+    m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+    assert m is not None
+    raise RuntimeError(f"action failed on attempt {m.attempt}")
+
+
+async def receive_and_complete(c: ActorContext) -> dict[str, Any] | None:
+    m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+    if m is None:
+        return None
+    await m.complete({"ok": m.attempt})
+    return _seen(m)
+
+
+async def receive_plain(c: ActorContext) -> dict[str, Any] | None:
+    """A plain message received in an action is acknowledged when the action returns."""
+    m = await c.queue.next(names=["tasks"], timeout=5)
+    return _seen(m) if m is not None else None
+
+
+async def try_receive(c: ActorContext) -> dict[str, Any] | None:
+    m = await c.queue.try_next(names=["tasks"])
+    return _seen(m) if m is not None else None
+
+
+async def receive_plain_and_raise(c: ActorContext) -> None:
+    m = await c.queue.next(names=["tasks"], timeout=5)
+    assert m is not None
+    raise RuntimeError(f"action failed on attempt {m.attempt}")
+
+
+async def take_in_background(c: ActorContext) -> None:
+    """Start a background task that receives a completable and ends without completing it."""
+
+    async def take() -> None:
+        m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+        probe.errors.append(f"background took {m.id if m else None} on attempt {m.attempt if m else 0}")
+
+    c.keep_awake(take())
+
+
+async def hold(c: ActorContext) -> dict[str, Any]:
+    """Hold a completable message open until the probe's gate opens, then complete it."""
+    m = await c.queue.next(names=["tasks"], completable=True, timeout=5)
+    assert m is not None and probe.gate is not None
+    probe.errors.append(f"holding {m.id}")
+    await probe.gate.wait()
+    await m.complete({"held": m.id})
+    return _seen(m)
+
+
 registry = setup(
     use={
         "plain": actor(
@@ -183,6 +255,7 @@ registry = setup(
                 "point": queue(Point, ReviewOut),
                 "job": queue(Job, ReviewOut),
                 "bad": queue(Any, ReviewOut),
+                "fix": queue(Any, ReviewOut),
             },
             run=typed_loop,
         ),
@@ -192,5 +265,20 @@ registry = setup(
         ),
         "echo": actor(queues={"q": queue(Any)}, run=echo_loop),
         "fwd": actor(actions={"forward": forward}),
+        "manual": actor(
+            queues={"tasks": queue(Any, dict), "a": queue(Any)},
+            run=manual_loop,
+            actions={
+                "receive_open": receive_open,
+                "receive_and_raise": receive_and_raise,
+                "receive_and_complete": receive_and_complete,
+                "receive_plain": receive_plain,
+                "try_receive": try_receive,
+                "receive_plain_and_raise": receive_plain_and_raise,
+                "hold": hold,
+                "take_in_background": take_in_background,
+            },
+            max_attempts=6,
+        ),
     }
 )

@@ -40,15 +40,21 @@ async def ticks(c: ActorContext) -> Any:
     return c.state.get("ticks", [])
 
 
+async def take(c: ActorContext) -> Any:
+    m = await c.queue.next(timeout=5)
+    return m.body if m is not None else None
+
+
 registry = setup(
     use={
+        "inbox": actor(queues={"q": queue(Any)}, actions={"take": take}, sleep_timeout=0.2),
         "sleepy": actor(
             queues={"q": queue(Any)},
             run=run,
             actions={"got": got, "plan": plan, "tick": tick, "ticks": ticks},
             state=dict,
             sleep_timeout=0.2,
-        )
+        ),
     }
 )
 
@@ -80,6 +86,15 @@ async def test_sleep_after_idle_and_wake_on_message_and_action(open_actors: Open
 
 async def _not(coro: Any) -> bool:
     return not await coro
+
+
+async def test_an_actor_sleeps_after_an_action_took_a_message(open_actors: OpenActors) -> None:
+    async with open_actors(registry, sweep_interval=0.05) as client:
+        h = client.inbox.get_or_create(["i"])
+        sent = await h.send("q", "hello")
+        assert await h.take() == "hello"
+        assert (await h.result(sent.id)).status == "completed", "acknowledged when the action returned"
+        await until(lambda: _not(awake(client, h.actor_id or "")))
 
 
 async def test_delayed_message_wakes_a_sleeping_actor(open_actors: OpenActors) -> None:

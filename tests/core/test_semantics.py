@@ -238,3 +238,96 @@ async def test_state_survives_restart(open_actors: OpenActors, tmp_path: Path) -
     async with open_actors(registry, storage=tmp_path) as client:
         h = client.counter.get("p")
         assert await h.add(1) == 42
+
+
+async def test_attempt_is_the_number_of_deliveries_everywhere(client: Actors) -> None:
+    """A waited send, a result look-up and a dead letter say the same ``attempt``."""
+    h = client.plain.get_or_create(["attempts"])
+    first = await h.send("tasks", {}, wait=True, timeout=10)
+    assert (first.status, first.attempt, first.queue) == ("completed", 1, "tasks")
+    assert (await h.result(first.id)).attempt == 1
+    again = await h.send("tasks", {"fail_until": 1}, wait=True, timeout=10)
+    assert (again.status, again.attempt) == ("completed", 2)
+    assert (await h.result(again.id)).attempt == 2
+    dead = await h.send("tasks", {"fail_until": 99}, wait=True, timeout=10)
+    assert (dead.status, dead.attempt) == ("failed", 3), "max_attempts=3 deliveries"
+    assert (await h.result(dead.id)).attempt == 3
+    assert (await h.result(dead.id, wait=True, timeout=5)).attempt == 3
+    [letter] = await h.dead_letters()
+    assert letter.attempt == 3
+    r = client.req.get_or_create(["attempts"])
+    done = await r.send("ask", {"q": 1}, wait=True, timeout=5)
+    assert (done.status, done.attempt, done.queue) == ("completed", 1, "ask")
+    assert (await r.result(done.id)).attempt == 1
+    slow = await r.send("ask", {"sleep": 0.5}, wait=True, timeout=0.2)
+    assert (slow.status, slow.attempt) == ("timed_out", 1), "delivered once, still running"
+    assert (await r.result(slow.id, wait=True, timeout=5)).attempt == 1
+    pending = await h.send("tasks", {}, delay=60)
+    assert (await h.result(pending.id)).attempt == 0, "not delivered yet"
+
+
+async def test_message_received_in_an_action_goes_back_unless_completed(client: Actors) -> None:
+    h = client.manual.get_or_create(["m"])
+    sent = await h.send("tasks", {"v": 1})
+    assert await h.receive_open() == {"body": {"v": 1}, "attempt": 1}
+    assert await h.receive_open() == {"body": {"v": 1}, "attempt": 2}, "back at the head, attempt + 1"
+    with pytest.raises(ActorError, match="action failed on attempt 3"):
+        await h.receive_and_raise()
+    assert await h.receive_and_complete() == {"body": {"v": 1}, "attempt": 4}
+    done = await h.result(sent.id)
+    assert (done.status, done.response, done.attempt) == ("completed", {"ok": 4}, 4)
+    assert await h.try_receive() is None, "nothing left: the completed message is gone"
+
+
+async def test_plain_message_received_in_an_action(client: Actors) -> None:
+    h = client.manual.get_or_create(["p"])
+    sent = await h.send("tasks", {"v": 2})
+    later = await h.send("tasks", {"v": 3})
+    with pytest.raises(ActorError):
+        await h.receive_plain_and_raise()
+    assert await h.receive_plain() == {"body": {"v": 2}, "attempt": 2}, "redelivered ahead of later ones"
+    done = await h.result(sent.id)
+    assert (done.status, done.attempt) == ("completed", 2), "acknowledged when the action returned"
+    assert await h.receive_plain() == {"body": {"v": 3}, "attempt": 1}
+    assert (await h.result(later.id)).status == "completed"
+
+
+async def test_action_dead_letters_after_max_attempts(client: Actors) -> None:
+    h = client.manual.get_or_create(["d"])
+    waiting = asyncio.ensure_future(h.send("tasks", {"v": 4}, wait=True, timeout=20))
+    for attempt in range(1, 7):
+        assert await h.receive_open() == {"body": {"v": 4}, "attempt": attempt}
+    r = await waiting
+    assert (r.status, r.attempt) == ("failed", 6)
+    assert r.error is not None and "without completing" in r.error
+    [letter] = await h.dead_letters()
+    assert letter.attempt == 6
+
+
+async def test_a_message_held_by_an_action_does_not_block_the_run_loop(client: Actors) -> None:
+    probe.gate = asyncio.Event()
+    h = client.manual.get_or_create(["hold"])
+    await h.send("tasks", {"v": 5})
+    holding = asyncio.ensure_future(h.hold())
+    await until(lambda: bool(probe.errors))
+    r = await h.send("a", {"run": 1}, wait=True, timeout=10)
+    assert r.status == "completed" and [s[2] for s in probe.seen] == [{"run": 1}]
+    probe.gate.set()
+    assert await holding == {"body": {"v": 5}, "attempt": 1}
+
+
+async def test_a_response_failing_its_type_raises_to_the_handler_and_leaves_it_open(client: Actors) -> None:
+    r = await client.typed.get_or_create(["fix"]).send("fix", {}, wait=True, timeout=10)
+    assert (r.status, r.response, r.attempt) == ("completed", {"summary": "fixed"}, 1)
+    [err] = semantics.typed_seen[1:]
+    assert isinstance(err, ValidationError), "actorq's typed error, not pydantic's"
+    assert err.details[0]["loc"] == ["summary"]
+
+
+async def test_a_background_task_is_a_receiver_of_its_own(client: Actors) -> None:
+    h = client.manual.get_or_create(["bg"])
+    await h.send("tasks", {"v": 6})
+    await h.take_in_background()  # returns at once; its task outlives it
+    await until(lambda: bool(probe.errors))
+    assert probe.errors == ["background took 1 on attempt 1"]
+    assert await h.receive_open() == {"body": {"v": 6}, "attempt": 2}, "settled when the task ended"

@@ -132,6 +132,27 @@ async def test_queue_filter_and_state_saved_with_ack(storage: Storage) -> None:
     assert (await storage.load_actor(a)).state == '{"n":2}'  # type: ignore[union-attr]
 
 
+async def test_state_keeps_the_version_it_was_saved_at(storage: Storage) -> None:
+    a = await new_actor(storage)
+    rec = await storage.load_actor(a)
+    assert rec is not None and (rec.state, rec.state_version) == (None, 1), "version 1 until told"
+    await storage.save_state(a, '{"v":3}', version=3)
+    rec = await storage.load_actor(a)
+    assert rec is not None and (rec.state, rec.state_version) == ('{"v":3}', 3)
+    await storage.save_state(a, '{"v":4}')  # no version: the stored one stays
+    await storage.send(req(a), NOW)
+    await receive(storage, a, state='{"v":5}')
+    await storage.complete(a, 1, None, state='{"v":6}', now=NOW)
+    for rec in (
+        await storage.load_actor(a),
+        (await storage.resolve_actor("w", ("k",), create=True, must_create=False, new_id="x", now=NOW))[0],
+        (await storage.list_actors("w", 10, None))[0],
+    ):
+        assert rec is not None and (rec.state, rec.state_version) == ('{"v":6}', 3)
+    await storage.save_state(a, '{"v":1}', version=1)  # an older version may be written back too
+    assert (await storage.load_actor(a)).state_version == 1  # type: ignore[union-attr]
+
+
 async def test_complete(storage: Storage) -> None:
     a = await new_actor(storage)
     await storage.send(req(a), NOW)
@@ -188,6 +209,23 @@ async def test_dead_letters_via_release_and_receive(storage: Storage) -> None:
     assert [(m.id, m.attempt) for m in out.messages] == [(1, 1)], "retried: attempts start again"
     assert await storage.delete_dead(a, 2) and not await storage.delete_dead(a, 2)
     assert await storage.get_message(a, 2) is None
+
+
+async def test_release_with_no_attempts_left_dead_letters_at_once(storage: Storage) -> None:
+    """``max_attempts=0``: the core's way to dead-letter a message it cannot hand to a receiver
+    (a stored body that no longer fits its queue's type), with its reason, on first delivery."""
+    a = await new_actor(storage)
+    await storage.send(req(a, max_size=1), NOW)
+    await receive(storage, a)
+    dead = await storage.release(a, (1,), error="body no longer fits", max_attempts=0, now=NOW + 1)
+    assert [(d.id, d.status, d.attempt, d.error) for d in dead] == [
+        (1, MessageStatus.DEAD, 1, "body no longer fits")
+    ]
+    rec = await storage.get_message(a, 1)
+    assert rec is not None and (rec.status, rec.attempt, rec.completed_at) == (MessageStatus.DEAD, 1, NOW + 1)
+    assert rec.error == "body no longer fits"
+    await storage.send(req(a, max_size=1), NOW)  # the dead letter no longer counts against max_size
+    assert [s.dead for s in await storage.queue_stats(a, NOW)] == [1]
 
 
 async def test_max_size_counts_pending_only(storage: Storage) -> None:

@@ -13,7 +13,8 @@ Owns, by module:
   (single-path file actions), ``trees`` (descriptor walks), ``files`` (the async file actions on
   the host thread), ``snapshot`` (packing the home to move it between nodes);
 * what runs in a VM: ``process`` (``VMProcess``), ``processes`` (exec/spawn), ``sessions`` (agent
-  sessions), ``agents/`` (the drivers), ``fetch`` (``vm_fetch``), ``cron`` (job validation);
+  sessions), ``permissions`` / ``approvals`` (policies on agents' tool calls, the calls held for an
+  answer), ``agents/`` (the drivers), ``fetch`` (``vm_fetch``), ``cron`` (job validation);
 * ``software`` (what is mounted) and ``fake_llm`` (the stand-in model for tests and the demo);
 * ``metrics``: the VM's Prometheus series, in the core's registry.
 
@@ -38,6 +39,7 @@ require("croniter", "agents", "Agent VMs (actorq.agent_os)")
 from actorq.agent_os import software
 from actorq.agent_os.agents.acp import AcpAgent, acp_agent
 from actorq.agent_os.limits import UNLIMITED, Limits, Network
+from actorq.agent_os.permissions import Permissions, Rule, allow, ask, deny
 from actorq.agent_os.software import Software, npm_package
 from actorq.agent_os.vm import agent_os
 from actorq.errors import (
@@ -57,6 +59,7 @@ from actorq.vm_types import (
     ExecResult,
     FetchResult,
     FileStat,
+    PermissionRequest,
     PreviewUrl,
     ProcessInfo,
     PromptResult,
@@ -78,11 +81,14 @@ __all__ = [
     "Limits",
     "Network",
     "PathOutsideVM",
+    "PermissionRequest",
+    "Permissions",
     "PreviewUrl",
     "ProcessInfo",
     "PromptFailed",
     "PromptResult",
     "ResourceLimit",
+    "Rule",
     "SandboxUnavailable",
     "Session",
     "SessionClosed",
@@ -93,6 +99,9 @@ __all__ = [
     "Unsupported",
     "acp_agent",
     "agent_os",
+    "allow",
+    "ask",
+    "deny",
     "npm_package",
     "software",
 ]

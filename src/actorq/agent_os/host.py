@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
 import os
 import queue
 import resource
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -54,6 +56,9 @@ log = logging.getLogger("actorq.agent_os")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_TIOCSPTLCK = 0x40045431  # the same on x86_64 and aarch64 (asm-generic)
+_TIOCGPTPEER = 0x5441
 
 VM_UID_INSIDE = 1000  # what VM processes see as their uid (a user namespace maps it to the VM's uid)
 HOME = "/home/user"
@@ -394,10 +399,19 @@ class VMHost:
 
     # -- sandbox processes -------------------------------------------------------------------------
     def spawn(
-        self, bwrap_args: Sequence[str], command: Sequence[str], env: dict[str, str], *, stdin: bool
+        self,
+        bwrap_args: Sequence[str],
+        command: Sequence[str],
+        env: dict[str, str],
+        *,
+        stdin: bool,
+        tty: int | None = None,
     ) -> subprocess.Popen[bytes]:
         """On the VM thread: start ``bwrap`` (unprivileged) with ``bwrap_args`` and ``env`` handed over
-        through memory file descriptors, place it in the VM's cgroups and limits, then let it run."""
+        through memory file descriptors, place it in the VM's cgroups and limits, then let it run.
+
+        ``tty``: a terminal of the VM's own (``open_pty``) as its stdin, stdout and stderr instead
+        of pipes."""
         assert threading.get_native_id() == self.tid, "sandboxes start on their VM's thread only"
         block_r, block_w = os.pipe()
         fds: list[int] = [block_r]
@@ -418,9 +432,9 @@ class VMHost:
                     popen = subprocess.Popen(
                         [binary, "--args", str(afd), "--", *command],
                         pass_fds=fds,
-                        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
+                        stdin=tty if tty is not None else subprocess.PIPE if stdin else subprocess.DEVNULL,
+                        stdout=tty if tty is not None else subprocess.PIPE,
+                        stderr=tty if tty is not None else subprocess.PIPE,
                         env=LAUNCH_ENV,
                         cwd="/",
                         start_new_session=True,
@@ -449,6 +463,23 @@ class VMHost:
                 os.write(block_w, b"1")
             os.close(block_w)
         return popen
+
+    def open_pty(self) -> tuple[int, int]:
+        """On the VM thread, as the VM's uid: a new terminal of the VM's own devpts instance
+        (``/dev/pts`` inside, never the host's); its (master, slave) descriptors. The server keeps
+        the master; the slave becomes a sandbox process's stdio (``spawn(tty=...)``), so the terminal
+        a VM process sees is its own, and nothing ties it to a terminal of the host."""
+        assert threading.get_native_id() == self.tid, "VM terminals open on their VM's thread only"
+        with _linux.fs_ids(self.uid, self.uid):  # the slave belongs to the VM's uid (1000 inside)
+            master = os.open(f"{self.stage.dev}/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+            # the slave through its master, not by a path a VM process could have swapped
+            slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except BaseException:
+            os.close(master)
+            raise
+        return master, slave
 
     def _set_rlimits(self, pid: int) -> None:
         """The floor under the cgroups: per-uid processes, file size, no core dumps, and data size

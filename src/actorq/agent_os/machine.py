@@ -3,10 +3,10 @@
 ``c.vars`` of a VM actor is a :class:`VMVars`: the :class:`VMConfig` that ``agent_os()`` declared
 for the type, and the :class:`Machine` of this wake (``None`` before the wake finished and from the
 moment the VM starts going to sleep). The machine is the per-wake state every action works on: the
-workspace (host thread, sandbox, files, disk cap), the process table, the session manager and the
-VM's background tasks. Actions reach it with :func:`running` (``Unavailable`` once the VM is going
-to sleep: the caller retries and wakes it again) or :func:`under_cap` (the same, after the disk-cap
-check that anything starting work passes).
+workspace (host thread, sandbox, files, disk cap), the process table, the shells, the session
+manager, the event history and the VM's background tasks. Actions reach it with :func:`running`
+(``Unavailable`` once the VM is going to sleep: the caller retries and wakes it again) or
+:func:`under_cap` (the same, after the disk-cap check that anything starting work passes).
 
 Uses the core's ``ActorContext`` only; must not import the server, the clients or storage.
 """
@@ -17,15 +17,19 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from actorq.agent_os import metrics
 from actorq.agent_os.disk import DiskGuard
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.history import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, History
 from actorq.agent_os.host import VMHost
 from actorq.agent_os.limits import Limits, Network
+from actorq.agent_os.permissions import Permissions
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
+from actorq.agent_os.shells import ShellTable
 from actorq.agent_os.software import Software
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext
@@ -42,15 +46,27 @@ class VMConfig:
     agent_types: Mapping[str, AgentFactory]
     exec_limits: ExecLimits
     snapshot_interval: float | None
+    permissions: Permissions | None = None  # the policy of sessions that bring none of their own
+    history: int = DEFAULT_LIMIT  # events kept per VM (the newest), at most history_bytes of them
+    history_bytes: int = DEFAULT_MAX_BYTES
 
 
 class Machine:
     """One awake VM: its workspace and what runs in it (see the module docstring)."""
 
-    def __init__(self, workspace: Workspace, processes: ProcessTable, sessions: SessionManager) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        processes: ProcessTable,
+        sessions: SessionManager,
+        shells: ShellTable,
+        history: History,
+    ) -> None:
         self.workspace = workspace
         self.processes = processes
         self.sessions = sessions
+        self.shells = shells
+        self.history = history  # numbers and keeps what emit() broadcasts
         self.tasks: list[asyncio.Task[None]] = []  # the disk-cap watch, periodic snapshots
         metrics.awake(self)
 
@@ -70,6 +86,7 @@ class Machine:
         """Stop every agent process and VM process (over the disk cap, or going to sleep)."""
         await self.sessions.stop_all()
         await self.processes.close()
+        await self.shells.close_all()
 
     async def stop(self) -> None:
         """Stop its background tasks, then everything running in the VM (before it sleeps, or
@@ -85,6 +102,7 @@ class Machine:
             await self.stop_work()
         finally:
             metrics.asleep(self)
+            await self.history.close()
 
 
 @dataclass
@@ -108,3 +126,9 @@ async def under_cap(c: ActorContext) -> Machine:
     m = running(c)
     await m.disk.check()
     return m
+
+
+def emit(c: ActorContext, name: str, data: Any) -> None:
+    """Broadcast a VM event numbered and kept in its history (plain, if the VM is going to sleep)."""
+    v: VMVars = c.vars
+    c.broadcast(name, v.machine.history.record(name, data) if v.machine is not None else data)

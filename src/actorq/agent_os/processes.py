@@ -19,11 +19,13 @@ from typing import Any
 
 from actorq.agent_os.process import VMProcess
 from actorq.agent_os.sandbox import HOME, ExecLimits, Sandbox, check_args, check_env, check_timeout, kill_tree
-from actorq.errors import BadRequest, NotFound
+from actorq.errors import BadRequest, MessageTooLarge, NotFound, QueueFull
 from actorq.vm_types import ExecResult, ProcessInfo
 
 Emit = Callable[[str, Any], None]
 _TAIL = 64 * 1024
+MAX_STDIN_WRITE = 1024 * 1024  # bytes one write_process_stdin / write_shell call may carry
+MAX_STDIN_BUFFER = 4 * 1024 * 1024  # bytes that may wait unread on a process's stdin
 _KEEP_FINISHED = 256  # finished processes listed (with their output tails) before the oldest go
 
 
@@ -38,6 +40,26 @@ class _Proc:
     exit_code: int | None = None
     out: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
+    stdin_closed: bool = False
+
+
+def stdin_bytes(data: object, what: str = "data") -> bytes:
+    """What may be typed into a process or a terminal in one call: str (UTF-8) or bytes, bounded."""
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{what} must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(data, bytes | bytearray):
+        raw = bytes(data)
+    else:
+        raise BadRequest(f"{what} is a string or bytes")
+    if len(raw) > MAX_STDIN_WRITE:
+        raise MessageTooLarge(
+            f"{what} holds {len(raw)} bytes; at most {MAX_STDIN_WRITE} a call",
+            details={"size": len(raw), "max": MAX_STDIN_WRITE},
+        )
+    return raw
 
 
 async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[bytes, bool]:
@@ -122,7 +144,8 @@ class ProcessTable:
         if not isinstance(args, (list, tuple)):
             raise BadRequest("args is a list of strings")
         check_args([command, *args], "command and args")
-        proc = await self.sandbox.launch([command, *args], cwd=cwd, env=check_env(env), stdin=False)
+        # stdin is a pipe from the server (write_stdin / close_stdin), never anything of the host's
+        proc = await self.sandbox.launch([command, *args], cwd=cwd, env=check_env(env), stdin=True)
         entry = _Proc(self._next, command, list(args), proc, time.time())
         self._next += 1
         self._procs[entry.pid] = entry
@@ -173,6 +196,33 @@ class ProcessTable:
         await asyncio.wait_for(entry.done.wait(), limit)
         assert entry.exit_code is not None
         return entry.exit_code
+
+    def write_stdin(self, pid: int, data: str | bytes) -> int:
+        """Queue ``data`` for the process's stdin; the bytes accepted. Bounded per call and by what
+        waits unread (a process that does not read its stdin gets no more than ``MAX_STDIN_BUFFER``)."""
+        entry = self._get(pid)
+        raw = stdin_bytes(data)
+        stdin = entry.proc.stdin
+        if entry.stdin_closed or stdin is None:
+            raise BadRequest(f"the stdin of process {pid} is closed", details={"pid": pid})
+        if entry.done.is_set() or stdin.transport.is_closing():
+            raise BadRequest(f"process {pid} has exited", details={"pid": pid})
+        waiting = stdin.transport.get_write_buffer_size()
+        if waiting + len(raw) > MAX_STDIN_BUFFER:
+            raise QueueFull(
+                f"process {pid} has {waiting} bytes of stdin unread; at most {MAX_STDIN_BUFFER} may wait",
+                details={"pid": pid, "buffered": waiting},
+                retry_after=0.1,
+            )
+        stdin.write(raw)
+        return len(raw)
+
+    def close_stdin(self, pid: int) -> None:
+        """End the process's stdin (it reads EOF once what waits is read). Closing twice is a no-op."""
+        entry = self._get(pid)
+        entry.stdin_closed = True
+        if entry.proc.stdin is not None:
+            entry.proc.stdin.close()  # buffered bytes are written first
 
     def list(self) -> list[ProcessInfo]:
         return [

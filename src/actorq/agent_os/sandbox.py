@@ -28,6 +28,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from actorq.agent_os.host import HOME, VMHost, bwrap_path
 from actorq.agent_os.process import VMProcess
@@ -218,6 +219,36 @@ class Sandbox:
             self.host.spawn, self.bwrap_args(cwd), list(argv), self.environment(env or {}), stdin=stdin
         )
         return await VMProcess.attach(popen)
+
+    async def launch_tty(
+        self, argv: Sequence[str], *, cwd: str = HOME, env: Mapping[str, str] | None = None
+    ) -> tuple[VMProcess, int]:
+        """Start ``argv`` in the sandbox on a new terminal of the VM's own (``VMHost.open_pty``):
+        its stdin, stdout and stderr are the terminal; the caller gets the process and the
+        terminal's master descriptor (non-blocking, to read its output and type into it)."""
+
+        # the program is the sandbox's first process (no reaper in front of it), so it is the one
+        # --new-session made a session leader, and may take the terminal as its controlling one
+        args = [*self.bwrap_args(cwd), "--as-pid-1"]
+
+        def start() -> tuple[Any, int]:
+            master, slave = self.host.open_pty()
+            try:
+                popen = self.host.spawn(args, list(argv), self.environment(env or {}), stdin=False, tty=slave)
+            except BaseException:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)  # the sandbox holds it now; the server keeps only the master
+            return popen, master
+
+        popen, master = await self.host.call(start)
+        os.set_blocking(master, False)
+        try:
+            return await VMProcess.attach(popen), master
+        except BaseException:
+            os.close(master)
+            raise
 
 
 def kill_tree(proc: VMProcess | asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:

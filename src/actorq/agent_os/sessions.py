@@ -5,6 +5,11 @@ session outlives its process: after a sleep or restart it is ``stopped`` and res
 agent's own transcript in the VM (``resume_session``, or the next ``send_prompt``). The ``env`` a
 session was created with holds secrets, so it is kept only in this process's memory, never in the
 state, on disk or in logs: after a restart, ``resume_session(..., env=...)`` passes it again.
+
+A session's permission policy (its own, from ``create_session(permissions=...)``, else the VM
+type's) is kept in its metadata; the drivers ask ``Approvals`` (``approvals.py``) for the verdict
+on each tool call. The prompt in progress is remembered so a held call answered after a restart
+can re-run it (``rerun``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from actorq.agent_os.agents.base import AgentControls, AgentDriver, DriverOptions, Launcher
+from actorq.agent_os.agents.base import AgentControls, AgentDriver, DriverOptions, Launcher, Permit
 from actorq.agent_os.agents.mcp import check_mcp_servers
+from actorq.agent_os.agents.process import mask_secrets
+from actorq.agent_os.approvals import Approvals, Verdict
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.permissions import Permissions, ToolRequest
 from actorq.agent_os.sandbox import check_env, check_timeout
 from actorq.errors import BadRequest, NotFound, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, Session, SessionModes
@@ -71,6 +79,9 @@ class SessionManager:
         launcher: Launcher,
         emit: Callable[[str, Any], None],
         save: Callable[[], Any],
+        *,
+        approvals: Approvals | None = None,
+        permissions: Permissions | None = None,
     ) -> None:
         self.actor_id = actor_id
         self.meta: dict[str, dict[str, Any]] = state.setdefault("sessions", {})
@@ -80,6 +91,9 @@ class SessionManager:
         self.emit = emit
         self.save = save
         self.live: dict[str, _Live] = {}
+        self.approvals = approvals
+        self.permissions = permissions  # the VM type's policy; a session's own overrides it
+        self._prompts: dict[str, str] = {}  # session id -> the prompt in progress
         for m in self.meta.values():  # processes do not survive a sleep or restart
             if m["status"] in ("ready", "busy"):
                 m["status"] = "stopped"
@@ -100,6 +114,7 @@ class SessionManager:
             emit=self.emit,
             resume_from=meta.get("transcript") if resume else None,
             mcp_servers=_MCP.get((self.actor_id, sid), []),
+            permit=self._permit(sid, meta),
         )
         driver = factory(opts, self.fs)
         await driver.start()
@@ -110,6 +125,21 @@ class SessionManager:
         await self.save()
         return live
 
+    def _permit(self, sid: str, meta: Mapping[str, Any]) -> Permit | None:
+        own = meta.get("permissions")
+        policy = Permissions.parse(own) if own is not None else self.permissions
+        approvals = self.approvals
+        if policy is None or approvals is None:
+            return None
+
+        def mask(value: Any) -> Any:  # the session's secrets stay out of requests and their events
+            return mask_secrets(value, _ENV.get((self.actor_id, sid), {}))
+
+        async def permit(req: ToolRequest) -> Verdict:
+            return await approvals.decide(sid, policy, req, self._prompts.get(sid), mask)
+
+        return permit
+
     async def create(
         self,
         agent_type: str,
@@ -118,11 +148,13 @@ class SessionManager:
         cwd: str,
         additional_instructions: str | None,
         mcp_servers: list[dict[str, Any]] | None = None,
+        permissions: Any = None,
     ) -> Session:
         if agent_type not in self.agents:
             raise NotFound(f"unknown agent type {agent_type!r}", details={"agent_types": sorted(self.agents)})
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise BadRequest("additional_instructions is a string")
+        policy = Permissions.parse(permissions)  # ValidationError before anything starts
         vm_cwd = await self.fs.cwd(cwd)
         servers = check_mcp_servers(mcp_servers)
         sid = "ses_" + uuid.uuid4().hex[:16]
@@ -137,6 +169,8 @@ class SessionManager:
             "transcript": None,
             "additional_instructions": additional_instructions,
         }
+        if policy is not None:
+            meta["permissions"] = policy.to_dict()
         try:
             self.meta[sid] = meta
             await self._start(sid, meta, resume=False)
@@ -168,9 +202,15 @@ class SessionManager:
             if meta["status"] == "closed":
                 raise SessionClosed(f"session {sid} is closed")
             meta["status"] = "busy"
+            self._prompts[sid] = prompt
             try:
                 result = await live.driver.prompt(prompt, timeout)
             finally:
+                self._prompts.pop(sid, None)
+                if self.approvals is not None and self.live.get(sid) is live:
+                    # the turn is over and the agent lives on: nobody waits on its requests any more
+                    # (an agent stopped under it, by a sleep or the disk cap, leaves them resumable)
+                    await self.approvals.cancel(sid, waiting_only=True)
                 if meta["status"] == "busy":
                     meta["status"] = "ready"
                 meta["transcript"] = live.driver.transcript or meta.get("transcript")
@@ -184,6 +224,8 @@ class SessionManager:
         live = self.live.get(sid)
         if live is None or not live.lock.locked():
             return False
+        if self.approvals is not None:  # a held tool call would keep the agent from winding down
+            await self.approvals.cancel(sid, waiting_only=True)
         await live.driver.cancel()
         return True
 
@@ -193,6 +235,8 @@ class SessionManager:
         if live is not None:
             await live.driver.close()
         meta["status"] = "closed"
+        if self.approvals is not None:
+            await self.approvals.cancel(sid)
         _ENV.pop((self.actor_id, sid), None)
         _MCP.pop((self.actor_id, sid), None)
         await self.save()
@@ -261,7 +305,8 @@ class SessionManager:
         return [_session(sid, m) for sid, m in self.meta.items()]
 
     async def stop_all(self) -> None:
-        """The VM sleeps: stop every agent process; sessions stay resumable."""
+        """The VM sleeps: stop every agent process; sessions (and their held tool calls) stay
+        resumable."""
         for sid, live in list(self.live.items()):
             try:
                 await live.driver.close()
@@ -269,3 +314,22 @@ class SessionManager:
                 self.live.pop(sid, None)
                 if self.meta.get(sid, {}).get("status") in ("ready", "busy"):
                     self.meta[sid]["status"] = "stopped"
+
+    async def rerun(self, sid: str, request_id: str) -> PromptResult | None:
+        """A held tool call was answered after its agent was gone (a restart, the VM slept): start
+        the agent again from its transcript and send the interrupted prompt again; the agent's
+        same call then gets the stored answer (``Approvals.decide``). ``None`` if there is nothing
+        to re-run (already re-run, the session closed, a newer prompt holds the session)."""
+        approvals = self.approvals
+        rec = approvals.resumable(sid, request_id) if approvals is not None else None
+        if rec is None or approvals is None or self.meta.get(sid, {}).get("status") == "closed":
+            return None
+        live = self.live.get(sid)
+        if live is not None and live.lock.locked():
+            return None  # someone prompts it now: their turn decides (the answer stays stored)
+        try:
+            return await self.prompt(sid, rec["prompt"], None)
+        finally:
+            if rec.get("resume"):  # the re-run never asked for that call again
+                rec["resume"] = False
+                await self.save()

@@ -6,8 +6,9 @@ through which every host-side action on it runs. This module declares the type (
 :class:`~actorq.agent_os.machine.VMConfig` in ``c.vars``), and wakes and puts to sleep its
 :class:`~actorq.agent_os.machine.Machine`; the actions are ``actions/``'s (one table,
 ``actions.ACTIONS``). What must survive (session metadata, cron jobs, the snapshot generation)
-lives in ``c.state``. When the VM sleeps its processes and agents are stopped; files, sessions and
-cron jobs remain.
+lives in ``c.state``; the VM's numbered events in ``<data>/actors/<id>/events.jsonl``
+(``history.py``), beside its root. When the VM sleeps its processes and agents are stopped; files,
+sessions, cron jobs and the event history remain.
 
 This module uses the core like any user actor would; the core knows nothing of VMs.
 """
@@ -15,6 +16,7 @@ This module uses the core like any user actor would; the core knows nothing of V
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,12 +26,16 @@ from actorq.agent_os import metrics
 from actorq.agent_os.actions import ACTIONS, cron, snapshots
 from actorq.agent_os.agents.acp import AcpAgent
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions
+from actorq.agent_os.approvals import Approvals
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.history import DEFAULT_LIMIT, DEFAULT_MAX_BYTES, HISTORY_FILE, History
 from actorq.agent_os.limits import Limits, Network
 from actorq.agent_os.machine import Machine, VMConfig, VMVars
+from actorq.agent_os.permissions import Permissions
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
+from actorq.agent_os.shells import ShellTable
 from actorq.agent_os.software import Software
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
@@ -38,7 +44,7 @@ from actorq.core import ActorContext, ActorDefinition, actor
 def _pi_factory(opts: DriverOptions, files: VMFiles) -> AgentDriver:
     from actorq.agent_os.agents.pi import PiDriver
 
-    return PiDriver(opts)
+    return PiDriver(opts, files=files)  # files: where its permission hook is written
 
 
 def _acp_factory(agent: AcpAgent) -> AgentFactory:
@@ -58,6 +64,9 @@ def agent_os(
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
     snapshot_interval: float | None = 300.0,
+    permissions: Permissions | None = None,
+    history: int = DEFAULT_LIMIT,
+    history_bytes: int = DEFAULT_MAX_BYTES,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -69,13 +78,20 @@ def agent_os(
     tmp_mb=512)`` unless given (``limits.UNLIMITED`` for none); ``agents`` adds agent types beside
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
-    ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
-    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps; ``permissions``
+    (a :class:`~actorq.agent_os.permissions.Permissions`) is the policy on agents' tool calls in
+    every session that brings none of its own (``None``: every call runs). ``history`` /
+    ``history_bytes``: how many of its newest events (and at most how many bytes of them) a VM
+    keeps on disk for ``get_events`` / ``get_session_events``. Other options go to
+    :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
     """
     sw = tuple(software)
     lim = Limits() if limits is None else limits
     if not isinstance(lim, Limits):
         raise ValueError(f"limits is a Limits(...), not {lim!r}")
+    for name, value in (("history", history), ("history_bytes", history_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} is a whole number >= 1, not {value!r}")
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in {s.name for s in sw}:
         agent_types["pi"] = _pi_factory
@@ -88,10 +104,13 @@ def agent_os(
         agent_types=agent_types,
         exec_limits=ExecLimits(timeout=exec_timeout, max_output=max_output),
         snapshot_interval=snapshot_interval,
+        permissions=Permissions.parse(permissions),
+        history=history,
+        history_bytes=history_bytes,
     )
     return actor(
         actions=ACTIONS,
-        state=lambda: {"sessions": {}, "cron": {}},
+        state=lambda: {"sessions": {}, "cron": {}, "permissions": {}},
         vars=functools.partial(VMVars, config),
         on_wake=_wake,
         on_sleep=_sleep,
@@ -107,9 +126,21 @@ async def _wake(c: ActorContext) -> None:
     cfg = v.config
     machine: Machine | None = None
 
+    # opened while the workspace opens; its events are parsed in the background after that
+    loading = asyncio.create_task(History.open(c.files_dir / HISTORY_FILE, cfg.history, cfg.history_bytes))
+    history: History | None = None
+
+    def emit(name: str, data: Any) -> None:
+        if history is None:
+            c.broadcast(name, data)
+            return
+        body = history.record(name, data)
+        c.state["history_seq"] = body["seq"]  # shared storage's high-water mark (see below)
+        c.broadcast(name, body)
+
     async def over_disk(used: int) -> None:
         limit = cfg.limits.disk_mb
-        c.broadcast("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": limit})
+        emit("resource_limit", {"resource": "disk", "used_bytes": used, "limit_mb": limit})
         c.log.warning("VM over its disk cap (%d bytes used): stopping its processes", used)
         if machine is not None:
             metrics.killed("disk", machine.processes.running + len(machine.sessions.live))
@@ -120,18 +151,31 @@ async def _wake(c: ActorContext) -> None:
     async def restore(home: Path, uid: int) -> Callable[[], None] | None:
         return await snapshots.restore_job(c, root, home, uid)
 
-    ws = await Workspace.open(
-        root,
-        data_dir=c.files_dir.parent.parent,
-        name=c.actor_id,
-        software=cfg.software,
-        network=cfg.network,
-        limits=cfg.limits,
-        before_home=restore,
-        on_over_disk=over_disk,
-    )
     try:
-        machine = v.machine = _machine(c, cfg, ws)
+        ws = await Workspace.open(
+            root,
+            data_dir=c.files_dir.parent.parent,
+            name=c.actor_id,
+            software=cfg.software,
+            network=cfg.network,
+            limits=cfg.limits,
+            before_home=restore,
+            on_over_disk=over_disk,
+        )
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            await (await loading).close()
+        raise
+    try:
+        history = await loading
+    except BaseException:
+        await ws.close()
+        raise
+    # the file is this node's; on PostgreSQL the VM may have lived on another node since: numbers
+    # go on from the highest the state has seen, so a client's seq is never given to another event
+    history.skip_to(int(c.state.get("history_seq", 0)))
+    try:
+        machine = v.machine = _machine(c, cfg, ws, history, emit)
         await cron.rearm(c)
     except BaseException:
         # the core runs on_sleep only after a wake that succeeded: undo this one here
@@ -144,17 +188,33 @@ async def _wake(c: ActorContext) -> None:
         raise
 
 
-def _machine(c: ActorContext, cfg: VMConfig, ws: Workspace) -> Machine:
-    """What runs in an open workspace: its process table, agent sessions and background tasks."""
-    processes = ProcessTable(ws.sandbox, c.broadcast, cfg.exec_limits, on_exit=ws.disk.touched)
+def _machine(
+    c: ActorContext, cfg: VMConfig, ws: Workspace, history: History, emit: Callable[[str, Any], None]
+) -> Machine:
+    """What runs in an open workspace: its processes, shells, agent sessions and background tasks;
+    their events go out numbered through ``emit`` (``history.py``)."""
+    processes = ProcessTable(ws.sandbox, emit, cfg.exec_limits, on_exit=ws.disk.touched)
 
     async def save() -> None:
         await c.save_state()
 
+    async def resume_later(session_id: str, request_id: str) -> None:
+        # a durable row, so the re-run also happens if the server dies before it starts
+        await c.schedule.after(0, "permission_resume", session_id, request_id)
+
+    approvals = Approvals(c.state, save, emit, resume_later)
     sessions = SessionManager(
-        c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, c.broadcast, save
+        c.actor_id,
+        c.state,
+        cfg.agent_types,
+        ws.files,
+        ws.sandbox.launch,
+        emit,
+        save,
+        approvals=approvals,
+        permissions=cfg.permissions,
     )
-    machine = Machine(ws, processes, sessions)
+    machine = Machine(ws, processes, sessions, ShellTable(ws.sandbox, emit), history)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))
     if c.snapshots is not None and cfg.snapshot_interval:
@@ -171,6 +231,8 @@ async def _sleep(c: ActorContext) -> None:
     if machine is None:
         return
     await machine.stop()
+    if machine.sessions.approvals is not None:
+        await machine.sessions.approvals.close()  # held requests stay in the state, for the next wake
     try:
         await snapshots.save(c, machine.host)  # after every process stopped: a quiet, whole home
     finally:

@@ -272,6 +272,9 @@ class HandleCore:
         params = {"status": status, "limit": str(limit)}
         return Request("GET", self.path("messages"), params=params, answer=protocol.MessageList)
 
+    def state_request(self) -> Request:
+        return Request("GET", self.path("state"), answer=protocol.ActorState)
+
     def queues_request(self) -> Request:
         return Request("GET", self.path("queues"), answer=protocol.QueueList)
 
@@ -321,13 +324,21 @@ def _http_timeout(waits: bool, timeout: float | None, http_timeout: float | None
     return timeout if timeout is not None else http_timeout
 
 
-def list_actors_request(name: str | None, limit: int, after: str | None) -> Request:
+def list_actors_request(
+    name: str | None, limit: int, after: str | None, key_prefix: str | None = None
+) -> Request:
     params = {"limit": str(limit)}
     if name:
         params["name"] = name
     if after:
         params["after"] = after
+    if key_prefix:
+        params["key_prefix"] = key_prefix
     return Request("GET", "/v1/actors", params=params, answer=protocol.ActorList)
+
+
+def nodes_request(limit: int) -> Request:
+    return Request("GET", "/v1/cluster/nodes", params={"limit": str(limit)}, answer=protocol.NodeList)
 
 
 def health_request() -> Request:
@@ -426,6 +437,14 @@ def parse_dead_letters(data: protocol.DeadLetterList) -> list[DeadLetter]:
 
 def parse_actors(data: protocol.ActorList) -> list[ActorInfo]:
     return [ActorInfo(a["actor_id"], a["name"], a["key"]) for a in data["actors"]]
+
+
+def next_page(data: protocol.ActorList, found: int, limit: int, key_prefix: str | None) -> str | None:
+    """Where a listing filtered by key prefix goes on (a page may stop short of ``limit`` with
+    more to come: the server reads a bounded number of actors per request); ``None``: done."""
+    if key_prefix is None or found >= limit:
+        return None
+    return data.get("next_after")
 
 
 def parse_messages(data: protocol.MessageList) -> list[dict[str, Any]]:

@@ -123,9 +123,28 @@ class AsyncClient:
         return self.actor(name)
 
     async def list_actors(
-        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+        self,
+        name: str | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        key_prefix: str | None = None,
     ) -> list[ActorInfo]:
-        return b.parse_actors(await self.request(b.list_actors_request(name, limit, after)))
+        """Actors ordered by id (``after``: the last id of the previous page); ``key_prefix``: only
+        those whose key, its parts joined by ``/``, starts with it (up to ``limit`` of them, however
+        many requests that takes)."""
+        found: list[ActorInfo] = []
+        while True:
+            data = await self.request(b.list_actors_request(name, limit - len(found), after, key_prefix))
+            found += b.parse_actors(data)
+            after = b.next_page(data, len(found), limit, key_prefix)
+            if after is None:
+                return found
+
+    async def cluster_nodes(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The nodes serving the database (one, ``"local"``, without a cluster), each with up to
+        ``limit`` of the actors it runs now."""
+        return [dict(n) for n in (await self.request(b.nodes_request(limit)))["nodes"]]
 
     async def health(self) -> dict[str, Any]:
         return dict(await self.request(b.health_request()))
@@ -305,12 +324,17 @@ class ActorHandle:
         result = await self.action(action_name(action), *args, **kwargs)
         return cast(T, load_action_result(action, result))
 
+    async def state(self) -> Any:
+        """The actor's persisted state as JSON (``None`` until first saved)."""
+        await self.resolve()
+        return (await self._client.request(self._core.state_request()))["state"]
+
     async def queues(self) -> list[QueueInfo]:
         await self.resolve()
         return b.parse_queues(await self._client.request(self._core.queues_request()))
 
     async def messages(self, status: str = "pending", limit: int = 100) -> list[dict[str, Any]]:
-        """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at."""
+        """Pending (or ``in_flight``) messages: id, queue, attempt, created_at, available_at, body."""
         await self.resolve()
         return b.parse_messages(await self._client.request(self._core.messages_request(status, limit)))
 

@@ -102,9 +102,28 @@ class SyncClient:
         return self.actor(name)
 
     def list_actors(
-        self, name: str | None = None, *, limit: int = 100, after: str | None = None
+        self,
+        name: str | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        key_prefix: str | None = None,
     ) -> list[ActorInfo]:
-        return b.parse_actors(self.request(b.list_actors_request(name, limit, after)))
+        """Actors ordered by id (``after``: the last id of the previous page); ``key_prefix``: only
+        those whose key, its parts joined by ``/``, starts with it (up to ``limit`` of them, however
+        many requests that takes)."""
+        found: list[ActorInfo] = []
+        while True:
+            data = self.request(b.list_actors_request(name, limit - len(found), after, key_prefix))
+            found += b.parse_actors(data)
+            after = b.next_page(data, len(found), limit, key_prefix)
+            if after is None:
+                return found
+
+    def cluster_nodes(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The nodes serving the database (one, ``"local"``, without a cluster), each with up to
+        ``limit`` of the actors it runs now."""
+        return [dict(n) for n in (self.request(b.nodes_request(limit)))["nodes"]]
 
     def health(self) -> dict[str, Any]:
         return dict(self.request(b.health_request()))
@@ -258,6 +277,11 @@ class SyncActorHandle:
         result rebuilt as the function's declared return type)."""
         result = self.action(action_name(action), *args, **kwargs)
         return cast(T, load_action_result(action, result))
+
+    def state(self) -> Any:
+        """The actor's persisted state as JSON (``None`` until first saved)."""
+        self.resolve()
+        return (self._client.request(self._core.state_request()))["state"]
 
     def queues(self) -> list[QueueInfo]:
         self.resolve()

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 RunFn = Callable[["ActorContext"], Awaitable[None]]
 ActionFn = Callable[..., Awaitable[Any]]
 HookFn = Callable[["ActorContext"], Awaitable[None]]
+# (the persisted state, the state_version it was saved at) -> the state at this code's version
+MigrateFn = Callable[[Any, int], Any | Awaitable[Any]]
 
 DEFAULT_MAX_SIZE = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
@@ -256,6 +258,8 @@ class ActorDefinition:
     vars: Callable[[], Any] | None = None
     on_wake: HookFn | None = None
     on_sleep: HookFn | None = None
+    state_version: int = 1
+    migrate_state: MigrateFn | None = None
 
     def get_queue(self, name: str) -> QueueDefinition:
         q = self.queues.get(name)
@@ -284,6 +288,8 @@ def actor(
     vars: Callable[[], Any] | None = None,
     on_wake: HookFn | None = None,
     on_sleep: HookFn | None = None,
+    state_version: int = 1,
+    migrate_state: MigrateFn | None = None,
     **options: Any,
 ) -> ActorDefinition:
     """Declare an actor type. Options: ``max_attempts``, ``sleep_timeout``, ``retry_backoff``.
@@ -291,6 +297,9 @@ def actor(
     ``vars`` builds ``c.vars``, per-wake memory that is never persisted (processes, sockets);
     ``on_wake(c)`` runs before ``run`` or any action each time the actor wakes, ``on_sleep(c)`` after
     its run loop stopped when it goes to sleep or the server shuts down (as RivetKit's hooks).
+    ``state_version`` (default 1) is saved with the state; a state saved at an older version is
+    passed to ``migrate_state(old_state, from_version)`` (sync or async) on wake, before ``run``
+    or any action sees it, and what it returns is the state at ``state_version``.
     """
     known = set(ActorOptions.__dataclass_fields__)
     unknown = set(options) - known
@@ -307,6 +316,17 @@ def actor(
     for qname, q in qs.items():
         if not isinstance(q, QueueDefinition):
             raise TypeError(f"queue {qname!r} must be declared with queue(...)")
+    if not isinstance(state_version, int) or isinstance(state_version, bool):
+        raise TypeError("state_version must be an int")
+    if state_version < 1:
+        raise ValueError("state_version must be at least 1")
+    if migrate_state is not None and not callable(migrate_state):
+        raise TypeError("migrate_state must be a function (old_state, from_version) -> new_state")
+    if state_version > 1 and migrate_state is None:
+        raise TypeError(
+            f"state_version={state_version} needs migrate_state=fn(old_state, from_version) to bring "
+            "states saved at older versions up to it"
+        )
     for hook_name, hook in (("run", run), ("on_wake", on_wake), ("on_sleep", on_sleep)):
         if hook is not None and not inspect.iscoroutinefunction(hook):
             raise TypeError(f"{hook_name} must be an async function taking the actor context")
@@ -319,6 +339,8 @@ def actor(
         vars=vars,
         on_wake=on_wake,
         on_sleep=on_sleep,
+        state_version=state_version,
+        migrate_state=migrate_state,
     )
     # only a definition that was accepted names its queues and actions
     for qname, q in qs.items():

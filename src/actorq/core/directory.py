@@ -186,6 +186,7 @@ class ActorDirectory:
                 clustered=self.cluster is not None,
             )
             inst.lease_epoch = epoch
+            await inst.evolve_state(rec.state_version)
             timer = self._timers.pop(actor_id, None)
             if timer is not None:
                 timer.cancel()

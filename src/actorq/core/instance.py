@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from opentelemetry.trace import Span
+from pydantic import ValidationError as PydanticValidationError
 
 from actorq import _typing as t
 from actorq.core import logcontext, metrics, tracing
 from actorq.core.context import ActorContext
 from actorq.core.definitions import ActorDefinition
 from actorq.core.message import Message
-from actorq.errors import ActorError, ActorqError, CompletionError, LeaseLost, Unavailable
+from actorq.errors import ActorError, ActorqError, BadRequest, CompletionError, LeaseLost, Unavailable
 from actorq.storage.protocol import ActorRecord, MessageRecord, Storage
 
 if TYPE_CHECKING:
     from actorq.core.context import ActorServices
 
 log = logging.getLogger("actorq.runtime")
+T = TypeVar("T")
 
 
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:
@@ -43,10 +47,19 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> None:
             await event.wait()
 
 
+def _field_errors(exc: PydanticValidationError) -> str:
+    """pydantic's errors on one line: ``priority: Field required; file: Input should be ...``."""
+    parts = []
+    for e in t.pydantic_errors(exc):
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(parts)
+
+
 class Outcomes(Protocol):
     """Where an instance reports what it committed, for the senders waiting on it."""
 
-    def on_acked(self, actor_id: str, ids: Iterable[int]) -> None: ...
+    def on_acked(self, actor_id: str, messages: Iterable[Message[Any]]) -> None: ...
 
     def on_dead(self, records: Iterable[MessageRecord]) -> None: ...
 
@@ -59,7 +72,38 @@ class Outcomes(Protocol):
         status: Literal["completed", "failed"],
         response: str | None,
         error: str | None,
+        *,
+        attempt: int,
+        queue: str,
     ) -> None: ...
+
+
+class Receiver:
+    """The messages one receiver holds: the run loop, or one action call (and the tasks it starts).
+
+    A receiver that ends (``run`` or the action returns or raises) settles what it still holds:
+    plain messages are acknowledged on return, completables go back to the head of their queue
+    (attempt + 1), and everything goes back when it raised."""
+
+    __slots__ = ("instance", "open", "scoped", "unacked")
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self.instance = instance
+        self.scoped = False  # a receive made its message the receiving task's current span and log scope
+        self.unacked: dict[int, Message[Any]] = {}  # plain messages handed out, acked on the next receive
+        self.open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+
+    def held_ids(self) -> tuple[int, ...]:
+        return (*self.unacked, *self.open)
+
+    def clear(self) -> None:
+        self.unacked.clear()
+        self.open.clear()
+
+
+# which receiver the running code is (set by the run loop's task and by each action call; tasks
+# started from there inherit it)
+_receiver: contextvars.ContextVar[Receiver | None] = contextvars.ContextVar("actorq_receiver", default=None)
 
 
 class ActorInstance:
@@ -91,12 +135,12 @@ class ActorInstance:
         self.options = definition.options
         self._saved_state = record.state
         self.state: Any = json.loads(record.state) if record.state is not None else definition.initial_state()
-        self._unacked: list[int] = []  # plain messages handed out, acknowledged on the next receive
-        self._open: dict[int, Message[Any]] = {}  # completable messages handed out, not yet completed
+        self._run_receiver = Receiver(self)
+        self._receivers: set[Receiver] = {self._run_receiver}  # the run loop's and running actions'
+        self._wakeup = asyncio.Event()  # the run loop waiting for work after ``run`` returned
+        self._listeners: set[asyncio.Event] = set()  # receives waiting for a message
         self._handling = metrics.Handling(record.name)
         self._spans: dict[int, Span] = {}  # the CONSUMER span of each message handed out, until settled
-        self._scoped = False  # a receive made its message the current span and log scope
-        self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self.vars: Any = definition.vars() if definition.vars is not None else None
@@ -123,6 +167,8 @@ class ActorInstance:
     def poke(self) -> None:
         """A message arrived (or a delayed one became due): look again."""
         self._wakeup.set()
+        for ev in self._listeners:
+            ev.set()
 
     @property
     def idle(self) -> bool:
@@ -130,8 +176,7 @@ class ActorInstance:
             self.idle_since is not None
             and self.actions_running == 0
             and self.kept_awake == 0
-            and not self._unacked
-            and not self._open
+            and not any(r.unacked or r.open for r in self._receivers)
         )
 
     def idle_for(self, now: float) -> float:
@@ -140,11 +185,17 @@ class ActorInstance:
         return now - max(self.idle_since, self.last_active)
 
     def keep_awake(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(work)
+        rcv = Receiver(self)  # it outlives whoever started it: messages it takes are its own
+        self._receivers.add(rcv)
+        ctx = contextvars.copy_context()
+        ctx.run(_receiver.set, rcv)
+        task = asyncio.create_task(self._run_receiving(rcv, work, "a background task"), context=ctx)
         self.kept_awake += 1
         self._background.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                work.close()  # cancelled before it started: never awaited, and that is fine
             self.kept_awake -= 1
             self.last_active = time.monotonic()
             self._background.discard(t)
@@ -155,6 +206,21 @@ class ActorInstance:
         task.add_done_callback(done)
         return task
 
+    async def _run_receiving(self, rcv: Receiver, work: Awaitable[T], who: str) -> T:
+        """Await ``work`` as receiver ``rcv`` and settle what it still holds when it ends."""
+        failure: BaseException | None = None
+        try:
+            return await work
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            try:
+                if rcv.unacked or rcv.open:
+                    await self._settle(rcv, failure, f"{who} ended without completing the message")
+            finally:
+                self._receivers.discard(rcv)
+
     async def close(self, grace: float | None) -> None:
         """Stop the run loop: at once if idle, else after the current handler (bounded by ``grace``)."""
         self.closing = True
@@ -162,7 +228,7 @@ class ActorInstance:
         if task is not None and not task.done():
             if grace and not self.idle:
                 self.stopping = True
-                self._wakeup.set()
+                self.poke()
                 await asyncio.wait({task}, timeout=grace)
             if not task.done():
                 task.cancel()
@@ -173,8 +239,7 @@ class ActorInstance:
         held = self._held_ids()
         if held:  # grace ran out mid-message: put it back so it is redelivered, never lost
             self._handling.done(held, "released")
-            self._unacked.clear()
-            self._open.clear()
+            self._clear_receivers()
             try:
                 await self._release(held, "actor stopped mid-message")
             except ActorqError:
@@ -192,8 +257,7 @@ class ActorInstance:
         self.closing = True
         self.lost = True
         self._handling.forget()
-        self._unacked.clear()
-        self._open.clear()
+        self._clear_receivers()
         self._end_spans(tuple(self._spans), "the actor moved to another node")
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
@@ -232,6 +296,48 @@ class ActorInstance:
             await self.storage.save_state(self.actor_id, state)
             self._saved_state = state
 
+    async def evolve_state(self, version: int) -> None:
+        """On wake, before ``run`` or an action sees it: bring a state saved at an older
+        ``state_version`` (``version``) up to this code's through ``migrate_state``, and save it
+        with the new version in one write; refuse a state newer than this code knows."""
+        want = self.definition.state_version
+        if version == want:
+            return
+        where = f"actor {self.name!r} ({self.actor_id})"
+        if version > want:
+            raise ActorError(
+                f"state of {where} was saved at state_version {version}, but this code knows only up "
+                f"to {want}: deploy code that declares state_version={version} (or higher) to wake it",
+                details={"state_version": version, "code_state_version": want},
+            )
+        if self._saved_state is not None:  # never saved: the initial state is already at ``want``
+            migrate = self.definition.migrate_state
+            assert migrate is not None  # actor() requires it beyond version 1
+            try:
+                migrated = migrate(self.state, version)
+                if inspect.isawaitable(migrated):
+                    migrated = await migrated
+            except Exception as exc:
+                log.error("migrate_state of %s from %d to %d raised", where, version, want, exc_info=exc)
+                raise ActorError(
+                    f"migrate_state of {where} from state_version {version} to {want} raised "
+                    f"{type(exc).__name__}: {exc}",
+                    details={"state_version": version, "code_state_version": want},
+                ) from exc
+            try:
+                text = t.dumps(migrated)
+            except BadRequest as exc:
+                raise ActorError(
+                    f"migrate_state of {where} from state_version {version} to {want} returned a state "
+                    f"that is not JSON: {exc.message}",
+                    details={"state_version": version, "code_state_version": want},
+                ) from None
+            self.state = migrated
+        else:
+            text = t.dumps(self.state)
+        await self.storage.save_state(self.actor_id, text, version=want)
+        self._saved_state = text
+
     def _reset_state(self) -> None:
         self.state = (
             json.loads(self._saved_state)
@@ -249,22 +355,52 @@ class ActorInstance:
         return out
 
     def _held_ids(self) -> tuple[int, ...]:
-        return (*self._unacked, *self._open)
+        return tuple(i for r in self._receivers for i in r.held_ids())
+
+    def _clear_receivers(self) -> None:
+        for r in self._receivers:
+            r.clear()
+
+    def _current_receiver(self) -> Receiver:
+        rcv = _receiver.get()
+        # code outside ``run``, the actions and keep_awake tasks (a hook, another actor's context, a
+        # task that outlived the action that started it) counts as the run loop
+        return rcv if rcv is not None and rcv in self._receivers else self._run_receiver
 
     async def receive(
         self, names: str | Sequence[str] | None, count: int, timeout: float | None, completable: bool
     ) -> list[Message[Any]]:
-        if self._open:
-            open_ids = ", ".join(str(i) for i in self._open)
+        rcv = self._current_receiver()
+        if rcv.open:
+            open_ids = ", ".join(str(i) for i in rcv.open)
             raise CompletionError(
                 f"completable message(s) {open_ids} still open: complete them before asking for the next one"
             )
         queues = self._queue_names(names)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        wakeup = asyncio.Event()  # this receive's own: another receiver's clear() cannot hide a poke
+        self._listeners.add(wakeup)
+        try:
+            return await self._receive(rcv, queues, count, loop, deadline, completable, wakeup)
+        finally:
+            self._listeners.discard(wakeup)
+
+    async def _receive(
+        self,
+        rcv: Receiver,
+        queues: tuple[str, ...] | None,
+        count: int,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float | None,
+        completable: bool,
+        wakeup: asyncio.Event,
+    ) -> list[Message[Any]]:
+        in_run = rcv is self._run_receiver  # only the run loop's waiting makes the actor idle
         while True:
-            self._wakeup.clear()
-            ack = tuple(self._unacked)
+            wakeup.clear()
+            held = dict(rcv.unacked)
+            ack = tuple(held)
             state = self._dirty_state()
             out = await self.storage.receive(
                 self.actor_id,
@@ -275,37 +411,43 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            self._unacked.clear()
+            rcv.unacked.clear()
             if ack:
                 self._end_spans(ack)
-            self._unscope()
+            self._unscope(rcv)
             if state is not None:
                 self._saved_state = state
             if out.acked:
                 self._failures = 0
                 self._handling.done(out.acked, "completed")
-                self.outcomes.on_acked(self.actor_id, out.acked)
+                self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
             if out.dead:
                 metrics.dead_lettered(self.name, (r.queue for r in out.dead))
                 self.outcomes.on_dead(out.dead)
             if self.stopping:
                 raise asyncio.CancelledError()
             if out.messages:
-                self.idle_since = None
-                ids = [m.id for m in out.messages]
+                if in_run:
+                    self.idle_since = None
                 self._handling.received(out.messages)
-                try:
-                    msgs = [self._message(rec, completable) for rec in out.messages]
-                except Exception as exc:  # a stored body no longer fits the declared type
-                    self._handling.done(ids, "failed")
-                    await self._release(tuple(ids), f"body does not fit the queue type: {exc}")
-                    raise
-                if not completable:
-                    self._unacked.extend(ids)
-                else:
-                    self._open.update({m.id: m for m in msgs})
-                self._hand_out(out.messages)
+                msgs: list[Message[Any]] = []
+                taken: list[MessageRecord] = []
+                for rec in out.messages:
+                    msg = self._message(rec, completable)
+                    if isinstance(msg, str):  # no receiver could ever take it: no retries
+                        self._handling.done((rec.id,), "failed")
+                        await self._release((rec.id,), msg, attempts_left=False)
+                    else:
+                        msgs.append(msg)
+                        taken.append(rec)
                 self.outcomes.on_received(self.actor_id, {m.queue for m in out.messages})
+                if not msgs:
+                    continue
+                if not completable:
+                    rcv.unacked.update({m.id: m for m in msgs})
+                else:
+                    rcv.open.update({m.id: m for m in msgs})
+                self._hand_out(rcv, taken)
                 return msgs
             now = loop.time()
             if deadline is not None and now >= deadline:
@@ -314,11 +456,11 @@ class ActorInstance:
             if out.next_available_at is not None:
                 due = max(0.0, out.next_available_at - time.time()) + 0.001
                 wait = due if wait is None else min(wait, due)
-            if self.idle_since is None:
+            if in_run and self.idle_since is None:
                 self.idle_since = time.monotonic()
-            await _wait(self._wakeup, wait)
+            await _wait(wakeup, wait)
 
-    def _hand_out(self, records: Sequence[MessageRecord]) -> None:
+    def _hand_out(self, rcv: Receiver, records: Sequence[MessageRecord]) -> None:
         """Start each message's CONSUMER span. One message handed out: it becomes the current span
         and log scope of the receiving task, so what the handler does (logs, calls, VM commands)
         is part of its trace; several at once: each has its span, none is current."""
@@ -330,12 +472,12 @@ class ActorInstance:
             rec = records[0]
             tracing.make_current(self._spans[rec.id])
             logcontext.enter(logcontext.LogScope(self.name, self.actor_id, self.key, rec.id, rec.queue))
-            self._scoped = True
+            rcv.scoped = True
 
-    def _unscope(self) -> None:
+    def _unscope(self, rcv: Receiver) -> None:
         """The message handed out last is settled: what follows is not about it any more."""
-        if self._scoped:
-            self._scoped = False
+        if rcv.scoped:
+            rcv.scoped = False
             tracing.make_current(None)
             logcontext.enter(None)
 
@@ -345,9 +487,18 @@ class ActorInstance:
             if span is not None:
                 tracing.end_span(span, error)
 
-    def _message(self, rec: MessageRecord, completable: bool) -> Message[Any]:
-        qdef = self.definition.get_queue(rec.queue)
-        body = qdef.decode_body(json.loads(rec.body))
+    def _message(self, rec: MessageRecord, completable: bool) -> Message[Any] | str:
+        """The message to hand out, or why it cannot be: its stored body no longer fits the queue's
+        type (a deploy changed it), or its queue is gone."""
+        qdef = self.definition.queues.get(rec.queue)
+        if qdef is None:
+            return f"queue {rec.queue!r} no longer exists"
+        try:
+            body = qdef.decode_body(json.loads(rec.body))
+        except PydanticValidationError as exc:
+            return f"body no longer matches queue {rec.queue!r} type: {_field_errors(exc)}"
+        except Exception as exc:  # a user validator raising something pydantic does not wrap
+            return f"body no longer matches queue {rec.queue!r} type: {type(exc).__name__}: {exc}"
         return Message(
             self,
             id=rec.id,
@@ -359,7 +510,8 @@ class ActorInstance:
         )
 
     async def complete(self, msg: Message[Any], response: Any) -> None:
-        if msg.id not in self._open and msg.id not in self._unacked:
+        rcv = next((r for r in self._receivers if msg.id in r.open or msg.id in r.unacked), None)
+        if rcv is None:
             raise CompletionError(f"message {msg.id} is not held by this receiver any more")
         response_json = self.definition.get_queue(msg.name).encode_response(response)
         state = self._dirty_state()
@@ -367,18 +519,20 @@ class ActorInstance:
         if not ok:
             raise CompletionError(f"message {msg.id} is no longer in flight")
         msg.completed = True
-        self._open.pop(msg.id, None)
-        if msg.id in self._unacked:
-            self._unacked.remove(msg.id)
+        rcv.open.pop(msg.id, None)
+        rcv.unacked.pop(msg.id, None)
         if state is not None:
             self._saved_state = state
         self._failures = 0
         self._handling.done((msg.id,), "completed")
         self._end_spans((msg.id,))
-        self.outcomes.on_finished(self.actor_id, msg.id, "completed", response_json, None)
+        self.outcomes.on_finished(
+            self.actor_id, msg.id, "completed", response_json, None, attempt=msg.attempt, queue=msg.name
+        )
 
     # -- run loop supervision ------------------------------------------------------------------
     async def _supervise(self) -> None:
+        _receiver.set(self._run_receiver)  # this task's own context: whoever woke the actor keeps theirs
         tracing.make_current(None)  # the loop is its own root, not part of whatever woke the actor
         logcontext.enter(None)
         try:
@@ -396,8 +550,7 @@ class ActorInstance:
 
     def _lose(self) -> None:
         self._handling.forget()
-        self._unacked.clear()
-        self._open.clear()
+        self._clear_receivers()
         self._end_spans(tuple(self._spans), "the actor moved to another node")
         self._on_lease_lost(self.actor_id)
 
@@ -415,7 +568,7 @@ class ActorInstance:
                     # what it handed out; only taking the lease anew (which requeues everything in
                     # flight) is sure to redeliver it. The claim scan does that within a second.
                     raise
-                held = self._held_ids()
+                held = self._run_receiver.held_ids()
                 log.error(
                     "run of %s %s (%s) raised on message(s) %s; they will be redelivered",
                     self.name,
@@ -434,28 +587,50 @@ class ActorInstance:
             await self._settle_return()
             await self._wait_for_work()
 
-    async def _release(self, ids: tuple[int, ...], error: str, exc: BaseException | None = None) -> None:
-        """Put held messages back at their place; those out of attempts go to the dead letters."""
+    async def _release(
+        self,
+        ids: tuple[int, ...],
+        error: str,
+        exc: BaseException | None = None,
+        *,
+        attempts_left: bool = True,
+    ) -> None:
+        """Put held messages back at their place; those out of attempts go to the dead letters
+        (``attempts_left=False``: all of them, at once)."""
         self._end_spans(ids, exc if exc is not None else error)
+        max_attempts = self.options.max_attempts if attempts_left else 0
         dead = await self.storage.release(
-            self.actor_id, ids, error=error, max_attempts=self.options.max_attempts, now=time.time()
+            self.actor_id, ids, error=error, max_attempts=max_attempts, now=time.time()
         )
         metrics.dead_lettered(self.name, (r.queue for r in dead))
         self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
-        held = self._held_ids()
+        held = self._run_receiver.held_ids()
         self._handling.done(held, "failed")
-        self._unacked.clear()
-        self._open.clear()
+        self._run_receiver.clear()
         self._reset_state()  # the failed message's state changes are not kept
-        self._unscope()
+        self._unscope(self._run_receiver)
         if held:
             await self._release(held, f"{type(exc).__name__}: {exc}", exc)
 
     async def _settle_return(self) -> None:
-        """``run`` returned: acknowledge plain messages, put open completables back at the head."""
-        ack = tuple(self._unacked)
+        await self._settle(self._run_receiver, None, "run returned without completing the message")
+
+    async def _settle(self, rcv: Receiver, exc: BaseException | None, unfinished: str) -> None:
+        """A receiver ended: if it raised (``exc``), put back all it held; if it returned,
+        acknowledge its plain messages (saving the state with them) and put its open completables
+        back at the head of their queues (``unfinished``: why, for the dead letters)."""
+        if exc is not None:
+            ids = rcv.held_ids()
+            self._handling.done(ids, "failed")
+            rcv.clear()
+            self._unscope(rcv)
+            if ids:
+                await self._release(ids, f"{type(exc).__name__}: {exc}", exc)
+            return
+        held = dict(rcv.unacked)
+        ack = tuple(held)
         state = self._dirty_state()
         if ack or state is not None:
             out = await self.storage.receive(
@@ -467,17 +642,18 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            self._unacked.clear()
+            rcv.unacked.clear()
             self._end_spans(ack)
             if state is not None:
                 self._saved_state = state
             self._handling.done(out.acked, "completed")
-            self.outcomes.on_acked(self.actor_id, out.acked)
-        if self._open:
-            held = tuple(self._open)
-            self._handling.done(held, "released")
-            self._open.clear()
-            await self._release(held, "run returned without completing the message")
+            self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
+        self._unscope(rcv)
+        if rcv.open:
+            still_open = tuple(rcv.open)
+            self._handling.done(still_open, "released")
+            rcv.open.clear()
+            await self._release(still_open, unfinished)
 
     async def _wait_for_work(self) -> None:
         """After ``run`` returned: wait for a ready message, then let the supervisor call it again."""
@@ -501,10 +677,16 @@ class ActorInstance:
         self.last_active = started = time.monotonic()
         outcome: Literal["ok", "error"] = "error"
         scope = logcontext.enter(logcontext.LogScope(self.name, self.actor_id, self.key, action=name))
+        rcv = Receiver(self)  # messages this call receives are settled when it ends
+        self._receivers.add(rcv)
+        token = _receiver.set(rcv)
         try:
-            result = await adef.fn(self.ctx, *bound, **bound_kw)
+            result = await self._run_receiving(rcv, adef.fn(self.ctx, *bound, **bound_kw), f"action {name!r}")
             outcome = "ok"
             return result
+        except LeaseLost:
+            self._on_lease_lost(self.actor_id)
+            raise
         except ActorqError:
             raise
         except Exception as exc:
@@ -514,6 +696,7 @@ class ActorInstance:
                 details={"action": name, "type": type(exc).__name__},
             ) from exc
         finally:
+            _receiver.reset(token)
             logcontext.leave(scope)
             self.actions_running -= 1
             self.last_active = time.monotonic()

@@ -40,7 +40,14 @@ from actorq.core.tracing import tracer
 from actorq.core.waiters import Waiters, result_of
 from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
-from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, QueueDepth, Storage
+from actorq.storage.protocol import (
+    LeasedStorage,
+    MessageRecord,
+    MessageStatus,
+    NodeRecord,
+    QueueDepth,
+    Storage,
+)
 
 if TYPE_CHECKING:
     from actorq.core.registry import Registry
@@ -202,6 +209,17 @@ class Runtime:
     @property
     def awake_count(self) -> int:
         return self._actors.awake_count
+
+    def awake_ids(self) -> list[str]:
+        """The actors awake in this process."""
+        return self._actors.awake_ids()
+
+    async def cluster_nodes(self, actors_per_node: int) -> list[NodeRecord] | None:
+        """The nodes sharing this storage, each with some of the actors it runs now; ``None``
+        without a cluster."""
+        if not isinstance(self.storage, LeasedStorage):
+            return None
+        return await self.storage.nodes(max(1, min(actors_per_node, 1000)))
 
     async def sleep(self, actor_id: str) -> None:
         """Put an actor to sleep now: stop its run loop and drop it from memory."""

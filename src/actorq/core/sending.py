@@ -56,9 +56,7 @@ def request(
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise BadRequest("idempotency_key must be 1 to 200 characters")
     available_at = time.time() + (delay or 0.0)
-    return SendRequest(
-        actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key, traceparent
-    )
+    return SendRequest(actor_id, queue, body_json, qdef.max_size, available_at, idempotency_key, traceparent)
 
 
 def _type_of(info: ActorInfo | ActorqError) -> str:

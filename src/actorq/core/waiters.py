@@ -14,11 +14,14 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from actorq.errors import ActorqError, NotFound
 from actorq.results import SendResult
 from actorq.storage.protocol import LeasedStorage, MessageRecord, MessageStatus, Storage
+
+if TYPE_CHECKING:
+    from actorq.core.message import Message
 
 log = logging.getLogger("actorq.runtime")
 
@@ -64,13 +67,18 @@ class Waiters:
         status: Literal["completed", "failed"],
         response: str | None,
         error: str | None,
+        *,
+        attempt: int,
+        queue: str,
     ) -> None:
         result = SendResult(
             id=msg_id,
             status=status,
             response=json.loads(response) if response is not None else None,
             error=error,
+            attempt=attempt,
             actor_id=actor_id,
+            queue=queue,
         )
         key = (actor_id, msg_id)
         futs = self._waiters.pop(key, None)
@@ -83,14 +91,15 @@ class Waiters:
         if len(self._recent) > _RECENT_RESULTS:
             self._recent.popitem(last=False)
 
-    def on_acked(self, actor_id: str, ids: Iterable[int]) -> None:
-        for i in ids:
-            self.on_finished(actor_id, i, "completed", None, None)
+    def on_acked(self, actor_id: str, messages: Iterable[Message[Any]]) -> None:
+        for m in messages:
+            self.on_finished(actor_id, m.id, "completed", None, None, attempt=m.attempt, queue=m.name)
 
     def on_dead(self, records: Iterable[MessageRecord]) -> None:
         for r in records:
             log.error("message %s of actor %s moved to the dead letters: %s", r.id, r.actor_id, r.error)
-            self.on_finished(r.actor_id, r.id, "failed", None, r.error or "exceeded max_attempts")
+            error = r.error or "exceeded max_attempts"
+            self.on_finished(r.actor_id, r.id, "failed", None, error, attempt=r.attempt, queue=r.queue)
 
     def on_received(self, actor_id: str, queues: Iterable[str]) -> None:
         for q in queues:
@@ -155,8 +164,15 @@ class Waiters:
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    attempt = rec.attempt if rec is not None else 0
-                    return SendResult(id=msg_id, status="timed_out", attempt=attempt, actor_id=actor_id)
+                    # as it is now, so that ``attempt`` counts the deliveries made meanwhile
+                    rec = await self.storage.get_message(actor_id, msg_id)
+                    if rec is None:
+                        raise NotFound(f"no message {msg_id} on actor {actor_id}")
+                    if rec.status in (MessageStatus.COMPLETED, MessageStatus.DEAD):
+                        return result_of(rec)
+                    return SendResult(
+                        id=msg_id, status="timed_out", attempt=rec.attempt, actor_id=actor_id, queue=rec.queue
+                    )
                 done, _ = await asyncio.wait((fut,), timeout=min(remaining, poll))
                 if done:
                     return fut.result()

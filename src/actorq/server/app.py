@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -23,8 +24,8 @@ from actorq._typing import decode_bytes
 from actorq.core import Outgoing, Registry, Runtime, RuntimeConfig, extract_trace
 from actorq.errors import ActorqError, BadRequest, Forbidden, MessageTooLarge, Unauthorized
 from actorq.protocol import CallAction, ResolveActor, SendAny, SendBatch, SendMessage
-from actorq.results import SendReceipt
-from actorq.server import metrics, wire
+from actorq.results import ActorInfo, SendReceipt
+from actorq.server import inspector, metrics, wire
 from actorq.server.docs import docs_page, docs_static
 from actorq.server.forward import FORWARDED_HEADER, TOKEN_SUBPROTOCOL, HttpForwarder
 from actorq.server.hosts import HostPolicy
@@ -73,12 +74,56 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document(rt.registry, rt.config.max_wait, auth=auth))
 
 
+# A listing filtered by key prefix reads at most this many actors per request; with fewer
+# matches than asked, ``next_after`` says where the next request goes on.
+KEY_SCAN_BUDGET = 10_000
+
+
+def _key_text(key: list[str]) -> str:
+    return "/".join(key)
+
+
 async def list_actors(request: Request) -> Response:
+    rt = _runtime(request)
     q = request.query_params
     limit = wire.query_limit(q)
     after = wire.query_actor_id(q, "after")
-    actors = await _runtime(request).list_actors(q.get("name"), limit, after)
-    return json_response(protocol.ActorList(actors=[protocol.actor(a) for a in actors]))
+    prefix = wire.query_key_prefix(q)
+    name = q.get("name")
+    found: list[ActorInfo] = []
+    more = False
+    if prefix is None:
+        found = await rt.list_actors(name, limit, after)
+        more = len(found) == limit
+        cursor = found[-1].actor_id if found else None
+    else:  # scan pages, keep those whose key (parts joined by "/") starts with the prefix
+        scanned = 0
+        cursor = after
+        more = True
+        size = min(protocol.MAX_LIMIT, KEY_SCAN_BUDGET)
+        while len(found) < limit and scanned < KEY_SCAN_BUDGET:
+            page = await rt.list_actors(name, size, cursor)
+            for a in page:
+                scanned += 1
+                cursor = a.actor_id
+                if _key_text(a.key).startswith(prefix):
+                    found.append(a)
+                    if len(found) == limit:
+                        break
+            if len(page) < size and (not page or cursor == page[-1].actor_id):
+                more = False  # read to the end
+                break
+    listed = [protocol.ListedActor(**protocol.actor(a), awake=rt.is_awake(a.actor_id)) for a in found]
+    return json_response(protocol.ActorList(actors=listed, next_after=cursor if more else None))
+
+
+async def actor_state(request: Request) -> Response:
+    rt = _runtime(request)
+    actor_id = _actor_id(request)
+    await rt.actor_info(actor_id)  # 404 for an unknown actor
+    record = await rt.storage.load_actor(actor_id)
+    state = json.loads(record.state) if record is not None and record.state is not None else None
+    return json_response(protocol.ActorState(state=state))
 
 
 async def resolve_actor(request: Request) -> Response:
@@ -203,6 +248,7 @@ async def list_pending(request: Request) -> Response:
                     attempt=r.attempt,
                     created_at=r.created_at,
                     available_at=r.available_at,
+                    body=json.loads(r.body),
                 )
                 for r in recs
             ]
@@ -240,6 +286,39 @@ async def delete_dead(request: Request) -> Response:
     return json_response(protocol.Done(ok=True))
 
 
+async def cluster_nodes(request: Request) -> Response:
+    rt = _runtime(request)
+    limit = wire.query_limit(request.query_params)
+    found = await rt.cluster_nodes(limit)
+    if found is None:  # one process: itself, with its awake actors
+        awake = sorted(rt.awake_ids())
+        local = protocol.ClusterNode(
+            node="local",
+            address=None,
+            this_node=True,
+            started_at=None,
+            heartbeat_at=None,
+            actor_count=len(awake),
+            actors=awake[:limit],
+        )
+        return json_response(protocol.NodeList(clustered=False, nodes=[local]))
+    stats = rt.node_stats()
+    me = stats.node_id if stats is not None else None
+    nodes = [
+        protocol.ClusterNode(
+            node=n.node_id,
+            address=n.address,
+            this_node=n.node_id == me,
+            started_at=n.started_at,
+            heartbeat_at=n.heartbeat_at,
+            actor_count=n.actor_count,
+            actors=n.actors,
+        )
+        for n in found
+    ]
+    return json_response(protocol.NodeList(clustered=True, nodes=nodes))
+
+
 async def metrics_endpoint(request: Request) -> Response:
     body, content_type = await metrics.render(_runtime(request))
     return Response(body, media_type=content_type)
@@ -270,12 +349,16 @@ ROUTES = [
     _route("/openapi.json", GET=(openapi, NONE)),
     _route("/docs", GET=(docs_page, NONE)),
     _route("/docs/static/{name}", GET=(docs_static, NONE)),
-    _route("/v1/actors", GET=(list_actors, ("name", "limit", "after")), POST=(resolve_actor, NONE)),
+    _route(
+        "/v1/actors", GET=(list_actors, ("name", "limit", "after", "key_prefix")), POST=(resolve_actor, NONE)
+    ),
     _route("/v1/actors/{actor_id}", GET=(get_actor, NONE)),
+    _route("/v1/actors/{actor_id}/state", GET=(actor_state, NONE)),
     _route("/v1/actors/{actor_id}/queues", GET=(list_queues, NONE)),
     _route("/v1/actors/{actor_id}/queues/{queue}/messages", POST=(send_message, NONE)),
     _route("/v1/actors/{actor_id}/batch", POST=(send_batch, NONE)),
     _route("/v1/batch", POST=(send_any, NONE)),
+    _route("/v1/cluster/nodes", GET=(cluster_nodes, ("limit",))),
     _route("/v1/actors/{actor_id}/messages", GET=(list_pending, ("status", "queue", "limit"))),
     _route("/v1/actors/{actor_id}/messages/{msg_id}", GET=(get_message, ("wait", "timeout"))),
     _route("/v1/actors/{actor_id}/actions/{action}", POST=(call_action, NONE)),
@@ -304,7 +387,9 @@ def _route_path(scope: Scope) -> str:
 
 
 def _open(path: str) -> bool:
-    return path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES)
+    """Routes that need no token: liveness, the API page and its files, and the inspector's static
+    files (those pages ask for the token and send it with every API call they make)."""
+    return path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES) or inspector.is_static(path)
 
 
 # Largest HTTP request body read at all (a full batch of 64 KiB messages fits); bigger is a 413.
@@ -499,7 +584,7 @@ def create_app(
             await rt.stop()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *inspector.routes()],  # the API, then the inspector's static files
         lifespan=lifespan,
         exception_handlers={
             ActorqError: on_actorq_error,

@@ -61,6 +61,8 @@ _MODELS: tuple[Any, ...] = (
     protocol.Actor,
     protocol.ActorDetail,
     protocol.ActorList,
+    protocol.ActorState,
+    protocol.NodeList,
     protocol.QueueList,
     protocol.SendAccepted,
     protocol.MessageResult,
@@ -159,6 +161,8 @@ _OPERATION_IDS = {
     ("/v1/actors", "get"): "list_actors",
     ("/v1/actors", "post"): "resolve_actor",
     ("/v1/actors/{actor_id}", "get"): "get_actor",
+    ("/v1/actors/{actor_id}/state", "get"): "get_state",
+    ("/v1/cluster/nodes", "get"): "cluster_nodes",
     ("/v1/actors/{actor_id}/queues", "get"): "list_queues",
     ("/v1/actors/{actor_id}/queues/{queue}/messages", "post"): "send_message",
     ("/v1/actors/{actor_id}/batch", "post"): "send_batch",
@@ -182,7 +186,7 @@ _TAGS = [
     },
     {"name": "actions", "description": "call an actor's actions (RPC methods)"},
     {"name": "dead letters", "description": "messages that failed max_attempts times"},
-    {"name": "server", "description": "health, metrics, this document and the API page"},
+    {"name": "server", "description": "health, metrics, cluster nodes, this document and the API page"},
     {"name": "previews", "description": "signed preview URLs: a server in an agent VM, no token needed"},
 ]
 
@@ -242,7 +246,7 @@ def _preview_paths() -> dict[str, Any]:
 
 
 def _tag(path: str) -> str:
-    if not path.startswith("/v1/"):
+    if not path.startswith("/v1/") or path.startswith("/v1/cluster/"):
         return "server"
     if "/dead-letters" in path:
         return "dead letters"
@@ -370,7 +374,13 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
                     _query(
                         "after",
                         _string(minLength=1, maxLength=protocol.MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$"),
-                        "the last actor id of the previous page",
+                        "the last actor id of the previous page (or the answer's `next_after`)",
+                    ),
+                    _query(
+                        "key_prefix",
+                        _string(minLength=1, maxLength=protocol.MAX_KEY_BYTES, pattern=r"^[^\x00]+$"),
+                        "only actors whose key, its parts joined by '/', starts with this; a request reads "
+                        "at most 10 000 actors, `next_after` says where to go on",
                     ),
                 ],
             ),
@@ -384,6 +394,22 @@ def _base(max_wait: float, auth: bool) -> dict[str, Any]:
         "/v1/actors/{actor_id}": {
             "get": _op(
                 "Actor by id", {200: _json(_ref(protocol.ActorDetail))}, (*_V1, *_ACTOR), params=[_ACTOR_ID]
+            )
+        },
+        "/v1/cluster/nodes": {
+            "get": _op(
+                "The nodes serving this database and the actors each runs now (`limit` per node)",
+                {200: _json(_ref(protocol.NodeList))},
+                _V1,
+                params=[_LIMIT],
+            )
+        },
+        "/v1/actors/{actor_id}/state": {
+            "get": _op(
+                "The actor's persisted state (null until first saved)",
+                {200: _json(_ref(protocol.ActorState))},
+                (*_V1, *_ACTOR),
+                params=[_ACTOR_ID],
             )
         },
         "/v1/actors/{actor_id}/queues": {

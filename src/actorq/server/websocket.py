@@ -35,6 +35,7 @@ from actorq.server.responses import error_response
 
 log = logging.getLogger("actorq.server")
 
+
 def _dumps(obj: Any) -> str:
     try:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

@@ -26,6 +26,7 @@ from actorq.protocol import (
     FRAMES,
     HEADER_KEY_PATTERN,
     MAX_ID,
+    MAX_KEY_BYTES,
     MAX_LIMIT,
     MAX_TEXT,
     QUERY_FALSE,
@@ -136,6 +137,18 @@ def query_seconds(params: Mapping[str, str], name: str, max_value: float) -> flo
 def query_actor_id(params: Mapping[str, str], name: str) -> str | None:
     raw = params.get(name)
     return None if raw is None else actor_id(raw, "query", name)
+
+
+def query_key_prefix(params: Mapping[str, str]) -> str | None:
+    """``key_prefix``: 1 to 1024 characters without NUL (absent: ``None``)."""
+    raw = params.get("key_prefix")
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_KEY_BYTES or "\x00" in raw:
+        raise _param_error(
+            "query", "key_prefix", f"1 to {MAX_KEY_BYTES} characters without NUL", "string_pattern_mismatch"
+        )
+    return raw
 
 
 _HEADER_KEY = re.compile(HEADER_KEY_PATTERN)

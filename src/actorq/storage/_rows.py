@@ -12,7 +12,12 @@ from actorq.storage.protocol import ActorRecord, MessageRecord, MessageStatus
 
 def actor(row: Sequence[Any]) -> ActorRecord:
     return ActorRecord(
-        actor_id=row[0], name=row[1], key=tuple(json.loads(row[2])), state=row[3], created_at=row[4]
+        actor_id=row[0],
+        name=row[1],
+        key=tuple(json.loads(row[2])),
+        state=row[3],
+        created_at=row[4],
+        state_version=row[5],
     )
 
 

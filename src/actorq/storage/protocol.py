@@ -30,6 +30,7 @@ class ActorRecord:
     key: tuple[str, ...]
     state: str | None
     created_at: float
+    state_version: int = 1  # the ``state_version`` ``state`` was last saved at (see save_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,18 @@ class Lease:
     ttl_left: float  # seconds until the owner's lease expires
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A registered node and the actors it holds a live lease on (some of them, by id)."""
+
+    node_id: str
+    address: str | None
+    started_at: float
+    heartbeat_at: float
+    actor_count: int  # live leases it holds
+    actors: list[str]  # the first of them by actor id
+
+
 @runtime_checkable
 class LeasedStorage(Protocol):
     """What a storage shared by several server nodes adds (PostgreSQL): node registration,
@@ -177,6 +190,11 @@ class LeasedStorage(Protocol):
         """Ask to be told (``on_done``) when the message finishes; returns it as it is now."""
         ...
 
+    async def nodes(self, actors_per_node: int) -> list[NodeRecord]:
+        """The registered nodes, oldest first, each with up to ``actors_per_node`` of the actors
+        it holds a live lease on (a plain read, for operators)."""
+        ...
+
 
 @runtime_checkable
 class Storage(Protocol):
@@ -201,7 +219,10 @@ class Storage(Protocol):
 
     async def list_actors(self, name: str | None, limit: int, after: str | None) -> list[ActorRecord]: ...
 
-    async def save_state(self, actor_id: str, state: str) -> None: ...
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
+        """Save the state; with ``version``, record that version with it in the same write (it
+        stays as it was otherwise, and when state is saved by receive or complete)."""
+        ...
 
     # messages
     async def send(self, req: SendRequest, now: float) -> SendOutcome:
@@ -236,7 +257,9 @@ class Storage(Protocol):
     async def release(
         self, actor_id: str, ids: tuple[int, ...], *, error: str | None, max_attempts: int, now: float
     ) -> list[MessageRecord]:
-        """Put in-flight messages back at their place (pending); return those dead-lettered instead."""
+        """Put in-flight messages back at their place (pending); return those dead-lettered instead
+        (their ``attempt`` already reached ``max_attempts``; ``0`` dead-letters all of them), with
+        ``error`` as their reason."""
         ...
 
     async def get_message(self, actor_id: str, msg_id: int) -> MessageRecord | None: ...

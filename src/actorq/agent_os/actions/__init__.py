@@ -1,12 +1,13 @@
 """The VM actor's actions, one module per concern, and the one table of them (``ACTIONS``).
 
 Owns: ``files`` (read/write/list/move/delete), ``processes`` (exec, spawn and the process table),
-``sessions`` (agent sessions and prompts), ``network`` (``vm_fetch``), ``previews`` (signed
-preview URLs), ``cron`` (jobs and their firing, ``cron_tick``) and ``snapshots`` (the wake/sleep
-side of moving ``/home/user`` between nodes; hooks, not actions). Each action takes the actor
-context, as the core calls it, and works on the VM's :class:`~actorq.agent_os.machine.Machine`
-(``running(c)`` / ``under_cap(c)``); the mechanisms behind them (``files.py``, ``processes.py``,
-``sessions.py``, ``fetch.py``, ``preview.py``, ``cron.py``, ``snapshot.py``) know nothing of actors.
+``shells`` (interactive terminals), ``history`` (numbered events to catch up on), ``sessions``
+(agent sessions and prompts), ``network`` (``vm_fetch``), ``previews`` (signed preview URLs),
+``cron`` (jobs and their firing, ``cron_tick``) and ``snapshots`` (the wake/sleep side of moving
+``/home/user`` between nodes; hooks, not actions). Each action takes the actor context, as the core
+calls it, and works on the VM's :class:`~actorq.agent_os.machine.Machine` (``running(c)`` /
+``under_cap(c)``); the mechanisms behind them (``files.py``, ``processes.py``, ``sessions.py``,
+``fetch.py``, ``preview.py``, ``cron.py``, ``snapshot.py``) know nothing of actors.
 
 Imports the core's ``ActorContext`` and the rest of ``actorq.agent_os``; must not import the
 server, the clients or storage.
@@ -17,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from actorq.agent_os.actions import cron, files, network, previews, processes, sessions
+from actorq.agent_os.actions import (
+    cron,
+    files,
+    history,
+    network,
+    permissions,
+    previews,
+    processes,
+    sessions,
+    shells,
+)
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
 ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
@@ -48,6 +59,14 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "wait_process": processes.wait_process,
     "list_processes": processes.list_processes,
     "kill_process": processes.kill_process,
+    "write_process_stdin": processes.write_process_stdin,
+    "close_process_stdin": processes.close_process_stdin,
+    "open_shell": shells.open_shell,
+    "write_shell": shells.write_shell,
+    "resize_shell": shells.resize_shell,
+    "close_shell": shells.close_shell,
+    "get_events": history.get_events,
+    "get_session_events": history.get_session_events,
     "vm_fetch": network.vm_fetch,
     "create_signed_preview_url": previews.create_signed_preview_url,
     "expire_signed_preview_url": previews.expire_signed_preview_url,
@@ -57,6 +76,10 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "list_cron_jobs": cron.list_cron_jobs,
     "cancel_cron_job": cron.cancel_cron_job,
     "cron_tick": cron.cron_tick,
+    # held tool calls of agents (permissions.py); permission_resume is internal, like cron_tick
+    "list_permission_requests": permissions.list_permission_requests,
+    "respond_permission": permissions.respond_permission,
+    "permission_resume": permissions.permission_resume,
 }
 
 __all__ = ["ACTIONS"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from actorq.agent_os import cron
 from actorq.agent_os.host import HOME
-from actorq.agent_os.machine import running, under_cap
+from actorq.agent_os.machine import emit, running, under_cap
 from actorq.core import ActorContext
 from actorq.errors import ActorqError, BadRequest
 from actorq.vm_types import CronJob
@@ -65,7 +65,7 @@ async def cron_tick(c: ActorContext, job_id: str, due: float) -> None:
     job["last_run"] = time.time()
     job["last_result"] = result
     job["runs"] += 1
-    c.broadcast("cron_fired", {"id": job_id, "due": due, "result": result})
+    emit(c, "cron_fired", {"id": job_id, "due": due, "result": result})
 
 
 async def rearm(c: ActorContext) -> None:

@@ -59,3 +59,12 @@ async def list_processes(c: ActorContext) -> list[ProcessInfo]:
 
 async def kill_process(c: ActorContext, pid: int, *, signal: int = 9) -> None:
     running(c).processes.kill(pid, signal)
+
+
+async def write_process_stdin(c: ActorContext, pid: int, data: str | bytes) -> int:
+    """Write to a spawned process's stdin; the bytes accepted."""
+    return running(c).processes.write_stdin(pid, data)
+
+
+async def close_process_stdin(c: ActorContext, pid: int) -> None:
+    running(c).processes.close_stdin(pid)

@@ -24,6 +24,7 @@ async def create_session(
     cwd: str = HOME,
     additional_instructions: str | None = None,
     mcp_servers: list[dict[str, Any]] | None = None,
+    permissions: Any = None,
 ) -> Session:
     return await (await under_cap(c)).sessions.create(
         agent_type,
@@ -31,6 +32,7 @@ async def create_session(
         cwd=cwd,
         additional_instructions=additional_instructions,
         mcp_servers=mcp_servers,
+        permissions=permissions,
     )
 
 

@@ -57,6 +57,7 @@ from acp.schema import (
 
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
+from actorq.agent_os.permissions import ToolRequest
 from actorq.errors import ActorqError, BadRequest, NotFound, PromptFailed, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, SessionModes
 
@@ -159,9 +160,12 @@ class _Client:
     async def request_permission(
         self, session_id: str, tool_call: ToolCallUpdate, options: list[PermissionOption], **kwargs: Any
     ) -> RequestPermissionResponse:
-        # Nobody is watching to click "allow": the sandbox is the boundary, so we grant the first
-        # allow option. After a cancel ACP wants pending permission requests answered "cancelled".
+        # Without a policy nobody is watching to click "allow": the sandbox is the boundary, so we
+        # grant the first allow option. With one, the session's policy (and maybe a person) decides.
+        # After a cancel ACP wants pending permission requests answered "cancelled".
         d = self._driver
+        if d._opts.permit is not None:
+            return await self._by_policy(tool_call, options)
         allow = next((o for o in options if o.kind.startswith("allow")), None)
         if d._cancelling or allow is None:
             d._emit({"type": "permission", "tool_call_id": tool_call.tool_call_id, "outcome": "cancelled"})
@@ -169,6 +173,33 @@ class _Client:
         d._emit({"type": "permission", "tool_call_id": tool_call.tool_call_id, "option": allow.option_id})
         return RequestPermissionResponse(
             outcome=AllowedOutcome(outcome="selected", option_id=allow.option_id)
+        )
+
+    async def _by_policy(
+        self, tool_call: ToolCallUpdate, options: list[PermissionOption]
+    ) -> RequestPermissionResponse:
+        d = self._driver
+        assert d._opts.permit is not None
+        req = ToolRequest.from_acp(
+            tool_call.kind,
+            tool_call.title,
+            tool_call.raw_input,
+            [loc.path for loc in tool_call.locations or []],
+            d._opts.cwd,
+        )
+        verdict = await d._opts.permit(req)
+        # "once" options: the policy decides every call, the agent must not remember an "always"
+        wanted = ("allow_once", "allow_always") if verdict.allowed else ("reject_once", "reject_always")
+        option = next((o for kind in wanted for o in options if o.kind == kind), None)
+        event = {"type": "permission", "tool_call_id": tool_call.tool_call_id, "reason": verdict.reason}
+        if verdict.request_id is not None:
+            event["request_id"] = verdict.request_id
+        if d._cancelling or option is None:
+            d._emit({**event, "outcome": "cancelled"})
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        d._emit({**event, "outcome": "allowed" if verdict.allowed else "denied", "option": option.option_id})
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=option.option_id)
         )
 
     async def read_text_file(

@@ -7,10 +7,12 @@ processes inside the sandbox and a callback that broadcasts events to connected 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from actorq.agent_os.approvals import Verdict
+from actorq.agent_os.permissions import ToolRequest
 from actorq.agent_os.process import VMProcess
 from actorq.vm_types import PromptResult, SessionModes
 
@@ -22,6 +24,8 @@ class Launcher(Protocol):
 
 
 EventSink = Callable[[str, Any], None]  # broadcast(event_name, data) to the VM's connected clients
+# the session's permission policy: the verdict on one tool call (an "ask" waits for an answer)
+Permit = Callable[[ToolRequest], Awaitable[Verdict]]
 
 
 @dataclass
@@ -35,6 +39,7 @@ class DriverOptions:
     resume_from: str | None = None  # VM path of a transcript to continue (resume_session)
     # MCP servers in their normal form (agents/mcp.py); may hold secrets like ``env``
     mcp_servers: list[dict[str, Any]] = field(default_factory=list)
+    permit: Permit | None = None  # None: no policy, every tool call runs (the sandbox is the boundary)
 
 
 class AgentDriver(Protocol):

@@ -9,6 +9,15 @@ pi is configured by files in the VM's ``~/.pi/agent/`` (``models.json``, ``setti
 driver passes only ``--append-system-prompt`` (``additional_instructions``) and ``--session``
 (``resume_from``). Secrets reach pi through its environment only; they are never written, logged
 or put in events or error messages (they are masked if pi echoes them).
+
+With a permission policy (``DriverOptions.permit``) the driver writes a small pi extension into the
+VM (``PERMISSION_EXTENSION``, rewritten at every start, so what pi loads is always ours) and loads
+it with ``--extension``. It hooks pi's ``tool_call`` event, which runs before each tool and can
+block it, and asks us through pi's RPC extension-UI sub-protocol: an ``input`` dialog titled
+``actorq-permission`` whose placeholder text is the tool's name and arguments. We answer with the
+verdict (JSON ``{"allow": bool, "reason": str}``); a denied call is blocked and the model gets the
+reason as the tool's error result; a verdict we fail to reach is a denial, never a hang. The
+dialog carries pi's abort signal, so aborting a prompt releases a held call (blocked).
 """
 
 from __future__ import annotations
@@ -17,14 +26,23 @@ import asyncio
 import contextlib
 import itertools
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
+from actorq.agent_os.approvals import Verdict
+from actorq.agent_os.permissions import ToolRequest
 from actorq.agent_os.sandbox import kill_tree
 from actorq.agent_os.software import PI_CLI
 from actorq.errors import ActorqError, BadRequest, NotFound, PromptFailed, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, SessionModes
+
+
+class TextFiles(Protocol):
+    """VM-path text writes (the VM's own file actions, as its uid)."""
+
+    async def write_text(self, vm_path: str, text: str, /) -> None: ...
+
 
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit
@@ -35,6 +53,25 @@ _THINKING = ("off", "minimal", "low", "medium", "high", "xhigh")  # pi's set_thi
 _CONTROL_TIMEOUT = 30.0  # seconds for a control command (set_model, get_available_models, ...)
 # pi's usage fields -> PromptResult.usage's keys
 _USAGE = {"input": "input", "output": "output", "cacheRead": "cache_read", "cacheWrite": "cache_write"}
+PERMISSION_TITLE = "actorq-permission"
+PERMISSION_EXTENSION_PATH = "/home/user/.pi/agent/actorq/permissions.js"
+PERMISSION_EXTENSION = """\
+// Written by actorq at every start of pi: each tool call goes to the VM's permission policy.
+export default function (pi) {
+  pi.on("tool_call", async (event, ctx) => {
+    const message = JSON.stringify({ tool: event.toolName, input: event.input ?? null });
+    const answer = await ctx.ui.input("@TITLE@", message, { signal: ctx.signal });
+    let verdict = null;
+    try {
+      verdict = typeof answer === "string" ? JSON.parse(answer) : null;
+    } catch {
+      verdict = null;
+    }
+    if (verdict && verdict.allow === true) return undefined;
+    return { block: true, reason: (verdict && verdict.reason) || "Permission denied (no answer)" };
+  });
+}
+""".replace("@TITLE@", PERMISSION_TITLE)
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -149,9 +186,16 @@ class PiDriver(AgentProcess):
     agent_type = "pi"
 
     def __init__(
-        self, opts: DriverOptions, *, start_timeout: float = 60.0, abort_grace: float = 10.0
+        self,
+        opts: DriverOptions,
+        *,
+        start_timeout: float = 60.0,
+        abort_grace: float = 10.0,
+        files: TextFiles | None = None,
     ) -> None:
         super().__init__(opts)
+        self._files = files  # where the permission extension is written (with a policy)
+        self._asks: set[asyncio.Task[None]] = set()  # tool calls waiting for a verdict
         self._start_timeout = start_timeout
         self._abort_grace = abort_grace
         self._stdout_task: asyncio.Task[None] | None = None
@@ -184,6 +228,11 @@ class PiDriver(AgentProcess):
                 "pi does not take MCP servers (give it tools through its extensions instead)",
                 details={"agent_type": "pi", "feature": "mcp_servers"},
             )
+        if self._opts.permit is not None:
+            if self._files is None:
+                raise PromptFailed("a permission policy needs the VM's files to install pi's hook")
+            await self._files.write_text(PERMISSION_EXTENSION_PATH, PERMISSION_EXTENSION)
+            argv += ["--extension", PERMISSION_EXTENSION_PATH]
         await self._spawn(argv, {"PI_OFFLINE": "1", **self._opts.env})
         self._stdout_task = asyncio.create_task(self._read_stdout(), name="pi-stdout")
         try:
@@ -207,6 +256,8 @@ class PiDriver(AgentProcess):
 
     async def close(self) -> None:
         """Stop pi (it exits at the end of its stdin; ``AgentProcess._stop``). Idempotent."""
+        for task in list(self._asks):  # an agent that is gone waits for no verdict
+            task.cancel()
         await self._stop([self._stdout_task] if self._stdout_task is not None else [])
         self._fail_pending(SessionClosed(f"session {self._opts.session_id} is closed"))
         self._events.put_nowait(None)  # wakes a prompt still waiting for events
@@ -498,6 +549,12 @@ class PiDriver(AgentProcess):
             if fut is not None and not fut.done():
                 fut.set_result(obj)
             return
+        if kind == "extension_ui_request" and obj.get("title") == PERMISSION_TITLE and self._opts.permit:
+            # a tool call waiting for the policy: decide off the reader (an ask can take hours)
+            task = asyncio.create_task(self._permission(obj), name="pi-permission")
+            self._asks.add(task)
+            task.add_done_callback(self._asks.discard)
+            return
         if kind == "extension_ui_request":
             # nobody is there to answer a dialog: dismiss it so pi does not wait forever
             if obj.get("method") in _DIALOGS:
@@ -508,6 +565,27 @@ class PiDriver(AgentProcess):
         elif kind == "agent_end":
             obj[_RETRIES_SEEN] = self._retry_starts  # the count as of this line, for _retrying
         self._events.put_nowait(obj)
+
+    async def _permission(self, req: dict[str, Any]) -> None:
+        permit = self._opts.permit
+        assert permit is not None
+        try:
+            asked = json.loads(str(req.get("placeholder")))  # input(title, placeholder) carries the call
+            tool = str(asked.get("tool"))
+            args = asked.get("input")
+        except (ValueError, AttributeError):
+            tool, args = "unknown", None
+        try:
+            verdict = await permit(ToolRequest.from_pi(tool, args, self._opts.cwd))
+        except ActorqError as exc:  # e.g. the state could not be saved: refuse, and say why
+            verdict = Verdict(False, f"Permission denied: the request could not be held ({exc.message})")
+        event: dict[str, Any] = {"type": "permission", "tool": tool, "reason": verdict.reason}
+        event["outcome"] = "allowed" if verdict.allowed else "denied"
+        if verdict.request_id is not None:
+            event["request_id"] = verdict.request_id
+        self._emit(event)
+        answer = json.dumps({"allow": verdict.allowed, "reason": verdict.reason})
+        await self._write({"type": "extension_ui_response", "id": req.get("id"), "value": answer})
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -162,7 +162,17 @@ class Batched:
                 delivering = kind == ReceiveRow.DELIVERED
                 status = MessageStatus.INFLIGHT if delivering else MessageStatus.DEAD
                 rec = MessageRecord(
-                    actor_id, msg_id, queue, body, status, attempt, created, available, None, None, error,
+                    actor_id,
+                    msg_id,
+                    queue,
+                    body,
+                    status,
+                    attempt,
+                    created,
+                    available,
+                    None,
+                    None,
+                    error,
                     trace,
                 )
                 if delivering:

@@ -39,6 +39,7 @@ from actorq.storage.protocol import (
     Lease,
     MessageRecord,
     MessageStatus,
+    NodeRecord,
     QueueDepth,
     QueueStats,
     ReceiveOutcome,
@@ -122,6 +123,17 @@ class PostgresStorage:
             row = await c.fetchrow(Q["watch"], actor_id, msg_id)
         return _message(row) if row else None
 
+    async def nodes(self, actors_per_node: int) -> list[NodeRecord]:
+        async with self._db.conn() as c:
+            rows = await c.fetch(Q["list_nodes"])
+            held = await c.fetch(Q["node_actors"], actors_per_node)
+        actors: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        for node_id, actor_id, count in held:
+            actors.setdefault(node_id, []).append(actor_id)
+            counts[node_id] = count
+        return [NodeRecord(r[0], r[1], r[2], r[3], counts.get(r[0], 0), actors.get(r[0], [])) for r in rows]
+
     async def _notify_done(self, c: asyncpg.Connection, actor_id: str, msg_id: int) -> None:
         await c.execute(Q["notify"], self._leases.channel, f"d:{actor_id}:{msg_id}")
 
@@ -159,10 +171,13 @@ class PostgresStorage:
         async with self._db.conn() as c:
             return [_actor(r) for r in await c.fetch(Q["list_actors"], name, after, limit)]
 
-    async def save_state(self, actor_id: str, state: str) -> None:
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
         async with self._db.tx() as c:
             await self._leases.fence(c, actor_id)
-            await c.execute(Q["save_state"], actor_id, state)
+            if version is None:
+                await c.execute(Q["save_state"], actor_id, state)
+            else:
+                await c.execute(Q["save_state_version"], actor_id, state, version)
 
     # -- messages ----------------------------------------------------------------------------
     # Sends, receives and completions go through group commit (batched.py).

@@ -2,23 +2,26 @@
 -- The tables and functions are in schema.sql; a status literal names its MessageStatus member.
 
 -- name: find_actor
-SELECT actor_id, name, key, state, created_at FROM actors WHERE name = $1 AND key = $2;
+SELECT actor_id, name, key, state, created_at, state_version FROM actors WHERE name = $1 AND key = $2;
 
 -- name: insert_actor
 INSERT INTO actors (actor_id, name, key, state, created_at) VALUES ($1, $2, $3, NULL, $4)
 ON CONFLICT (name, key) DO NOTHING
-RETURNING actor_id, name, key, state, created_at;
+RETURNING actor_id, name, key, state, created_at, state_version;
 
 -- name: load_actor
-SELECT actor_id, name, key, state, created_at FROM actors WHERE actor_id = $1;
+SELECT actor_id, name, key, state, created_at, state_version FROM actors WHERE actor_id = $1;
 
 -- name: list_actors
-SELECT actor_id, name, key, state, created_at FROM actors
+SELECT actor_id, name, key, state, created_at, state_version FROM actors
 WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR actor_id > $2)
 ORDER BY actor_id LIMIT $3;
 
 -- name: save_state
 UPDATE actors SET state = $2 WHERE actor_id = $1;
+
+-- name: save_state_version
+UPDATE actors SET state = $2, state_version = $3 WHERE actor_id = $1;
 
 -- name: add_depth
 INSERT INTO queue_depths (actor_id, queue, pending) VALUES ($1, $2, $3)
@@ -116,6 +119,16 @@ DELETE FROM nodes WHERE heartbeat_at < extract(epoch from clock_timestamp()) - $
 
 -- name: heartbeat
 UPDATE nodes SET heartbeat_at = extract(epoch from clock_timestamp()) WHERE node_id = $1;
+
+-- name: list_nodes
+SELECT node_id, address, started_at, heartbeat_at FROM nodes ORDER BY started_at, node_id;
+
+-- name: node_actors
+SELECT node_id, actor_id, held FROM (
+    SELECT node_id, actor_id, count(*) OVER (PARTITION BY node_id) AS held,
+           row_number() OVER (PARTITION BY node_id ORDER BY actor_id) AS n
+    FROM leases WHERE node_id IS NOT NULL AND expires_at > extract(epoch from clock_timestamp())
+) AS live WHERE n <= $1 ORDER BY node_id, actor_id;
 
 -- name: deregister_node
 DELETE FROM nodes WHERE node_id = $1;

@@ -1,4 +1,4 @@
--- The actorq PostgreSQL schema as the migrations leave it (version 7): every table, index and
+-- The actorq PostgreSQL schema as the migrations leave it (version 8): every table, index and
 -- function, in one place. Read this instead of replaying migrations/NNNN_*.sql; the driver never
 -- runs this file (it applies the migrations, database.py), and tests/storage/test_schema.py checks
 -- that applying the migrations to an empty schema gives exactly this (comments aside).
@@ -14,7 +14,7 @@
 
 -- applied migrations (the driver creates this table before the first one)
 CREATE TABLE schema_version (version INTEGER NOT NULL);
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7);
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);
 
 CREATE TABLE actors (
     actor_id   TEXT PRIMARY KEY,
@@ -23,6 +23,7 @@ CREATE TABLE actors (
     state      TEXT,                     -- JSON, NULL until first saved
     next_seq   BIGINT NOT NULL DEFAULT 1,
     created_at DOUBLE PRECISION NOT NULL,
+    state_version INTEGER NOT NULL DEFAULT 1,  -- actor(state_version=...) of the code that saved state
     UNIQUE (name, key)
 );
 

@@ -135,9 +135,12 @@ class SQLiteStorage:
 
         return await self._run(op)
 
-    async def save_state(self, actor_id: str, state: str) -> None:
+    async def save_state(self, actor_id: str, state: str, *, version: int | None = None) -> None:
         def op(c: sqlite3.Connection) -> None:
-            c.execute(Q["save_state"], {"actor_id": actor_id, "state": state})
+            if version is None:
+                c.execute(Q["save_state"], {"actor_id": actor_id, "state": state})
+            else:
+                c.execute(Q["save_state_version"], {"actor_id": actor_id, "state": state, "version": version})
 
         await self._run(op)
 

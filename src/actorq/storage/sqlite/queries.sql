@@ -2,21 +2,24 @@
 -- The tables are in schema.sql; a status literal names its MessageStatus member (3 /* MessageStatus.DEAD */).
 
 -- name: find_actor
-SELECT actor_id, name, key, state, created_at FROM actors WHERE name = :name AND key = :key;
+SELECT actor_id, name, key, state, created_at, state_version FROM actors WHERE name = :name AND key = :key;
 
 -- name: insert_actor
 INSERT INTO actors (actor_id, name, key, state, created_at) VALUES (:actor_id, :name, :key, NULL, :now);
 
 -- name: load_actor
-SELECT actor_id, name, key, state, created_at FROM actors WHERE actor_id = :actor_id;
+SELECT actor_id, name, key, state, created_at, state_version FROM actors WHERE actor_id = :actor_id;
 
 -- name: list_actors
-SELECT actor_id, name, key, state, created_at FROM actors
+SELECT actor_id, name, key, state, created_at, state_version FROM actors
 WHERE (:name IS NULL OR name = :name) AND (:after IS NULL OR actor_id > :after)
 ORDER BY actor_id LIMIT :limit;
 
 -- name: save_state
 UPDATE actors SET state = :state WHERE actor_id = :actor_id;
+
+-- name: save_state_version
+UPDATE actors SET state = :state, state_version = :version WHERE actor_id = :actor_id;
 
 -- name: find_idempotent
 SELECT id, created_at FROM messages WHERE actor_id = :actor_id AND idempotency_key = :key;

@@ -1,4 +1,4 @@
--- The actorq SQLite schema as the migrations leave it (version 2): every table and index in one
+-- The actorq SQLite schema as the migrations leave it (version 3): every table and index in one
 -- place. Read this instead of replaying migrations/NNNN_*.sql; the driver never runs this file
 -- (it applies the migrations, writer.py), and tests/storage/test_schema.py checks that applying
 -- the migrations to an empty database gives exactly this (comments aside).
@@ -8,7 +8,7 @@
 -- every status literal in queries.sql is annotated with its member (also checked):
 -- codes MessageStatus: PENDING=0 INFLIGHT=1 COMPLETED=2 DEAD=3
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 CREATE TABLE actors (
     actor_id   TEXT PRIMARY KEY,
@@ -17,6 +17,7 @@ CREATE TABLE actors (
     state      TEXT,                     -- JSON, NULL until first saved
     next_seq   INTEGER NOT NULL DEFAULT 1,
     created_at REAL NOT NULL,
+    state_version INTEGER NOT NULL DEFAULT 1,  -- actor(state_version=...) of the code that saved state
     UNIQUE (name, key)
 );
 
