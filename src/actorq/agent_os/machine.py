@@ -42,6 +42,7 @@ class VMConfig:
     agent_types: Mapping[str, AgentFactory]
     exec_limits: ExecLimits
     snapshot_interval: float | None
+    warm_pool: Mapping[str, int] = field(default_factory=dict)  # agent type -> pooled agents (warm.py)
 
 
 class Machine:

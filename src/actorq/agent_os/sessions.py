@@ -18,8 +18,10 @@ from typing import Any
 
 from actorq.agent_os.agents.base import AgentDriver, DriverOptions, Launcher
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.host import HOME
 from actorq.agent_os.sandbox import check_env, check_timeout
-from actorq.errors import BadRequest, NotFound, SessionClosed
+from actorq.agent_os.warm import CONFIG_FILES, Pool, Pooled
+from actorq.errors import ActorqError, BadRequest, NotFound, SessionClosed
 from actorq.vm_types import PromptResult, Session
 
 AgentFactory = Callable[[DriverOptions, VMFiles], AgentDriver]
@@ -64,6 +66,7 @@ class SessionManager:
         self.emit = emit
         self.save = save
         self.live: dict[str, _Live] = {}
+        self.pool: Pool | None = None  # warm agents (``warm.py``), set by the machine when it has one
         for m in self.meta.values():  # processes do not survive a sleep or restart
             if m["status"] in ("ready", "busy"):
                 m["status"] = "stopped"
@@ -93,6 +96,61 @@ class SessionManager:
         await self.save()
         return live
 
+    async def start_pooled(self, agent_type: str) -> Pooled:
+        """Start an agent for the warm pool: no caller env, the home as cwd, no instructions."""
+        sid = "ses_" + uuid.uuid4().hex[:16]
+        stamp = await self._config_stamp(agent_type)
+        opts = DriverOptions(
+            session_id=sid,
+            env={},
+            cwd=HOME,
+            additional_instructions=None,
+            launcher=self.launcher,
+            emit=self.emit,
+        )
+        driver = self.agents[agent_type](opts, self.fs)
+        try:
+            await driver.start()
+        except BaseException:  # cancelled (the VM sleeps) or failed: leave no process behind
+            await driver.close()
+            raise
+        return Pooled(sid, driver, stamp)
+
+    async def _config_stamp(self, agent_type: str) -> tuple[object, ...]:
+        """(size, mtime) of the files the agent type reads at start; ``None`` for a missing one."""
+        out: list[object] = []
+        for path in CONFIG_FILES.get(agent_type, ()):
+            try:
+                st = await self.fs.stat(path)
+            except (ActorqError, OSError):
+                out.append(None)
+            else:
+                out.append((st.size, st.mtime))
+        return tuple(out)
+
+    async def _take_warm(
+        self, agent_type: str, env: dict[str, str], cwd: str, additional_instructions: str | None
+    ) -> Pooled | None:
+        """A pooled agent for this call, if the pool has one that can serve it (``warm.py``)."""
+        if self.pool is None or env or cwd != HOME:
+            return None
+        if additional_instructions and not hasattr(self._peek(agent_type), "instruct"):
+            return None
+        stamp: tuple[object, ...] | None = None
+        while (pooled := self.pool.take(agent_type)) is not None:
+            if stamp is None:
+                stamp = await self._config_stamp(agent_type)
+            if pooled.stamp == stamp:
+                break
+            await pooled.driver.close()  # started before its config files changed: stale
+        if pooled is not None and additional_instructions:
+            pooled.driver.instruct(additional_instructions)  # type: ignore[attr-defined]
+        return pooled
+
+    def _peek(self, agent_type: str) -> AgentDriver | None:
+        """Any pooled driver of that type (to ask what it can take), without taking it."""
+        return self.pool.peek(agent_type) if self.pool is not None else None
+
     async def create(
         self,
         agent_type: str,
@@ -106,8 +164,12 @@ class SessionManager:
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise BadRequest("additional_instructions is a string")
         vm_cwd = await self.fs.cwd(cwd)
+        checked = check_env(env)
+        warm = await self._take_warm(agent_type, checked, vm_cwd, additional_instructions)
+        if warm is not None:
+            return await self._adopt(agent_type, warm, additional_instructions)
         sid = "ses_" + uuid.uuid4().hex[:16]
-        _ENV[(self.actor_id, sid)] = check_env(env)
+        _ENV[(self.actor_id, sid)] = checked
         meta: dict[str, Any] = {
             "agent_type": agent_type,
             "cwd": vm_cwd,
@@ -125,6 +187,32 @@ class SessionManager:
             raise
         session = _session(sid, meta)
         self.emit("session_created", asdict(session))
+        return session
+
+    async def _adopt(self, agent_type: str, warm: Pooled, additional_instructions: str | None) -> Session:
+        """A pooled agent becomes a session: recorded, live, announced, as a cold one would be."""
+        sid = warm.session_id
+        _ENV[(self.actor_id, sid)] = {}
+        meta: dict[str, Any] = {
+            "agent_type": agent_type,
+            "cwd": HOME,
+            "created_at": time.time(),
+            "status": "ready",
+            "transcript": warm.driver.transcript,
+            "additional_instructions": additional_instructions,
+        }
+        self.meta[sid] = meta
+        self.live[sid] = _Live(warm.driver)
+        try:
+            await self.save()
+        except BaseException:
+            self.meta.pop(sid, None)
+            self.live.pop(sid, None)
+            _ENV.pop((self.actor_id, sid), None)
+            await warm.driver.close()
+            raise
+        session = _session(sid, meta)
+        self.emit("session_created", {**asdict(session), "warm": True})
         return session
 
     async def _live(self, sid: str) -> _Live:
@@ -191,7 +279,9 @@ class SessionManager:
         return [_session(sid, m) for sid, m in self.meta.items()]
 
     async def stop_all(self) -> None:
-        """The VM sleeps: stop every agent process; sessions stay resumable."""
+        """The VM sleeps: stop every agent process (the warm pool's too); sessions stay resumable."""
+        if self.pool is not None:
+            await self.pool.close()
         for sid, live in list(self.live.items()):
             try:
                 await live.driver.close()

@@ -31,6 +31,7 @@ from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
 from actorq.agent_os.software import Software
+from actorq.agent_os.warm import Pool, WarmPool, pool_sizes
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
 
@@ -58,6 +59,7 @@ def agent_os(
     max_output: int = 1024 * 1024,
     sleep_timeout: float = 300.0,
     snapshot_interval: float | None = 300.0,
+    warm_pool: WarmPool | None = None,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -70,7 +72,9 @@ def agent_os(
     ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
     ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
-    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes). ``warm_pool``: how many
+    started agents each awake VM keeps ready for ``create_session`` (a count for every agent type,
+    or ``{"pi": 2}``); what a pooled agent can serve and how it fits the limits is in ``warm.py``.
     """
     sw = tuple(software)
     lim = Limits() if limits is None else limits
@@ -88,6 +92,7 @@ def agent_os(
         agent_types=agent_types,
         exec_limits=ExecLimits(timeout=exec_timeout, max_output=max_output),
         snapshot_interval=snapshot_interval,
+        warm_pool=pool_sizes(warm_pool, agent_types),
     )
     return actor(
         actions=ACTIONS,
@@ -153,6 +158,16 @@ def _machine(c: ActorContext, cfg: VMConfig, ws: Workspace) -> Machine:
     sessions = SessionManager(
         c.actor_id, c.state, cfg.agent_types, ws.files, ws.sandbox.launch, c.broadcast, save
     )
+    if cfg.warm_pool:
+        group = ws.host.cgroup
+        sessions.pool = Pool(
+            cfg.warm_pool,
+            sessions.start_pooled,
+            usage=(lambda: group.usage()) if group is not None else lambda: None,
+            memory_mb=cfg.limits.memory_mb,
+            pids=cfg.limits.pids,
+        )
+        sessions.pool.fill()  # in the background: the wake does not wait for the agents
     machine = Machine(ws, processes, sessions)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))

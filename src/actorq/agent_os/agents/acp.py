@@ -240,6 +240,10 @@ class AcpDriver(AgentProcess):
         """The ACP session id: pass it back as ``resume_from`` to ``session/load`` it after a restart."""
         return self._acp_session
 
+    def instruct(self, text: str) -> None:
+        """Instructions for a started agent (a warm one): they go with its first prompt."""
+        self._pending_instructions = text or None
+
     async def start(self) -> None:
         if self._closed:
             raise SessionClosed("the ACP session was closed")
