@@ -44,6 +44,7 @@ def _session(sid: str, meta: Mapping[str, Any]) -> Session:
         created_at=meta["created_at"],
         status=meta["status"],
         transcript=meta.get("transcript"),
+        warm=bool(meta.get("warm")),
     )
 
 
@@ -137,7 +138,7 @@ class SessionManager:
         if additional_instructions and not hasattr(self._peek(agent_type), "instruct"):
             return None
         stamp: tuple[object, ...] | None = None
-        while (pooled := self.pool.take(agent_type)) is not None:
+        while (pooled := await self.pool.take(agent_type)) is not None:
             if stamp is None:
                 stamp = await self._config_stamp(agent_type)
             if pooled.stamp == stamp:
@@ -200,6 +201,7 @@ class SessionManager:
             "status": "ready",
             "transcript": warm.driver.transcript,
             "additional_instructions": additional_instructions,
+            "warm": True,
         }
         self.meta[sid] = meta
         self.live[sid] = _Live(warm.driver)
@@ -212,7 +214,7 @@ class SessionManager:
             await warm.driver.close()
             raise
         session = _session(sid, meta)
-        self.emit("session_created", {**asdict(session), "warm": True})
+        self.emit("session_created", asdict(session))
         return session
 
     async def _live(self, sid: str) -> _Live:

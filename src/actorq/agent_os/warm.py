@@ -86,6 +86,16 @@ class Pooled:
 class _Slot:
     ready: list[Pooled] = field(default_factory=list)
     starting: int = 0
+    waiters: list[asyncio.Future[Pooled | None]] = field(default_factory=list)
+
+    def wake_one(self, pooled: Pooled | None) -> bool:
+        """Hand ``pooled`` to a caller waiting for it (``None``: tell them none is coming)."""
+        while self.waiters:
+            fut = self.waiters.pop(0)
+            if not fut.done():
+                fut.set_result(pooled)
+                return True
+        return False
 
 
 class Pool:
@@ -158,6 +168,8 @@ class Pool:
         except Exception as exc:  # a limit hit, a broken install: cold sessions say what is wrong
             slot.starting -= 1
             self._failed.add(agent_type)
+            while slot.wake_one(None):
+                pass
             log.warning("warm %s agent did not start (%s); no more warm ones this wake", agent_type, exc)
             return
         slot.starting -= 1
@@ -170,40 +182,62 @@ class Pool:
         if self._closed:
             await pooled.driver.close()
             return
-        slot.ready.append(pooled)
+        if not slot.wake_one(pooled):
+            slot.ready.append(pooled)
         self.fill()
 
     def peek(self, agent_type: str) -> AgentDriver | None:
         slot = self._slots.get(agent_type)
         return slot.ready[0].driver if slot is not None and slot.ready else None
 
-    def take(self, agent_type: str) -> Pooled | None:
-        """A ready agent of that type (the pool refills behind it), or ``None``."""
+    async def take(self, agent_type: str) -> Pooled | None:
+        """A ready agent of that type (the pool refills behind it), or ``None``. With none ready but
+        one starting, it waits for that one: never slower than starting a fresh one cold."""
         slot = self._slots.get(agent_type)
         if slot is None or self._closed:
             return None
+        if not slot.ready and slot.starting:
+            fut: asyncio.Future[Pooled | None] = asyncio.get_running_loop().create_future()
+            slot.waiters.append(fut)
+            try:
+                pooled = await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and (got := fut.result()) is not None:
+                    slot.ready.insert(0, got)  # handed over as our caller left: keep it
+                raise
+            if pooled is not None and _alive(pooled.driver):
+                self.served += 1
+                self.fill()
+                return pooled
+            if pooled is not None:
+                self._discard(pooled)
         while slot.ready:
             pooled = slot.ready.pop(0)
             if _alive(pooled.driver):
                 self.served += 1
                 self.fill()
                 return pooled
-            task = asyncio.ensure_future(pooled.driver.close())  # it died while waiting: not handed out
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._discard(pooled)  # it died while waiting: not handed out
         self.fill()
         return None
+
+    def _discard(self, pooled: Pooled) -> None:
+        task = asyncio.ensure_future(pooled.driver.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         """Stop every pooled agent and the filling (the VM sleeps); idempotent."""
         self._closed = True
         tasks: list[asyncio.Future[None]] = [*self._tasks, *self._closing]
-        for task in self._tasks:  # a start cancelled closes its own agent (start_pooled)
-            task.cancel()
-        for task in tasks:
+        for filling in self._tasks:  # a start cancelled closes its own agent (start_pooled)
+            filling.cancel()
+        for fut in tasks:
             with contextlib.suppress(BaseException):
-                await task
+                await fut
         for slot in self._slots.values():
+            while slot.wake_one(None):
+                pass
             ready, slot.ready = slot.ready, []
             for pooled in ready:
                 with contextlib.suppress(Exception):
