@@ -15,6 +15,7 @@ import pytest
 from actorq import setup
 from actorq.agent_os import Limits, agent_os, software
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
+from actorq.agent_os.warm import pool_sizes
 from actorq.client import AsyncClient
 from tests.apps.vm_app import LLM
 from tests.conftest import LLM_PORT
@@ -34,6 +35,15 @@ registry = setup(
         ),
     }
 )
+
+
+def test_warm_pool_declarations_are_checked() -> None:
+    assert pool_sizes(None, {"pi": 1}) == {}
+    assert pool_sizes(2, {"pi": 1, "claude": 1}) == {"pi": 2, "claude": 2}
+    assert pool_sizes({"pi": 0}, {"pi": 1}) == {}
+    for bad in (True, -1, 65, "2", {"nope": 1}, {"pi": 1.5}, {"pi": -2}):
+        with pytest.raises(ValueError):
+            agent_os(software=[software.common, software.pi], warm_pool=bad)  # type: ignore[arg-type]
 
 
 def pi_processes() -> list[int]:
