@@ -30,7 +30,7 @@ from actorq.agent_os.machine import Machine, VMConfig, VMVars
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
-from actorq.agent_os.software import Software
+from actorq.agent_os.software import ACP_COMMANDS, Software
 from actorq.agent_os.warm import Pool, WarmPool, pool_sizes
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
@@ -69,7 +69,9 @@ def agent_os(
     or private ranges), ``False`` (only the VM's own loopback) or a ``Network(host_ports=[...],
     allow=[...])``; ``limits``: ``Limits(memory_mb=2048, cpus=1.0, pids=512, disk_mb=4096,
     tmp_mb=512)`` unless given (``limits.UNLIMITED`` for none); ``agents`` adds agent types beside
-    ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
+    ``"pi"`` and the built-in ACP agents whose software is mounted (``software.claude`` gives the
+    ``"claude"`` agent type; likewise ``codex``, ``gemini``, ``pi_acp`` as ``"pi-acp"``), e.g.
+    ``{"mine": acp_agent([...])}``; ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
     ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps. Other options go
     to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes). ``warm_pool``: how many
@@ -83,6 +85,9 @@ def agent_os(
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in {s.name for s in sw}:
         agent_types["pi"] = _pi_factory
+    for name, command in ACP_COMMANDS.items():  # claude, codex, gemini, pi-acp: mounted, so runnable
+        if name in {s.name for s in sw}:
+            agent_types[name] = _acp_factory(AcpAgent(name=name, command=command))
     for name, agent in (agents or {}).items():
         agent_types[name] = _acp_factory(agent) if isinstance(agent, AcpAgent) else agent
     config = VMConfig(
