@@ -51,7 +51,8 @@ def _has_tool_result(content: Any) -> bool:
 
 def stand_in_reply(body: dict[str, Any]) -> Reply:
     """The built-in behaviour: a pure function of the request (see the module docstring)."""
-    messages = body.get("messages") or []
+    # the user's turns only: Claude Code also puts ``system`` entries (its environment) in messages
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
     tools = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
     last = messages[-1] if messages else {}
     if _has_tool_result(last.get("content")):
