@@ -13,19 +13,28 @@ from typing import Any
 import pytest
 
 from actorq import setup
-from actorq.agent_os import Limits, agent_os, software
+from actorq.agent_os import Limits, acp_agent, agent_os, software
 from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
 from actorq.agent_os.warm import pool_sizes
 from actorq.client import AsyncClient
 from tests.apps.vm_app import LLM
 from tests.conftest import LLM_PORT
 
+STUB = Path(__file__).with_name("acp_stub_agent.py")
+
 registry = setup(
     use={
         "warm": agent_os(
             software=[software.common, software.pi], network=LLM, warm_pool=2, sleep_timeout=2.0
         ),
-        # half of 40 pids leaves room for one pooled pi (node's threads count), not four
+        "acpwarm": agent_os(
+            software=[software.common],
+            network=False,
+            agents={"stub": acp_agent(["python3", "/home/user/acp_stub_agent.py"])},
+            warm_pool=1,
+            sleep_timeout=2.0,
+        ),
+        # half of 48 pids leaves room for one pooled pi (node's threads count), not four
         "tight": agent_os(
             software=[software.common, software.pi],
             network=LLM,
@@ -181,3 +190,32 @@ async def test_vm_sleep_stops_the_pool(client: AsyncClient, llm: FakeLLM) -> Non
     assert (await vm.list_sessions())[0]["status"] == "stopped"
     r = await vm.send_prompt(s["session_id"], "Write a summary to /home/user/d.txt: resumed")
     assert r["stop_reason"] == "stop"
+
+
+def stub_processes() -> list[int]:
+    mine = f"/actorq-{os.getpid()}-".encode()
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"acp_stub_agent" in (d / "cmdline").read_bytes() and mine in (d / "cgroup").read_bytes():
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+async def test_a_pooled_acp_agent_takes_instructions_with_its_first_prompt(client: AsyncClient) -> None:
+    vm = client.acpwarm.get_or_create(["e"])
+    await vm.write_file("/home/user/acp_stub_agent.py", STUB.read_bytes())
+    await asyncio.sleep(2.5)  # that wake's pool found no agent to start; let the VM sleep
+    await until(lambda: not stub_processes())
+    await vm.exists("/home/user")
+    await until(lambda: len(stub_processes()) == 1, awake=vm)
+    await idle(vm, 1.0)
+    s = await vm.create_session("stub", additional_instructions="Speak like a pirate.")
+    assert s["warm"]
+    r = await vm.send_prompt(s["session_id"], "hello")
+    assert "Speak like a pirate." in r["text"] and "hello" in r["text"], r
+    r = await vm.send_prompt(s["session_id"], "again")
+    assert "pirate" not in r["text"]  # the first prompt only
