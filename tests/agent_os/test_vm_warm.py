@@ -198,7 +198,11 @@ def stub_processes() -> list[int]:
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if b"acp_stub_agent" in (d / "cmdline").read_bytes() and mine in (d / "cgroup").read_bytes():
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+                if (
+                    cmd[:2] == [b"python3", b"/home/user/acp_stub_agent.py"]
+                    and mine in (d / "cgroup").read_bytes()
+                ):
                     out.append(int(d.name))
             except OSError:
                 continue
