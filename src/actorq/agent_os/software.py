@@ -151,6 +151,7 @@ gemini = npm_package(GEMINI_PACKAGE, GEMINI_VERSION, name="gemini")
 pi_acp = npm_package(PI_ACP_PACKAGE, PI_ACP_VERSION, name="pi-acp")
 
 # agent type -> the command that starts it in the VM (through the ACP driver)
+ACP_AUTH: dict[str, str] = {"codex": "api-key"}  # agent type -> ACP authenticate method it needs
 ACP_COMMANDS: dict[str, tuple[str, ...]] = {
     "claude": ("node", f"/opt/claude/node_modules/{CLAUDE_PACKAGE}/dist/index.js"),
     "codex": ("node", f"/opt/codex/node_modules/{CODEX_PACKAGE}/dist/index.js"),
@@ -182,6 +183,7 @@ def install(names: Sequence[str] = ("pi",), *, quiet: bool = True) -> list[Path]
 
 
 __all__ = [
+    "ACP_AUTH",
     "ACP_COMMANDS",
     "PI_CLI",
     "PI_VERSION",

@@ -30,7 +30,7 @@ from actorq.agent_os.machine import Machine, VMConfig, VMVars
 from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
-from actorq.agent_os.software import ACP_COMMANDS, Software
+from actorq.agent_os.software import ACP_AUTH, ACP_COMMANDS, Software
 from actorq.agent_os.warm import Pool, WarmPool, pool_sizes
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
@@ -87,7 +87,8 @@ def agent_os(
         agent_types["pi"] = _pi_factory
     for name, command in ACP_COMMANDS.items():  # claude, codex, gemini, pi-acp: mounted, so runnable
         if name in {s.name for s in sw}:
-            agent_types[name] = _acp_factory(AcpAgent(name=name, command=command))
+            builtin = AcpAgent(name=name, command=command, auth_method=ACP_AUTH.get(name))
+            agent_types[name] = _acp_factory(builtin)
     for name, agent in (agents or {}).items():
         agent_types[name] = _acp_factory(agent) if isinstance(agent, AcpAgent) else agent
     config = VMConfig(
