@@ -115,7 +115,7 @@ class SessionManager:
         except BaseException:  # cancelled (the VM sleeps) or failed: leave no process behind
             await driver.close()
             raise
-        return Pooled(sid, driver, stamp)
+        return Pooled(agent_type, sid, driver, stamp)
 
     async def _config_stamp(self, agent_type: str) -> tuple[object, ...]:
         """(size, mtime) of the files the agent type reads at start; ``None`` for a missing one."""
@@ -135,8 +135,6 @@ class SessionManager:
         """A pooled agent for this call, if the pool has one that can serve it (``warm.py``)."""
         if self.pool is None or env or cwd != HOME:
             return None
-        if additional_instructions and not hasattr(self._peek(agent_type), "instruct"):
-            return None
         stamp: tuple[object, ...] | None = None
         while (pooled := await self.pool.take(agent_type)) is not None:
             if stamp is None:
@@ -145,12 +143,12 @@ class SessionManager:
                 break
             await pooled.driver.close()  # started before its config files changed: stale
         if pooled is not None and additional_instructions:
-            pooled.driver.instruct(additional_instructions)  # type: ignore[attr-defined]
+            instruct = getattr(pooled.driver, "instruct", None)
+            if instruct is None:  # instructions only on its command line (pi): it cannot serve this
+                self.pool.put_back(pooled)
+                return None
+            instruct(additional_instructions)
         return pooled
-
-    def _peek(self, agent_type: str) -> AgentDriver | None:
-        """Any pooled driver of that type (to ask what it can take), without taking it."""
-        return self.pool.peek(agent_type) if self.pool is not None else None
 
     async def create(
         self,

@@ -77,6 +77,7 @@ def pool_sizes(warm_pool: WarmPool | None, agent_types: Mapping[str, object]) ->
 class Pooled:
     """One started agent waiting in the pool, under the session id it will be handed out as."""
 
+    agent_type: str
     session_id: str
     driver: AgentDriver
     stamp: tuple[object, ...] = ()  # CONFIG_FILES' (size, mtime) as of its start
@@ -186,9 +187,15 @@ class Pool:
             slot.ready.append(pooled)
         self.fill()
 
-    def peek(self, agent_type: str) -> AgentDriver | None:
-        slot = self._slots.get(agent_type)
-        return slot.ready[0].driver if slot is not None and slot.ready else None
+    def put_back(self, pooled: Pooled) -> None:
+        """A taken agent the call could not use after all: ready again, first in line."""
+        self.served -= 1
+        if self._closed:
+            self._discard(pooled)
+        else:
+            slot = self._slots[pooled.agent_type]
+            if not slot.wake_one(pooled):
+                slot.ready.insert(0, pooled)
 
     async def take(self, agent_type: str) -> Pooled | None:
         """A ready agent of that type (the pool refills behind it), or ``None``. With none ready but
