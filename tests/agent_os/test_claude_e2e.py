@@ -18,11 +18,12 @@ from actorq.server.serve import free_port
 from actorq.testing.fake_anthropic import FakeAnthropic
 
 PORT = free_port()
+# no way out but the fake: Claude Code reaches nothing beyond it, whatever it would try
 registry = setup(
     use={
         "cvm": agent_os(
             software=[software.common, software.claude],
-            network=Network(host_ports=[PORT]),
+            network=Network(outbound=False, host_ports=[PORT]),
             sleep_timeout=30.0,
         )
     }
