@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Both set everything up themselves:
-# .venv with the package, bubblewrap and slirp4netns (apt) for agent VM sandboxes, and the pi agent
+# .venv with the package, bubblewrap and slirp4netns (apt) for agent VM sandboxes, and the pi and
+# Claude Code (claude-agent-acp, run end to end by the tests against a fake Anthropic API) agents
 # (npm) in the cache.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 .PHONY: setup system demo test lint bench compare clean
 
 setup: $(VENV)/.installed system
-	$(BIN)/actorq software install pi
+	$(BIN)/actorq software install pi claude
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -19,6 +19,8 @@ from a temporary git worktree, so both columns come from one run on one machine.
 * warm exec: ``exec("true")`` on an awake VM;
 * session start: ``create_session("pi")`` until pi answers its RPC state request;
 * idle pi session memory: RSS of each VM's process tree (bwrap + node) after one prompt;
+* warm sessions: ``create_session("pi")`` served by a VM's warm pool vs started cold, and the RSS
+  of one pooled agent (``--only warm`` runs this part alone);
 * concurrency: 8 VMs each with a pi session prompting at once (each prompt: a tool call round trip,
   two LLM requests); wall time and per-prompt latency;
 * approvals: a pi ``write`` held by an ``ask`` rule: from pi starting the tool to the client seeing
@@ -79,6 +81,10 @@ registry = setup(
         # the same without the CPU cap: pi's start-up uses more than one core for a moment
         "uncapped": agent_os(
             software=[software.common, software.pi], network=_LLM_NET, limits=Limits(cpus=None)
+        ),
+        # two pi agents kept started per awake VM; a short idle sleep so the bench can restart it
+        "warm": agent_os(
+            software=[software.common, software.pi], network=_LLM_NET, warm_pool=2, sleep_timeout=2.0
         ),
     }
 )
@@ -219,10 +225,85 @@ async def previews(client: Any, vm: Any, n: int) -> dict[str, Any]:
     }
 
 
-async def run(quick: bool) -> dict[str, Any]:
+def vm_processes() -> dict[int, tuple[bytes, int]]:
+    """Every process in this process's VM cgroups: pid -> (first argv word, RSS in kB)."""
+    mine = f"/actorq-{os.getpid()}-".encode()
+    out: dict[int, tuple[bytes, int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if mine not in (d / "cgroup").read_bytes():
+                continue
+            cmd = (d / "cmdline").read_bytes().split(b"\0")[0]
+            status = (d / "status").read_text()
+        except OSError:
+            continue
+        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        out[int(d.name)] = (cmd, kb)
+    return out
+
+
+def pi_count() -> int:
+    """pi agents running in this process's VMs (``pi`` once it set its title, ``node`` before)."""
+    return sum(1 for cmd, _ in vm_processes().values() if cmd == b"pi" or cmd.endswith(b"node"))
+
+
+async def _until(cond: Any, vm: Any, timeout: float = 60.0) -> None:
+    """Wait for ``cond()``, keeping the VM awake with a cheap action meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the warm pool did not fill")
+        await vm.exists("/home/user")
+        await asyncio.sleep(0.2)
+
+
+async def warm_sessions(client: Any, llm: FakeLLM, n: int) -> dict[str, Any]:
+    """create_session("pi") served by the warm pool vs started cold (a caller env: the pool cannot
+    serve it), and the RSS of one pooled agent's process tree (bwrap + node, from /proc). Runs
+    before anything else starts a VM, so this process's VM cgroups hold this VM's processes only."""
+    vm = client.warm.get_or_create(["warm-0"])
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    await asyncio.sleep(0.5)
+    while pi_count():  # the pool of that first wake predates the config: let the VM sleep
+        await asyncio.sleep(0.2)
+    warm, cold, rss_trees = [], [], []
+    served = 0
+    for i in range(n):
+        await _until(lambda: pi_count() >= 2, vm)
+        t0 = time.monotonic()
+        await _until(lambda t0=t0: time.monotonic() - t0 > 2.0, vm)  # pi answers get_state by then
+        if i == 0:  # two pooled agents and nothing else: what one pooled session costs
+            rss_trees.append(sum(kb for _, kb in vm_processes().values()) / 1024 / 2)
+        # cold first, with the pool full and idle (nothing refilling beside it)
+        t = time.perf_counter()
+        s = await vm.create_session("pi", env={"BENCH": str(i)})
+        cold.append((time.perf_counter() - t) * 1000)
+        assert not s["warm"]
+        await vm.close_session(s["session_id"])
+        t = time.perf_counter()
+        s = await vm.create_session("pi")
+        warm.append((time.perf_counter() - t) * 1000)
+        served += bool(s["warm"])
+        await vm.close_session(s["session_id"])
+    return {
+        "warm": {"p50_ms": pct(warm, 50), "p99_ms": pct(warm, 99), "n": n, "served_warm": served},
+        "cold": {"p50_ms": pct(cold, 50), "p99_ms": pct(cold, 99), "n": n},
+        "pooled_rss_mb": rss_trees[0] if rss_trees else 0.0,
+    }
+
+
+async def run(quick: bool, only: str | None = None) -> dict[str, Any]:
     cold_n = 10 if quick else 50
     vms = 2 if quick else 8
     results: dict[str, Any] = {}
+    if only in (None, "warm"):
+        async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
+            results["warm_sessions"] = await warm_sessions(client, llm, 10 if quick else 30)
+        if only == "warm":
+            return results
     results["layers"] = await layers(cold_n)
     results["sandbox_launch"] = {**results["layers"]["full_launch"], "n": cold_n}
     async with FakeLLM(port=LLM_PORT) as llm, registry.test() as client:
@@ -475,20 +556,59 @@ def _p(r: dict[str, Any] | None, key: str, a: str = "p50_ms", b: str = "p99_ms",
     return f"{x[a]:{fmt}} / {x[b]:{fmt}} ms"
 
 
+def warm_rows(table: Table, r: dict[str, Any], columns: int = 2) -> None:
+    w = r.get("warm_sessions")
+    if w is None:
+        return
+    pad = [""] * (columns - 2)
+    table.add_row(
+        "create_session('pi') from the warm pool p50 / p99",
+        *pad[:1],
+        _p(w, "warm") + f" ({w['warm']['served_warm']}/{w['warm']['n']} warm)",
+        *(["p50 <= 50 ms"] if columns > 2 else []),
+    )
+    table.add_row(
+        "create_session('pi') cold (caller env) p50 / p99",
+        *pad[:1],
+        _p(w, "cold", fmt=".0f"),
+        *([""] if columns > 2 else []),
+    )
+    table.add_row(
+        "RSS per pooled pi agent (bwrap + node)",
+        *pad[:1],
+        f"{w['pooled_rss_mb']:.0f} MB",
+        *([""] if columns > 2 else []),
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--baseline", default=BASELINE, help="git revision to compare with, or 'none'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "agent_os.json"))
     ap.add_argument(
-        "--part", choices=["all", "approvals", "history"], default="all", help="only this part (no baseline)"
+        "--part",
+        choices=["all", "approvals", "history", "warm"],
+        default="all",
+        help="only this part (no baseline)",
     )
+    ap.add_argument("--only", choices=["warm"], help="the same as --part warm")
     args = ap.parse_args()
+    if args.only:
+        args.part = args.only
     if args.part == "approvals":
         return approvals_only(args.quick, args.out)
     if args.part == "history":
         out = args.out.replace("agent_os.json", "agent_os_history.json")
         return history_main(args.quick, out)
+    if args.part == "warm":
+        res = asyncio.run(run(args.quick, "warm"))
+        table = Table("metric", "value", title="actorq agent VM benchmarks: warm only")
+        warm_rows(table, res)
+        Console(width=150).print(table)
+        out = Path(args.out).with_name("agent_os_warm.json")
+        write_results(str(out), res, quick=args.quick)
+        return 0
     before = baseline(args.baseline, args.quick)
     res = asyncio.run(run(args.quick))
     b = before["results"] if before else None
@@ -567,6 +687,7 @@ def main() -> int:
 
     table.add_row("idle pi session RSS (bwrap + node) mean / max", mem(b), mem(r), "")
     _approval_row(table, r)
+    warm_rows(table, r, columns=4)
     Console(width=150).print(table)
     write_results(args.out, {**res, "baseline": before}, quick=args.quick)
     return 0

@@ -57,6 +57,7 @@ class Session(_Fields):
     created_at: float = 0.0
     status: str = "ready"  # "ready" | "busy" | "closed" | "stopped" (process gone; resumable)
     transcript: str | None = None  # VM path of the agent's own session file, used to resume
+    warm: bool = False  # create_session handed out an agent the VM's warm pool had started
 
 
 @dataclass(frozen=True)

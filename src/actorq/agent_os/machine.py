@@ -49,6 +49,7 @@ class VMConfig:
     permissions: Permissions | None = None  # the policy of sessions that bring none of their own
     history: int = DEFAULT_LIMIT  # events kept per VM (the newest), at most history_bytes of them
     history_bytes: int = DEFAULT_MAX_BYTES
+    warm_pool: Mapping[str, int] = field(default_factory=dict)  # agent type -> pooled agents (warm.py)
 
 
 class Machine:

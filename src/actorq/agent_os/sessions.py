@@ -26,9 +26,11 @@ from actorq.agent_os.agents.mcp import check_mcp_servers
 from actorq.agent_os.agents.process import mask_secrets
 from actorq.agent_os.approvals import Approvals, Verdict
 from actorq.agent_os.files import VMFiles
+from actorq.agent_os.host import HOME
 from actorq.agent_os.permissions import Permissions, ToolRequest
 from actorq.agent_os.sandbox import check_env, check_timeout
-from actorq.errors import BadRequest, NotFound, SessionClosed, Unsupported
+from actorq.agent_os.warm import CONFIG_FILES, Pool, Pooled
+from actorq.errors import ActorqError, BadRequest, NotFound, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, Session, SessionModes
 
 T = TypeVar("T")
@@ -54,6 +56,7 @@ def _session(sid: str, meta: Mapping[str, Any]) -> Session:
         created_at=meta["created_at"],
         status=meta["status"],
         transcript=meta.get("transcript"),
+        warm=bool(meta.get("warm")),
     )
 
 
@@ -94,6 +97,7 @@ class SessionManager:
         self.approvals = approvals
         self.permissions = permissions  # the VM type's policy; a session's own overrides it
         self._prompts: dict[str, str] = {}  # session id -> the prompt in progress
+        self.pool: Pool | None = None  # warm agents (``warm.py``), set by the machine when it has one
         for m in self.meta.values():  # processes do not survive a sleep or restart
             if m["status"] in ("ready", "busy"):
                 m["status"] = "stopped"
@@ -140,6 +144,61 @@ class SessionManager:
 
         return permit
 
+    async def start_pooled(self, agent_type: str) -> Pooled:
+        """Start an agent for the warm pool: no caller env, the home as cwd, no instructions."""
+        sid = "ses_" + uuid.uuid4().hex[:16]
+        stamp = await self._config_stamp(agent_type)
+        opts = DriverOptions(
+            session_id=sid,
+            env={},
+            cwd=HOME,
+            additional_instructions=None,
+            launcher=self.launcher,
+            emit=self.emit,
+            # the VM type's policy, fixed at start: only calls that bring none of their own take it
+            permit=self._permit(sid, {}),
+        )
+        driver = self.agents[agent_type](opts, self.fs)
+        try:
+            await driver.start()
+        except BaseException:  # cancelled (the VM sleeps) or failed: leave no process behind
+            await driver.close()
+            raise
+        return Pooled(agent_type, sid, driver, stamp)
+
+    async def _config_stamp(self, agent_type: str) -> tuple[object, ...]:
+        """(size, mtime) of the files the agent type reads at start; ``None`` for a missing one."""
+        out: list[object] = []
+        for path in CONFIG_FILES.get(agent_type, ()):
+            try:
+                st = await self.fs.stat(path)
+            except (ActorqError, OSError):
+                out.append(None)
+            else:
+                out.append((st.size, st.mtime))
+        return tuple(out)
+
+    async def _take_warm(
+        self, agent_type: str, env: dict[str, str], cwd: str, additional_instructions: str | None
+    ) -> Pooled | None:
+        """A pooled agent for this call, if the pool has one that can serve it (``warm.py``)."""
+        if self.pool is None or env or cwd != HOME:
+            return None
+        stamp: tuple[object, ...] | None = None
+        while (pooled := await self.pool.take(agent_type)) is not None:
+            if stamp is None:
+                stamp = await self._config_stamp(agent_type)
+            if pooled.stamp == stamp:
+                break
+            await pooled.driver.close()  # started before its config files changed: stale
+        if pooled is not None and additional_instructions:
+            instruct = getattr(pooled.driver, "instruct", None)
+            if instruct is None:  # instructions only on its command line (pi): it cannot serve this
+                self.pool.put_back(pooled)
+                return None
+            instruct(additional_instructions)
+        return pooled
+
     async def create(
         self,
         agent_type: str,
@@ -157,8 +216,16 @@ class SessionManager:
         policy = Permissions.parse(permissions)  # ValidationError before anything starts
         vm_cwd = await self.fs.cwd(cwd)
         servers = check_mcp_servers(mcp_servers)
+        checked = check_env(env)
+        # a pooled agent was started under the VM type's policy and without MCP servers: a session
+        # with a policy or MCP servers of its own starts cold
+        warm = None
+        if policy is None and not servers:
+            warm = await self._take_warm(agent_type, checked, vm_cwd, additional_instructions)
+        if warm is not None:
+            return await self._adopt(agent_type, warm, additional_instructions)
         sid = "ses_" + uuid.uuid4().hex[:16]
-        _ENV[(self.actor_id, sid)] = check_env(env)
+        _ENV[(self.actor_id, sid)] = checked
         if servers:
             _MCP[(self.actor_id, sid)] = servers
         meta: dict[str, Any] = {
@@ -178,6 +245,33 @@ class SessionManager:
             self.meta.pop(sid, None)
             _ENV.pop((self.actor_id, sid), None)
             _MCP.pop((self.actor_id, sid), None)
+            raise
+        session = _session(sid, meta)
+        self.emit("session_created", asdict(session))
+        return session
+
+    async def _adopt(self, agent_type: str, warm: Pooled, additional_instructions: str | None) -> Session:
+        """A pooled agent becomes a session: recorded, live, announced, as a cold one would be."""
+        sid = warm.session_id
+        _ENV[(self.actor_id, sid)] = {}
+        meta: dict[str, Any] = {
+            "agent_type": agent_type,
+            "cwd": HOME,
+            "created_at": time.time(),
+            "status": "ready",
+            "transcript": warm.driver.transcript,
+            "additional_instructions": additional_instructions,
+            "warm": True,
+        }
+        self.meta[sid] = meta
+        self.live[sid] = _Live(warm.driver)
+        try:
+            await self.save()
+        except BaseException:
+            self.meta.pop(sid, None)
+            self.live.pop(sid, None)
+            _ENV.pop((self.actor_id, sid), None)
+            await warm.driver.close()
             raise
         session = _session(sid, meta)
         self.emit("session_created", asdict(session))
@@ -305,8 +399,10 @@ class SessionManager:
         return [_session(sid, m) for sid, m in self.meta.items()]
 
     async def stop_all(self) -> None:
-        """The VM sleeps: stop every agent process; sessions (and their held tool calls) stay
-        resumable."""
+        """The VM sleeps: stop every agent process (the warm pool's too); sessions (and their held
+        tool calls) stay resumable."""
+        if self.pool is not None:
+            await self.pool.close()
         for sid, live in list(self.live.items()):
             try:
                 await live.driver.close()

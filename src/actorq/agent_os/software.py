@@ -136,7 +136,37 @@ common = Software(
 pi = npm_package(PI_PACKAGE, PI_VERSION, name="pi")
 PI_CLI = f"/opt/pi/node_modules/{PI_PACKAGE}/dist/cli.js"
 
-BUILTIN: dict[str, Software] = {"common": common, "pi": pi}
+# ACP agents, each run by the ACP driver under the agent type of the same name (``vm.py``); pinned
+# like pi. claude: Claude Code through the Agent SDK (the SDK package ships Claude Code as a native
+# binary for the platform); codex: OpenAI's Codex (``@openai/codex``, native too); gemini: Gemini
+# CLI in its ACP mode (``--acp``; ``--experimental-acp`` is this version's deprecated spelling);
+# pi-acp: pi over ACP (it runs ``pi``, so it wants ``software.pi`` beside it).
+CLAUDE_PACKAGE, CLAUDE_VERSION = "@agentclientprotocol/claude-agent-acp", "0.101.0"
+CODEX_PACKAGE, CODEX_VERSION = "@agentclientprotocol/codex-acp", "2.6.0"
+GEMINI_PACKAGE, GEMINI_VERSION = "@google/gemini-cli", "0.61.0"
+PI_ACP_PACKAGE, PI_ACP_VERSION = "pi-acp", "0.0.34"
+claude = npm_package(CLAUDE_PACKAGE, CLAUDE_VERSION, name="claude")
+codex = npm_package(CODEX_PACKAGE, CODEX_VERSION, name="codex")
+gemini = npm_package(GEMINI_PACKAGE, GEMINI_VERSION, name="gemini")
+pi_acp = npm_package(PI_ACP_PACKAGE, PI_ACP_VERSION, name="pi-acp")
+
+# agent type -> the command that starts it in the VM (through the ACP driver)
+ACP_AUTH: dict[str, str] = {"codex": "api-key"}  # agent type -> ACP authenticate method it needs
+ACP_COMMANDS: dict[str, tuple[str, ...]] = {
+    "claude": ("node", f"/opt/claude/node_modules/{CLAUDE_PACKAGE}/dist/index.js"),
+    "codex": ("node", f"/opt/codex/node_modules/{CODEX_PACKAGE}/dist/index.js"),
+    "gemini": ("node", f"/opt/gemini/node_modules/{GEMINI_PACKAGE}/bundle/gemini.js", "--experimental-acp"),
+    "pi-acp": ("node", f"/opt/pi-acp/node_modules/{PI_ACP_PACKAGE}/dist/index.js"),
+}
+
+BUILTIN: dict[str, Software] = {
+    "common": common,
+    "pi": pi,
+    "claude": claude,
+    "codex": codex,
+    "gemini": gemini,
+    "pi-acp": pi_acp,
+}
 
 
 def install(names: Sequence[str] = ("pi",), *, quiet: bool = True) -> list[Path]:
@@ -152,4 +182,19 @@ def install(names: Sequence[str] = ("pi",), *, quiet: bool = True) -> list[Path]
     return out
 
 
-__all__ = ["PI_CLI", "PI_VERSION", "Software", "cache_dir", "common", "install", "npm_package", "pi"]
+__all__ = [
+    "ACP_AUTH",
+    "ACP_COMMANDS",
+    "PI_CLI",
+    "PI_VERSION",
+    "Software",
+    "cache_dir",
+    "claude",
+    "codex",
+    "common",
+    "gemini",
+    "install",
+    "npm_package",
+    "pi",
+    "pi_acp",
+]

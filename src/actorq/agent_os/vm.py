@@ -36,7 +36,8 @@ from actorq.agent_os.processes import ProcessTable
 from actorq.agent_os.sandbox import ExecLimits
 from actorq.agent_os.sessions import AgentFactory, SessionManager
 from actorq.agent_os.shells import ShellTable
-from actorq.agent_os.software import Software
+from actorq.agent_os.software import ACP_AUTH, ACP_COMMANDS, Software
+from actorq.agent_os.warm import Pool, WarmPool, pool_sizes
 from actorq.agent_os.workspace import Workspace
 from actorq.core import ActorContext, ActorDefinition, actor
 
@@ -67,6 +68,7 @@ def agent_os(
     permissions: Permissions | None = None,
     history: int = DEFAULT_LIMIT,
     history_bytes: int = DEFAULT_MAX_BYTES,
+    warm_pool: WarmPool | None = None,
     **options: Any,
 ) -> ActorDefinition:
     """Declare the agent VM actor type.
@@ -76,14 +78,18 @@ def agent_os(
     or private ranges), ``False`` (only the VM's own loopback) or a ``Network(host_ports=[...],
     allow=[...])``; ``limits``: ``Limits(memory_mb=2048, cpus=1.0, pids=512, disk_mb=4096,
     tmp_mb=512)`` unless given (``limits.UNLIMITED`` for none); ``agents`` adds agent types beside
-    ``"pi"`` (e.g. ``{"claude": acp_agent([...])}``); ``exec_timeout`` / ``max_output`` bound each
+    ``"pi"`` and the built-in ACP agents whose software is mounted (``software.claude`` gives the
+    ``"claude"`` agent type; likewise ``codex``, ``gemini``, ``pi_acp`` as ``"pi-acp"``), e.g.
+    ``{"mine": acp_agent([...])}``; ``exec_timeout`` / ``max_output`` bound each
     ``exec``; ``snapshot_interval`` (seconds, ``None`` for never) is how often an awake VM's
     ``/home/user`` is saved to shared storage (PostgreSQL) besides when it sleeps; ``permissions``
     (a :class:`~actorq.agent_os.permissions.Permissions`) is the policy on agents' tool calls in
     every session that brings none of its own (``None``: every call runs). ``history`` /
     ``history_bytes``: how many of its newest events (and at most how many bytes of them) a VM
-    keeps on disk for ``get_events`` / ``get_session_events``. Other options go to
-    :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
+    keeps on disk for ``get_events`` / ``get_session_events``. ``warm_pool``: how many started
+    agents each awake VM keeps ready for ``create_session`` (a count for every agent type, or
+    ``{"pi": 2}``); what a pooled agent can serve and how it fits the limits is in ``warm.py``.
+    Other options go to :func:`actorq.actor` (``sleep_timeout`` defaults to 5 minutes).
     """
     sw = tuple(software)
     lim = Limits() if limits is None else limits
@@ -95,6 +101,10 @@ def agent_os(
     agent_types: dict[str, AgentFactory] = {}
     if "pi" in {s.name for s in sw}:
         agent_types["pi"] = _pi_factory
+    for name, command in ACP_COMMANDS.items():  # claude, codex, gemini, pi-acp: mounted, so runnable
+        if name in {s.name for s in sw}:
+            builtin = AcpAgent(name=name, command=command, auth_method=ACP_AUTH.get(name))
+            agent_types[name] = _acp_factory(builtin)
     for name, agent in (agents or {}).items():
         agent_types[name] = _acp_factory(agent) if isinstance(agent, AcpAgent) else agent
     config = VMConfig(
@@ -107,6 +117,7 @@ def agent_os(
         permissions=Permissions.parse(permissions),
         history=history,
         history_bytes=history_bytes,
+        warm_pool=pool_sizes(warm_pool, agent_types),
     )
     return actor(
         actions=ACTIONS,
@@ -214,6 +225,16 @@ def _machine(
         approvals=approvals,
         permissions=cfg.permissions,
     )
+    if cfg.warm_pool:
+        group = ws.host.cgroup
+        sessions.pool = Pool(
+            cfg.warm_pool,
+            sessions.start_pooled,
+            usage=(lambda: group.usage()) if group is not None else lambda: None,
+            memory_mb=cfg.limits.memory_mb,
+            pids=cfg.limits.pids,
+        )
+        sessions.pool.fill()  # in the background: the wake does not wait for the agents
     machine = Machine(ws, processes, sessions, ShellTable(ws.sandbox, emit), history)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))

@@ -81,22 +81,28 @@ class AcpAgent:
     name: str
     command: tuple[str, ...]
     start_timeout: float = 60.0
+    auth_method: str | None = None  # an ``authenticate`` method id sent after initialize (codex: api-key)
 
     @property
     def agent_type(self) -> str:
         return self.name
 
     def driver(self, opts: DriverOptions, *, fs: TextFiles | None = None) -> AcpDriver:
-        return AcpDriver(
+        driver = AcpDriver(
             opts, list(self.command), fs=fs, agent_type=self.name, start_timeout=self.start_timeout
         )
+        driver.auth_method = self.auth_method
+        return driver
 
 
-def acp_agent(command: Sequence[str], *, name: str = "acp", start_timeout: float = 60.0) -> AcpAgent:
-    """An agent type for any ACP agent command (e.g. ``["claude-code-acp"]``), run in the VM."""
+def acp_agent(
+    command: Sequence[str], *, name: str = "acp", start_timeout: float = 60.0, auth_method: str | None = None
+) -> AcpAgent:
+    """An agent type for any ACP agent command (e.g. ``["claude-code-acp"]``), run in the VM;
+    ``auth_method``: an ACP ``authenticate`` method id to send before the session opens."""
     if isinstance(command, str) or not command or not all(isinstance(a, str) and a for a in command):
         raise ValueError("acp_agent(command) takes a non-empty list of strings, e.g. ['claude-code-acp']")
-    return AcpAgent(name=name, command=tuple(command), start_timeout=start_timeout)
+    return AcpAgent(name=name, command=tuple(command), start_timeout=start_timeout, auth_method=auth_method)
 
 
 @dataclass
@@ -274,11 +280,16 @@ class AcpDriver(AgentProcess):
         self._modes: SessionModes | None = None
         self._config: list[dict[str, Any]] | None = None
         self._mcp_http = False  # the agent takes http MCP servers (mcpCapabilities.http)
+        self.auth_method: str | None = None
 
     @property
     def transcript(self) -> str | None:
         """The ACP session id: pass it back as ``resume_from`` to ``session/load`` it after a restart."""
         return self._acp_session
+
+    def instruct(self, text: str) -> None:
+        """Instructions for a started agent (a warm one): they go with its first prompt."""
+        self._pending_instructions = text or None
 
     async def start(self) -> None:
         if self._closed:
@@ -313,6 +324,8 @@ class AcpDriver(AgentProcess):
                 client_info=Implementation(name="actorq", version=_client_version()),
             ),
         )
+        if self.auth_method is not None:  # e.g. codex: "api-key" reads the key from the session's env
+            await self._call("authenticate", self._conn.authenticate(method_id=self.auth_method))
         caps = init.agent_capabilities
         can_load = bool(caps is not None and caps.load_session)
         self._mcp_http = bool(caps is not None and caps.mcp_capabilities and caps.mcp_capabilities.http)
