@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 from actorq.agent_os.approvals import Approvals
-from actorq.agent_os.machine import running, under_cap
+from actorq.agent_os.machine import emit, running, under_cap
 from actorq.core import ActorContext
 from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.vm_types import PermissionRequest
@@ -40,15 +40,18 @@ async def permission_resume(c: ActorContext, session_id: str, request_id: str) -
     except Unavailable:
         raise  # the VM is going to sleep: the scheduled row stays due and fires again
     except ActorqError as exc:
-        c.broadcast(
-            "permission_resumed", {"session_id": session_id, "request_id": request_id, "error": exc.to_dict()}
+        emit(
+            c,
+            "permission_resumed",
+            {"session_id": session_id, "request_id": request_id, "error": exc.to_dict()},
         )
         return
     finally:
         with contextlib.suppress(Unavailable):
             running(c).disk.touched()  # the agent may have written files
     if result is not None:
-        c.broadcast(
+        emit(
+            c,
             "permission_resumed",
             {
                 "session_id": session_id,
