@@ -23,11 +23,11 @@ async def client() -> AsyncIterator[AsyncClient]:
 
 async def test_state_is_null_until_saved_then_what_the_actor_persisted(client: AsyncClient) -> None:
     h = client.api.get_or_create(["state"])
-    assert await h.state() is None
+    assert await h.persisted_state() is None
     assert await h.action("add", 5) == 5
-    assert await h.state() == {"total": 5}
+    assert await h.persisted_state() == {"total": 5}
     assert (await h.send("jobs", {"n": 2}, wait=True, timeout=10)).ok
-    assert await h.state() == {"total": 5, "jobs": 1}
+    assert await h.persisted_state() == {"total": 5, "jobs": 1}
 
 
 async def test_state_of_an_unknown_actor_is_a_404_and_the_sync_client_reads_it_too(
@@ -39,13 +39,13 @@ async def test_state_of_an_unknown_actor_is_a_404_and_the_sync_client_reads_it_t
         r = await http.get("/v1/actors/x/state", params={"limit": "1"})
         assert r.status_code == 400
     with pytest.raises(NotFound):
-        await client.api.get_for_id("no-such-actor").state()
+        await client.api.get_for_id("no-such-actor").persisted_state()
     aid = await client.api.get_or_create(["sync-state"]).resolve()
     await client.api.get_for_id(aid).action("add", 2)
 
     def read() -> object:
         with create_sync_client(client.url) as sc:
-            return sc.api.get_for_id(aid).state()
+            return sc.api.get_for_id(aid).persisted_state()
 
     assert await asyncio.to_thread(read) == {"total": 2}
 

@@ -324,7 +324,7 @@ class ActorHandle:
         result = await self.action(action_name(action), *args, **kwargs)
         return cast(T, load_action_result(action, result))
 
-    async def state(self) -> Any:
+    async def persisted_state(self) -> Any:
         """The actor's persisted state as JSON (``None`` until first saved)."""
         await self.resolve()
         return (await self._client.request(self._core.state_request()))["state"]

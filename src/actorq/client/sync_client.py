@@ -278,7 +278,7 @@ class SyncActorHandle:
         result = self.action(action_name(action), *args, **kwargs)
         return cast(T, load_action_result(action, result))
 
-    def state(self) -> Any:
+    def persisted_state(self) -> Any:
         """The actor's persisted state as JSON (``None`` until first saved)."""
         self.resolve()
         return (self._client.request(self._core.state_request()))["state"]
