@@ -24,6 +24,7 @@ NAMES = {
     "cancel_cron_job", "cron_tick", "list_permission_requests", "respond_permission",
     "permission_resume", "write_process_stdin", "close_process_stdin", "open_shell",
     "write_shell", "resize_shell", "close_shell", "get_events", "get_session_events",
+    "get_usage",
 }  # fmt: skip
 
 

@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from actorq.agent_os.actions import cron, files, history, network, permissions, processes, sessions, shells
+from actorq.agent_os.actions import (
+    cron,
+    files,
+    history,
+    network,
+    permissions,
+    processes,
+    sessions,
+    shells,
+    usage,
+)
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
 ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
@@ -52,6 +62,7 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "close_shell": shells.close_shell,
     "get_events": history.get_events,
     "get_session_events": history.get_session_events,
+    "get_usage": usage.get_usage,
     "vm_fetch": network.vm_fetch,
     "schedule_cron": cron.schedule_cron,
     "list_cron_jobs": cron.list_cron_jobs,
