@@ -194,13 +194,14 @@ function sessionsPane(call, fail, stops) {
     if (!hist.has(sid)) hist.set(sid, { last: 0, loaded: false, loading: null, buffer: [], first: null, failed: false, dropped: false });
     return hist.get(sid);
   };
-  const apply = (sid, data) => {
+  const apply = (sid, name, data) => {
     const st = stateOf(sid);
     if (typeof data.seq === "number") {
       if (data.seq <= st.last) return;
       st.last = data.seq;
     }
-    renderEvent(transcriptOf(sid), data);
+    if (name === "session_event") renderEvent(transcriptOf(sid), data);
+    else if (name === "permission_request" || name === "permission_resolved") renderPermission(transcriptOf(sid), name, data);
   };
   const catchUp = (sid) => {
     const st = stateOf(sid);
@@ -211,7 +212,7 @@ function sessionsPane(call, fail, stops) {
           const page = await call("get_session_events", [sid], { since: st.last, limit: 1000 });
           if (page.dropped && st.last === 0) st.dropped = true;
           if (st.first === null && page.events.length) st.first = page.events[0].time * 1000;
-          for (const e of page.events) apply(sid, e.data);
+          for (const e of page.events) apply(sid, e.name, e.data);
           if (!page.more || !page.events.length) break;
         }
         st.loaded = true;
@@ -220,9 +221,9 @@ function sessionsPane(call, fail, stops) {
         st.loaded = true;
       } finally {
         st.loading = null;
-        const buffered = st.buffer.sort((a, b) => (a.seq || 0) - (b.seq || 0));
+        const buffered = st.buffer.sort((a, b) => (a.data.seq || 0) - (b.data.seq || 0));
         st.buffer = [];
-        for (const d of buffered) apply(sid, d);
+        for (const b of buffered) apply(sid, b.name, b.data);
         if (sid === selected) {
           const s = sessions.find((x) => x.session_id === sid);
           if (s) earlierOf(s);
@@ -364,13 +365,14 @@ function sessionsPane(call, fail, stops) {
         refresh().catch(fail);
         return;
       }
-      if (name !== "session_event" || !data || !data.session_id) return;
+      const known = name === "session_event" || name === "permission_request" || name === "permission_resolved";
+      if (!known || !data || !data.session_id) return;
       const st = stateOf(data.session_id);
       if (!st.loaded || st.loading) {
-        st.buffer.push(data);
-        if (!st.loading) catchUp(data.session_id);
+        st.buffer.push({ name, data });
+        if (!st.loading && since !== null) catchUp(data.session_id);
       } else {
-        apply(data.session_id, data);
+        apply(data.session_id, name, data);
       }
       if (!selected) refresh().catch(fail);
       if (data.session_id === selected) transcript.scrollTop = transcript.scrollHeight;
@@ -426,7 +428,10 @@ function renderEvent(turns, ev) {
       if (last) last.dataset.closed = "1";
       if (ev.role === "user" && ev.text) {
         const mine = [...turns.querySelectorAll(".turn.prompt[data-pending]")].find((t) => t.dataset.pending === ev.text);
-        if (mine) delete mine.dataset.pending; // sent from this page: shown already
+        if (mine) {
+          delete mine.dataset.pending; // sent from this page: shown already, now in its place
+          turns.append(mine);
+        }
         else add(turns, "prompt", "prompt", textBlock(ev.text));
       }
       if (ev.role === "assistant") {
@@ -458,6 +463,13 @@ function renderEvent(turns, ev) {
     default:
       add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
   }
+}
+
+// A held tool call in its session's transcript: asked, then how it was answered.
+function renderPermission(turns, name, r) {
+  const what = r.command || (r.paths || []).join(" ") || r.title || "";
+  if (name === "permission_request") add(turns, "permission", `permission asked · ${r.tool}`, textBlock(what));
+  else add(turns, r.status === "allowed" ? "permission" : "permission error", `permission ${r.status} · ${r.tool}`, textBlock(`${what}${r.answered_by ? ` (by ${r.answered_by})` : ""}`));
 }
 
 // One message of pi's transcript file: the user's prompt, the agent's text, thinking and tool
