@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.apps import registry  # noqa: E402
-from actorq.storage import open_storage  # noqa: E402
+from actorq.storage import open_storage
+from bench.apps import registry
 
 CHROMIUM = "/usr/bin/chromium"
 RESULTS = Path(__file__).resolve().parent / "results" / "inspector.json"
@@ -41,7 +41,9 @@ async def fill(data: Path, n: int) -> float:
         now = time.time()
         for i in range(n):
             key = (f"tenant{i % TENANTS:03d}", f"box{i:05d}")
-            await st.resolve_actor("sink", key, create=True, must_create=False, new_id=uuid.uuid4().hex[:20], now=now)
+            await st.resolve_actor(
+                "sink", key, create=True, must_create=False, new_id=uuid.uuid4().hex[:20], now=now
+            )
     finally:
         await st.close()
     return time.perf_counter() - started
@@ -78,7 +80,9 @@ async def run(n: int, runs: int) -> dict[str, Any]:
                 await page.goto("about:blank")
                 first.append(await timed(page, lambda: page.goto(f"{c.url}/ui/#/actors?type=sink"), 50))
                 # a prefix whose actors are spread over the whole table (every 100th actor)
-                search.append(await timed(page, lambda: box.fill("tenant042/"), min(50, per_tenant), "tenant042/"))
+                search.append(
+                    await timed(page, lambda: box.fill("tenant042/"), min(50, per_tenant), "tenant042/")
+                )
                 # one actor, the last written: the scan reads every actor before it
                 late.append(await timed(page, lambda: box.fill(last), 1, last))
                 # nothing matches: the whole table is read

@@ -602,7 +602,8 @@ async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_surv
             assert r["stop_reason"] == "stop" and await vm.exists("/home/user/held.txt")
             await playwright_api.expect(page.locator("#permissions")).to_be_hidden(timeout=LIVE)
             transcript = page.locator("#transcript .turn")
-            await playwright_api.expect(transcript.filter(has_text="permission allowed · write")).to_have_count(1)
+            allowed = transcript.filter(has_text="permission allowed · write")
+            await playwright_api.expect(allowed).to_have_count(1)
             live = await transcript.all_inner_texts()
             # a process's whole output, from the history's process output events
             proc = await vm.spawn("sh", ["-c", "for i in 1 2 3; do echo line $i; done"])
