@@ -604,6 +604,7 @@ async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_surv
             transcript = page.locator("#transcript .turn")
             allowed = transcript.filter(has_text="permission allowed · write")
             await playwright_api.expect(allowed).to_have_count(1)
+            await playwright_api.expect(transcript.filter(has_text='"outcome"')).to_have_count(0)  # once
             live = await transcript.all_inner_texts()
             # a process's whole output, from the history's process output events
             proc = await vm.spawn("sh", ["-c", "for i in 1 2 3; do echo line $i; done"])

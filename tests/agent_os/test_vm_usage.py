@@ -35,6 +35,10 @@ async def test_usage_reports_the_declared_limits_and_what_the_vm_uses(tmp_path: 
             "tmp_bytes": 16 * mb,
         }
         assert u.disk_bytes is not None and u.disk_bytes >= 200_000 and u.disk_over is False
+        # what a process wrote counts too, at once (not only at the disk guard's next walk)
+        r = await vm.exec("head -c 3000000 /dev/zero > /home/user/more.bin")
+        assert r.exit_code == 0, r.stderr
+        assert (await vm.get_usage()).disk_bytes >= 3_200_000  # type: ignore[operator]
         if u.cgroups:  # the machine has usable cgroups: the kernel's own counts
             assert u.memory_bytes is not None and u.memory_bytes > 0
             assert u.pids is not None and 1 <= u.pids <= 64

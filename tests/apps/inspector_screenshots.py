@@ -92,7 +92,7 @@ async def vm_page(page: Page, out: Path) -> None:
             aid = await vm.resolve()
             await page.goto(f"{c.url}/ui/#/vm/{aid}")
             await page.wait_for_timeout(1500)
-            await vm.exec("head -c 3000000 /dev/urandom > /home/user/blob.bin")
+            await vm.exec("head -c 3000000 /dev/zero > /home/user/blob.bin")
             first = asyncio.create_task(
                 vm.send_prompt(sid, "Write a summary to /home/user/review.txt: def add(a, b): return a + b")
             )

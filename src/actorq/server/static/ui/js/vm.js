@@ -152,7 +152,7 @@ function usagePane(call, stops) {
       item("memory", u.memory_bytes, u.limits.memory_bytes),
       item("processes", u.pids, u.limits.pids, plain),
       item("disk", u.disk_bytes, u.limits.disk_bytes),
-      h("span", { class: "usage-item", dataset: { usage: "cpu" } }, h("strong", {}, "cpu"), " ", u.limits.cpus === null || u.limits.cpus === undefined ? "no limit" : `${u.limits.cpus} cores`),
+      h("span", { class: "usage-item", dataset: { usage: "cpu" } }, h("strong", {}, "cpu"), " ", u.limits.cpus === null || u.limits.cpus === undefined ? "no limit" : `${u.limits.cpus} ${u.limits.cpus === 1 ? "core" : "cores"}`),
     );
   };
   const stop = every(5000, refresh, () => {});
@@ -455,14 +455,17 @@ function renderEvent(turns, ev) {
     case "agent_end":
       add(turns, "stop", "agent finished", textBlock(""));
       return;
+    case "permission":
+      if (ev.request_id) return; // a held call's answer as pi saw it: shown from permission_resolved
+      break;
     case "message_start":
     case "turn_start":
     case "turn_end":
     case "tool_execution_update":
       return;
-    default:
-      add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
   }
+  // any other event (every case above that shows one returns): as it came
+  add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
 }
 
 // A held tool call in its session's transcript: asked, then how it was answered.
