@@ -43,8 +43,15 @@ async def client() -> AsyncIterator[AsyncClient]:
         yield c
 
 
-async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+async def open_page(browser: Any, url: str, sockets: list[Any] | None = None) -> tuple[Any, list[str]]:
     page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    if sockets is not None:  # the page's WebSockets pass through the test, which can drop them
+
+        def through(ws: Any) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        await page.route_web_socket(re.compile(r"/connect$"), through)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
 
@@ -585,7 +592,8 @@ async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_surv
                 await vm.write_file(f"/home/user/{path}", text)
             sid = (await vm.create_session("pi"))["session_id"]
             aid = await vm.resolve()
-            page, problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+            sockets: list[Any] = []
+            page, problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}", sockets)
             await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
             # the VM's limits beside what it uses
             await playwright_api.expect(page.locator('#vm-usage [data-usage="memory"]')).to_contain_text(
@@ -605,7 +613,26 @@ async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_surv
             allowed = transcript.filter(has_text="permission allowed · write")
             await playwright_api.expect(allowed).to_have_count(1)
             await playwright_api.expect(transcript.filter(has_text='"outcome"')).to_have_count(0)  # once
+            # the connection drops and a prompt runs meanwhile: once the page is back, it has
+            # caught up from the last event it handled, with nothing missing and nothing twice
+            await sockets[-1].close(code=4000)
+            await playwright_api.expect(page.locator("#ws-status")).not_to_have_text("open", timeout=LIVE)
+            await vm.send_prompt(sid, "Say hello")  # typically over before the page retries (1 s)
+            await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+            await playwright_api.expect(transcript.filter(has_text="Say hello")).to_have_count(
+                1, timeout=LIVE
+            )
+            await playwright_api.expect(transcript.filter(has_text="stop reason")).to_have_count(
+                3, timeout=LIVE
+            )
+            assert len(sockets) == 2
+            fresh, fresh_problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+            again = fresh.locator("#transcript .turn")
+            await playwright_api.expect(again.filter(has_text="stop reason")).to_have_count(3, timeout=LIVE)
             live = await transcript.all_inner_texts()
+            assert await again.all_inner_texts() == live
+            assert fresh_problems == []
+            await fresh.close()
             # a process's whole output, from the history's process output events
             proc = await vm.spawn("sh", ["-c", "for i in 1 2 3; do echo line $i; done"])
             await vm.wait_process(proc["pid"], timeout=20)
@@ -625,7 +652,9 @@ async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_surv
                 1, timeout=30_000
             )
             prompts = page.locator("#transcript .turn.prompt")
-            await playwright_api.expect(prompts).to_have_count(1)
-            await playwright_api.expect(prompts).to_contain_text("Write a summary to /home/user/held.txt: x")
+            await playwright_api.expect(prompts).to_have_count(2)
+            await playwright_api.expect(prompts.first).to_contain_text(
+                "Write a summary to /home/user/held.txt: x"
+            )
             assert await turns.all_inner_texts() == live
             assert problems == []
