@@ -216,11 +216,15 @@ function sessionsPane(call, fail, stops) {
           if (!page.more || !page.events.length) break;
         }
         st.loaded = true;
-      } catch {
-        st.failed = true; // no history for it (an older server): the transcript file, then live
-        st.loaded = true;
+      } catch (e) {
+        if (e && (e.status === 404 || e.status === 400)) {
+          st.failed = true; // no history for it (an older server): the transcript file, then live
+          st.loaded = true;
+        } // else (the VM waking or going to sleep, a lost request): the next refresh tries again
       } finally {
         st.loading = null;
+      }
+      if (st.loaded) {
         const buffered = st.buffer.sort((a, b) => (a.data.seq || 0) - (b.data.seq || 0));
         st.buffer = [];
         for (const b of buffered) apply(sid, b.name, b.data);
@@ -370,6 +374,7 @@ function sessionsPane(call, fail, stops) {
       const st = stateOf(data.session_id);
       if (!st.loaded || st.loading) {
         st.buffer.push({ name, data });
+        if (st.buffer.length > MAX_TURNS * 5) st.buffer.shift(); // the history holds them anyway
         if (!st.loading && since !== null) catchUp(data.session_id);
       } else {
         apply(data.session_id, name, data);
