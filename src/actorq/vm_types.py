@@ -216,7 +216,7 @@ class VMUsage(_Fields):
     and process limits are enforced by cgroups (else by rlimits, and the usage fields from them are
     ``None``). Usage: ``memory_bytes`` (now) and ``memory_peak_bytes`` of all the VM's processes,
     ``pids`` (processes and threads now), ``cpu_seconds`` (used since it woke), ``oom_kills`` and
-    ``forks_refused`` (at the limits), ``disk_bytes`` (``/home/user``, as last measured) and
+    ``forks_refused`` (at the limits), ``disk_bytes`` (``/home/user``, measured when asked) and
     ``disk_over`` (over its disk limit: processes stopped, writes refused).
     """
 

@@ -26,9 +26,7 @@ async def get_usage(c: ActorContext) -> VMUsage:
     group = m.host.cgroup
     enforced = group is not None and bool(group.dirs)
     u = group.usage() if group is not None and group.dirs else None
-    disk = m.disk.used
-    if disk is None:
-        disk = await m.disk.measure()
+    disk = await m.disk.current()
     return VMUsage(
         limits=limits,
         cgroups=enforced,
