@@ -43,8 +43,15 @@ async def client() -> AsyncIterator[AsyncClient]:
         yield c
 
 
-async def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
+async def open_page(browser: Any, url: str, sockets: list[Any] | None = None) -> tuple[Any, list[str]]:
     page = await browser.new_page(viewport={"width": 1300, "height": 900})
+    if sockets is not None:  # the page's WebSockets pass through the test, which can drop them
+
+        def through(ws: Any) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        await page.route_web_socket(re.compile(r"/connect$"), through)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
 
@@ -537,18 +544,17 @@ async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Pat
             '"stop_reason": "stop"', timeout=30_000
         )
         await playwright_api.expect(turns.filter(has_text="tool call · write")).to_have_count(2, timeout=LIVE)
-        # a page opened later shows what happened before from the agent's transcript file,
-        # the prompts' text included (no event carries it)
+        # a page opened later shows what happened before from the VM's event history, the
+        # prompts' text included, each event once: the same transcript as the live page's
         later, later_problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
-        earlier = later.locator("#transcript .turns.earlier")
-        await playwright_api.expect(earlier.locator(".turn.prompt")).to_have_count(2, timeout=LIVE)
-        await playwright_api.expect(earlier.locator(".turn.prompt").first).to_contain_text(
+        again = later.locator("#transcript .turn")
+        await playwright_api.expect(again.filter(has_text="tool call · write")).to_have_count(2, timeout=LIVE)
+        await playwright_api.expect(later.locator("#transcript .turn.prompt")).to_have_count(2)
+        await playwright_api.expect(later.locator("#transcript .turn.prompt").first).to_contain_text(
             "Write a summary to /home/user/s.txt"
         )
-        await playwright_api.expect(
-            earlier.locator(".turn.tool", has_text="tool call · write")
-        ).to_have_count(2)
-        await playwright_api.expect(earlier.locator(".turn.stop", has_text="stop")).to_have_count(4)
+        await playwright_api.expect(again.filter(has_text="stop reason")).to_have_count(4)
+        assert await again.all_inner_texts() == await turns.all_inner_texts()
         assert later_problems == []
         await later.close()
         # the file browser: /home/user, a directory, a file's text
@@ -570,3 +576,85 @@ async def test_a_pi_session_transcript_streams_live_on_the_vm_page(tmp_path: Pat
         await page.locator('#vm-tabs [data-pane="cron"]').click()
         await playwright_api.expect(page.locator("#cron-list")).to_contain_text("No cron jobs", timeout=LIVE)
         assert problems == []
+
+
+async def test_a_held_tool_call_is_allowed_from_the_vm_page_and_the_history_survives_a_restart(
+    tmp_path: Path, browser: Any
+) -> None:
+    from actorq.testing.fake_llm import FakeLLM, pi_agent_files
+    from tests.apps.vm_app import registry as vm_registry
+    from tests.conftest import LLM_PORT
+
+    async with FakeLLM(port=LLM_PORT) as llm:
+        async with vm_registry.test(storage=tmp_path / "data") as c:
+            vm = c.permvm.get_or_create(["held"])
+            for path, text in pi_agent_files(llm.url).items():
+                await vm.write_file(f"/home/user/{path}", text)
+            sid = (await vm.create_session("pi"))["session_id"]
+            aid = await vm.resolve()
+            sockets: list[Any] = []
+            page, problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}", sockets)
+            await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+            # the VM's limits beside what it uses
+            await playwright_api.expect(page.locator('#vm-usage [data-usage="memory"]')).to_contain_text(
+                "/", timeout=LIVE
+            )
+            prompt = asyncio.create_task(vm.send_prompt(sid, "Write a summary to /home/user/held.txt: x"))
+            held = page.locator("#permission-list tr[data-request]")
+            await playwright_api.expect(held).to_have_count(1, timeout=30_000)
+            await playwright_api.expect(held).to_contain_text("write")
+            await playwright_api.expect(held).to_contain_text("/home/user/held.txt")
+            assert not await vm.exists("/home/user/held.txt")
+            await held.locator("button.allow").click()
+            r = await asyncio.wait_for(prompt, 60)
+            assert r["stop_reason"] == "stop" and await vm.exists("/home/user/held.txt")
+            await playwright_api.expect(page.locator("#permissions")).to_be_hidden(timeout=LIVE)
+            transcript = page.locator("#transcript .turn")
+            allowed = transcript.filter(has_text="permission allowed · write")
+            await playwright_api.expect(allowed).to_have_count(1)
+            await playwright_api.expect(transcript.filter(has_text='"outcome"')).to_have_count(0)  # once
+            # the connection drops and a prompt runs meanwhile: once the page is back, it has
+            # caught up from the last event it handled, with nothing missing and nothing twice
+            await sockets[-1].close(code=4000)
+            await playwright_api.expect(page.locator("#ws-status")).not_to_have_text("open", timeout=LIVE)
+            await vm.send_prompt(sid, "Say hello")  # typically over before the page retries (1 s)
+            await playwright_api.expect(page.locator("#ws-status")).to_have_text("open", timeout=LIVE)
+            await playwright_api.expect(transcript.filter(has_text="Say hello")).to_have_count(
+                1, timeout=LIVE
+            )
+            await playwright_api.expect(transcript.filter(has_text="stop reason")).to_have_count(
+                3, timeout=LIVE
+            )
+            assert len(sockets) == 2
+            fresh, fresh_problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+            again = fresh.locator("#transcript .turn")
+            await playwright_api.expect(again.filter(has_text="stop reason")).to_have_count(3, timeout=LIVE)
+            live = await transcript.all_inner_texts()
+            assert await again.all_inner_texts() == live
+            assert fresh_problems == []
+            await fresh.close()
+            # a process's whole output, from the history's process output events
+            proc = await vm.spawn("sh", ["-c", "for i in 1 2 3; do echo line $i; done"])
+            await vm.wait_process(proc["pid"], timeout=20)
+            await page.locator('#vm-tabs [data-pane="processes"]').click()
+            row = page.locator(f'#process-list tr[data-pid="{proc["pid"]}"]')
+            await row.locator("button.output").click()
+            await playwright_api.expect(page.locator("#process-output-text")).to_have_text(
+                "line 1\nline 2\nline 3\n", timeout=LIVE
+            )
+            assert problems == []
+            await page.close()
+        # the server restarted: the transcript comes back from the VM's event history
+        async with vm_registry.test(storage=tmp_path / "data") as c:
+            page, problems = await open_page(browser, f"{c.url}/ui/#/vm/{aid}")
+            turns = page.locator("#transcript .turn")
+            await playwright_api.expect(turns.filter(has_text="tool result · write")).to_have_count(
+                1, timeout=30_000
+            )
+            prompts = page.locator("#transcript .turn.prompt")
+            await playwright_api.expect(prompts).to_have_count(2)
+            await playwright_api.expect(prompts.first).to_contain_text(
+                "Write a summary to /home/user/held.txt: x"
+            )
+            assert await turns.all_inner_texts() == live
+            assert problems == []

@@ -174,3 +174,17 @@ async def test_a_key_prefix_listing_past_the_scan_budget_goes_on_with_next_after
     ]
     assert len(await client.list_actors("store", key_prefix="few-", limit=1)) == 1
     assert await client.list_actors("store", key_prefix="none-") == []
+
+
+def test_every_vm_action_the_page_calls_is_a_public_vm_action() -> None:
+    """The VM page talks through the VM's own actions only: each name it calls is one of them
+    (not an internal one such as cron_tick), so renaming an action cannot silently break it."""
+    import re
+    from pathlib import Path
+
+    from actorq.agent_os.actions import ACTIONS
+
+    js = (Path(__file__).parent.parent / "src/actorq/server/static/ui/js/vm.js").read_text()
+    called = set(re.findall(r'\bcall\("([a-z_]+)"', js))
+    assert {"get_session_events", "get_events", "list_permission_requests", "respond_permission"} <= called
+    assert "get_usage" in called and called <= set(ACTIONS) - {"cron_tick", "permission_resume"}

@@ -231,6 +231,31 @@ class EventPage(_Fields):
     dropped: bool = False
 
 
+@dataclass(frozen=True)
+class VMUsage(_Fields):
+    """A VM's limits and what it uses now (``get_usage``).
+
+    ``limits``: ``memory_bytes``, ``cpus`` (cores), ``pids``, ``disk_bytes`` (``/home/user``) and
+    ``tmp_bytes`` as the VM type declares them (``None``: no limit). ``cgroups``: the memory, CPU
+    and process limits are enforced by cgroups (else by rlimits, and the usage fields from them are
+    ``None``). Usage: ``memory_bytes`` (now) and ``memory_peak_bytes`` of all the VM's processes,
+    ``pids`` (processes and threads now), ``cpu_seconds`` (used since it woke), ``oom_kills`` and
+    ``forks_refused`` (at the limits), ``disk_bytes`` (``/home/user``, measured when asked) and
+    ``disk_over`` (over its disk limit: processes stopped, writes refused).
+    """
+
+    limits: dict[str, Any]
+    cgroups: bool = False
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids: int | None = None
+    cpu_seconds: float | None = None
+    oom_kills: int | None = None
+    forks_refused: int | None = None
+    disk_bytes: int | None = None
+    disk_over: bool = False
+
+
 RESULT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -249,6 +274,7 @@ RESULT_TYPES: dict[str, type] = {
         CronJob,
         PermissionRequest,
         EventPage,
+        VMUsage,
     )
 }
 _NAMES: dict[type, str] = {cls: name for name, cls in RESULT_TYPES.items()}
@@ -478,6 +504,10 @@ class AgentOSActions:
     async def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
         return cast(EventPage, await self.action("get_session_events", session_id, since=since, limit=limit))
 
+    # limits and usage
+    async def get_usage(self) -> VMUsage:
+        return cast(VMUsage, await self.action("get_usage"))
+
     # network
     async def vm_fetch(
         self,
@@ -688,6 +718,9 @@ class SyncAgentOSActions:
     def get_session_events(self, session_id: str, *, since: int = 0, limit: int = 1000) -> EventPage:
         return cast(EventPage, self.action("get_session_events", session_id, since=since, limit=limit))
 
+    def get_usage(self) -> VMUsage:
+        return cast(VMUsage, self.action("get_usage"))
+
     def vm_fetch(
         self,
         port: int,
@@ -744,6 +777,7 @@ __all__ = [
     "Session",
     "SpawnedProcess",
     "SyncAgentOSActions",
+    "VMUsage",
     "decode_result",
     "result_type",
     "typed_result",

@@ -26,6 +26,7 @@ NAMES = {
     "write_shell", "resize_shell", "close_shell", "get_events", "get_session_events",
     "get_modes", "set_mode", "get_config_options", "set_config_option", "set_model",
     "create_signed_preview_url", "expire_signed_preview_url", "list_preview_urls", "preview_request",
+    "get_usage",
 }  # fmt: skip
 
 

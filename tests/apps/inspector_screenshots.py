@@ -82,20 +82,36 @@ async def vm_page(page: Page, out: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeLLM(port=LLM_PORT) as llm, vm_registry.test(storage=Path(tmp) / "data") as c:
-            vm = c.vm.get_or_create(["reviewer"])
+            # a VM type whose policy holds writes: the page shows the held one with Allow / Deny
+            vm = c.permvm.get_or_create(["reviewer"])
             for path, text in pi_agent_files(llm.url).items():
                 await vm.write_file(f"/home/user/{path}", text)
             await vm.write_file("/home/user/src/app.py", "def add(a, b):\n    return a + b\n")
             session = await vm.create_session("pi")
+            sid = session["session_id"]
             aid = await vm.resolve()
             await page.goto(f"{c.url}/ui/#/vm/{aid}")
             await page.wait_for_timeout(1500)
-            await vm.send_prompt(
-                session["session_id"], "Write a summary to /home/user/review.txt: def add(a, b): return a + b"
+            await vm.exec("head -c 3000000 /dev/zero > /home/user/blob.bin")
+            first = asyncio.create_task(
+                vm.send_prompt(sid, "Write a summary to /home/user/review.txt: def add(a, b): return a + b")
             )
-            await page.wait_for_timeout(1500)
+            while not await vm.list_permission_requests(sid):
+                await asyncio.sleep(0.1)
+            (held,) = await vm.list_permission_requests(sid)
+            await vm.respond_permission(sid, held.request_id, "allow")
+            await first
+            second = asyncio.create_task(
+                vm.send_prompt(sid, "Write the test plan to /home/user/plan.txt: add(2, 3) == 5")
+            )
+            while not await vm.list_permission_requests(sid):
+                await asyncio.sleep(0.1)
+            await page.wait_for_timeout(2500)
             await page.screenshot(path=str(out / "inspector-vm.png"), full_page=True)
             print("wrote", out / "inspector-vm.png")
+            (held,) = await vm.list_permission_requests(sid)
+            await vm.respond_permission(sid, held.request_id, "deny")
+            await second
 
 
 async def main(out: Path) -> None:

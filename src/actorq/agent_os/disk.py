@@ -71,6 +71,15 @@ class DiskGuard:
             self._reported = False
         return self.used
 
+    async def current(self) -> int:
+        """The home's size now, for a client to see (``get_usage``): a new walk, unless walks are
+        slow here (a big home), then the walk under way or the last one's result."""
+        if self._pending is not None and not self._pending.done():
+            await asyncio.shield(self._pending)
+        if self.used is None or self._cost <= _BIG:
+            return await self.measure()
+        return self.used
+
     def touched(self) -> None:
         """Something may have written to the home (an exec ended): measure again, soon."""
         if self.limit is None:

@@ -28,6 +28,7 @@ from actorq.agent_os.actions import (
     processes,
     sessions,
     shells,
+    usage,
 )
 
 # name -> action, as clients call them (agentOS's names in snake_case); agent_os() declares these
@@ -67,6 +68,7 @@ ACTIONS: Mapping[str, Callable[..., Awaitable[Any]]] = {
     "close_shell": shells.close_shell,
     "get_events": history.get_events,
     "get_session_events": history.get_session_events,
+    "get_usage": usage.get_usage,
     "vm_fetch": network.vm_fetch,
     "create_signed_preview_url": previews.create_signed_preview_url,
     "expire_signed_preview_url": previews.expire_signed_preview_url,

@@ -115,6 +115,8 @@ def compact_event(ev: dict[str, Any]) -> dict[str, Any]:
             out["text"] = _preview(_text_of(msg))
             if msg.get("errorMessage"):
                 out["error"] = msg["errorMessage"]
+        elif kind == "message_end" and msg.get("role") == "user":
+            out["text"] = _preview(_text_of(msg))  # the prompt, so the history holds it
     elif kind.startswith("tool_execution_"):
         out.update(tool=ev.get("toolName"), tool_call_id=ev.get("toolCallId"))
         if kind == "tool_execution_start":

@@ -40,6 +40,8 @@ function render(el, info, type, stops) {
     processes: processesPane(call, fail, stops),
     cron: cronPane(call, fail, stops),
   };
+  const perms = permissionsPane(call, fail, stops);
+  const usage = usagePane(call, stops);
   const body = h("div", { id: "vm-pane" });
   const tabs = h("div", { class: "tabs", id: "vm-tabs" });
   const show = (name) => {
@@ -55,7 +57,7 @@ function render(el, info, type, stops) {
   ]) {
     tabs.append(h("button", { type: "button", class: "tab", dataset: { pane: name }, onclick: () => show(name) }, label));
   }
-  replace(el, actorHeader(info, type, "vm"), errors, tabs, body);
+  replace(el, actorHeader(info, type, "vm"), errors, usage.el, perms.el, tabs, body);
   show("sessions");
 
   const wsStatus = panes.sessions.wsStatus;
@@ -64,15 +66,98 @@ function render(el, info, type, stops) {
     (frame) => {
       if (frame.type !== "event") return;
       panes.sessions.event(frame.name, frame.data);
-      if (frame.name === "process_exit" || frame.name === "process_output") panes.processes.poke();
+      if (frame.name === "process_exit" || frame.name === "process_output") panes.processes.event(frame.name, frame.data);
+      if (frame.name === "permission_request" || frame.name === "permission_resolved") perms.poke();
     },
     (s, code) => {
-      if (s === "open") panes.sessions.connected();
+      if (s === "open") {
+        panes.sessions.connected();
+        perms.poke();
+      }
       wsStatus.textContent = s === "closed" ? `closed (${code}), reconnecting` : s;
       wsStatus.className = `status ${s === "open" ? "ok" : s === "closed" ? "bad" : "warn"}`;
     },
   );
   stops.push(() => conn.close());
+}
+
+// -- permission requests -------------------------------------------------------------------------
+// The tool calls the VM's policy holds for an answer (list_permission_requests), each with Allow
+// and Deny (respond_permission); refreshed on the permission_request / permission_resolved events.
+function permissionsPane(call, fail, stops) {
+  const list = h("div", { id: "permission-list" });
+  const el = h("section", { id: "permissions", hidden: true }, h("h2", {}, "Waiting for permission"), list);
+  const answer = async (r, verdict) => {
+    try {
+      await call("respond_permission", [r.session_id, r.request_id, verdict]);
+    } catch (e) {
+      fail(e);
+    }
+    await refresh().catch(fail);
+  };
+  const refresh = async () => {
+    const pending = (await call("list_permission_requests")).filter((r) => r.status === "pending");
+    el.hidden = !pending.length;
+    if (!changed(list, pending)) return;
+    const rows = pending.map((r) =>
+      h(
+        "tr",
+        { dataset: { request: r.request_id } },
+        h("td", {}, h("strong", {}, r.tool), h("br"), h("span", { class: "muted" }, r.kind)),
+        h(
+          "td",
+          { class: "body" },
+          r.title ? h("div", {}, r.title) : null,
+          r.command ? h("pre", { class: "command" }, r.command) : null,
+          r.paths && r.paths.length ? h("div", { class: "paths" }, r.paths.map((x) => h("code", {}, x, " "))) : null,
+          r.hosts && r.hosts.length ? h("div", { class: "hosts" }, r.hosts.map((x) => h("code", {}, x, " "))) : null,
+        ),
+        h("td", {}, h("code", { class: "muted" }, r.session_id)),
+        h("td", {}, when(r.created_at), h("br"), h("span", { class: "muted" }, `expires ${when(r.expires_at)}`)),
+        h(
+          "td",
+          { class: "actions" },
+          h("button", { type: "button", class: "allow", onclick: () => answer(r, "allow") }, "Allow"),
+          " ",
+          h("button", { type: "button", class: "danger deny", onclick: () => answer(r, "deny") }, "Deny"),
+        ),
+      ),
+    );
+    replace(list, table(["Tool", "Asks for", "Session", "Asked", ""], rows, { cls: "permissions" }));
+  };
+  const stop = every(5000, refresh, fail);
+  stops.push(() => stop());
+  return { el, poke: () => refresh().catch(fail) };
+}
+
+// -- limits and usage ------------------------------------------------------------------------------
+// What the VM type declares (memory, processes, disk, CPU) and what the VM uses now (get_usage).
+function usagePane(call, stops) {
+  const el = h("div", { class: "usage row", id: "vm-usage" });
+  const fmt = (n) => (n === null || n === undefined ? "—" : n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+  const refresh = async () => {
+    let u;
+    try {
+      u = await call("get_usage");
+    } catch {
+      el.hidden = true; // an older server without the action
+      return;
+    }
+    if (!changed(el, u)) return;
+    const item = (name, used, limit, f = fmt) =>
+      h("span", { class: "usage-item", dataset: { usage: name } }, h("strong", {}, name), " ", f(used), " / ", limit === null || limit === undefined ? "no limit" : f(limit));
+    const plain = (n) => (n === null || n === undefined ? "—" : String(n));
+    replace(
+      el,
+      item("memory", u.memory_bytes, u.limits.memory_bytes),
+      item("processes", u.pids, u.limits.pids, plain),
+      item("disk", u.disk_bytes, u.limits.disk_bytes),
+      h("span", { class: "usage-item", dataset: { usage: "cpu" } }, h("strong", {}, "cpu"), " ", u.limits.cpus === null || u.limits.cpus === undefined ? "no limit" : `${u.limits.cpus} ${u.limits.cpus === 1 ? "core" : "cores"}`),
+    );
+  };
+  const stop = every(5000, refresh, () => {});
+  stops.push(() => stop());
+  return { el };
 }
 
 // -- sessions --------------------------------------------------------------------------------
@@ -92,6 +177,7 @@ function sessionsPane(call, fail, stops) {
   );
   const byId = new Map(); // session id -> its live transcript element (kept while the page is open)
   const earlier = new Map(); // session id -> what its agent's transcript file held before that
+  const hist = new Map(); // session id -> { last: seq handled, loaded, loading, buffer, first }
   let since = null; // when the WebSocket first opened: events from then on are live
   let selected = null;
   let sessions = [];
@@ -99,6 +185,57 @@ function sessionsPane(call, fail, stops) {
   const transcriptOf = (sid) => {
     if (!byId.has(sid)) byId.set(sid, h("div", { class: "turns", dataset: { session: sid } }));
     return byId.get(sid);
+  };
+
+  // The session's history from the VM's numbered events (get_session_events), page by page from
+  // the last seq this page handled; live events that arrive meanwhile wait in a buffer, and every
+  // event is applied once, in seq order: no gaps, no duplicates.
+  const stateOf = (sid) => {
+    if (!hist.has(sid)) hist.set(sid, { last: 0, loaded: false, loading: null, buffer: [], first: null, failed: false, dropped: false });
+    return hist.get(sid);
+  };
+  const apply = (sid, name, data) => {
+    const st = stateOf(sid);
+    if (typeof data.seq === "number") {
+      if (data.seq <= st.last) return;
+      st.last = data.seq;
+    }
+    if (name === "session_event") renderEvent(transcriptOf(sid), data);
+    else if (name === "permission_request" || name === "permission_resolved") renderPermission(transcriptOf(sid), name, data);
+  };
+  const catchUp = (sid) => {
+    const st = stateOf(sid);
+    if (st.loading || st.failed) return st.loading;
+    st.loading = (async () => {
+      try {
+        for (;;) {
+          const page = await call("get_session_events", [sid], { since: st.last, limit: 1000 });
+          if (page.dropped && st.last === 0) st.dropped = true;
+          if (st.first === null && page.events.length) st.first = page.events[0].time * 1000;
+          for (const e of page.events) apply(sid, e.name, e.data);
+          if (!page.more || !page.events.length) break;
+        }
+        st.loaded = true;
+      } catch (e) {
+        if (e && (e.status === 404 || e.status === 400)) {
+          st.failed = true; // no history for it (an older server): the transcript file, then live
+          st.loaded = true;
+        } // else (the VM waking or going to sleep, a lost request): the next refresh tries again
+      } finally {
+        st.loading = null;
+      }
+      if (st.loaded) {
+        const buffered = st.buffer.sort((a, b) => (a.data.seq || 0) - (b.data.seq || 0));
+        st.buffer = [];
+        for (const b of buffered) apply(sid, b.name, b.data);
+        if (sid === selected) {
+          const s = sessions.find((x) => x.session_id === sid);
+          if (s) earlierOf(s);
+          transcript.scrollTop = transcript.scrollHeight;
+        }
+      }
+    })();
+    return st.loading;
   };
 
   // The session's history before the page connected, from the agent's own transcript file
@@ -111,7 +248,9 @@ function sessionsPane(call, fail, stops) {
     }
     // until it holds something (pi writes the file at its first prompt), try again on later
     // refreshes, a few times: only what happened before the page connected is taken from it
-    if (!entry.done && !entry.busy && entry.tries < 5 && s.transcript && s.agent_type === "pi") {
+    const st = hist.get(s.session_id);
+    const wanted = st && (st.failed || st.dropped); // the history lacks the start: the file may hold it
+    if (wanted && !entry.done && !entry.busy && entry.tries < 5 && s.transcript && s.agent_type === "pi") {
       entry.tries += 1;
       entry.busy = true;
       call("read_file", [s.transcript])
@@ -121,7 +260,8 @@ function sessionsPane(call, fail, stops) {
           for (const line of lines) {
             try {
               const e = JSON.parse(line);
-              if (e.type === "message" && e.message && (since === null || (e.message.timestamp || 0) < since)) messages.push(e.message);
+              const before = st.first !== null ? st.first : since;
+              if (e.type === "message" && e.message && (before === null || (e.message.timestamp || 0) < before)) messages.push(e.message);
             } catch {
               // a line being written: skip it
             }
@@ -132,7 +272,7 @@ function sessionsPane(call, fail, stops) {
           const el = entry.el;
           el.append(h("p", { class: "muted history-note" }, `Earlier, from the agent's transcript file${shown.length < messages.length ? ` (last ${shown.length} of ${messages.length} messages)` : ""}:`));
           for (const m of shown) renderMessage(el, m);
-          el.append(h("p", { class: "muted history-note" }, "Live from here on:"));
+          el.append(h("p", { class: "muted history-note" }, st.failed ? "Live from here on:" : "From the VM's event history on:"));
         })
         .catch(() => {}) // not written yet, or gone: nothing earlier to show
         .finally(() => (entry.busy = false));
@@ -151,6 +291,7 @@ function sessionsPane(call, fail, stops) {
   const refresh = async () => {
     const data = await call("list_sessions");
     sessions = data;
+    if (since !== null) for (const s of data) if (!stateOf(s.session_id).loaded) catchUp(s.session_id);
     const current = data.find((x) => x.session_id === selected);
     if (current) earlierOf(current); // its history, if it could not be read before
     if (!changed(list, data)) return;
@@ -182,7 +323,7 @@ function sessionsPane(call, fail, stops) {
     const text = promptText.value.trim();
     if (!text) return;
     const sid = selected;
-    add(transcriptOf(sid), "prompt", "prompt", text);
+    add(transcriptOf(sid), "prompt", "prompt", textBlock(text)).dataset.pending = text;
     promptOut.className = "json result";
     promptOut.textContent = "the agent is working…";
     try {
@@ -208,6 +349,13 @@ function sessionsPane(call, fail, stops) {
     wsStatus,
     connected() {
       if (since === null) since = Date.now();
+      // (re)connected: fetch what each known session did since the last event handled
+      for (const [sid, st] of hist) {
+        if (st.failed) continue;
+        st.loaded = false;
+        catchUp(sid);
+      }
+      refresh().catch(fail);
     },
     shown() {
       if (!stop) {
@@ -221,8 +369,16 @@ function sessionsPane(call, fail, stops) {
         refresh().catch(fail);
         return;
       }
-      if (name !== "session_event" || !data || !data.session_id) return;
-      renderEvent(transcriptOf(data.session_id), data);
+      const known = name === "session_event" || name === "permission_request" || name === "permission_resolved";
+      if (!known || !data || !data.session_id) return;
+      const st = stateOf(data.session_id);
+      if (!st.loaded || st.loading) {
+        st.buffer.push({ name, data });
+        if (st.buffer.length > MAX_TURNS * 5) st.buffer.shift(); // the history holds them anyway
+        if (!st.loading && since !== null) catchUp(data.session_id);
+      } else {
+        apply(data.session_id, name, data);
+      }
       if (!selected) refresh().catch(fail);
       if (data.session_id === selected) transcript.scrollTop = transcript.scrollHeight;
     },
@@ -275,6 +431,14 @@ function renderEvent(turns, ev) {
     }
     case "message_end": {
       if (last) last.dataset.closed = "1";
+      if (ev.role === "user" && ev.text) {
+        const mine = [...turns.querySelectorAll(".turn.prompt[data-pending]")].find((t) => t.dataset.pending === ev.text);
+        if (mine) {
+          delete mine.dataset.pending; // sent from this page: shown already, now in its place
+          turns.append(mine);
+        }
+        else add(turns, "prompt", "prompt", textBlock(ev.text));
+      }
       if (ev.role === "assistant") {
         if (ev.text && !(last && last.classList.contains("agent"))) add(turns, "agent", "agent", textBlock(ev.text));
         if (ev.error) add(turns, "error", "error", textBlock(ev.error));
@@ -296,14 +460,24 @@ function renderEvent(turns, ev) {
     case "agent_end":
       add(turns, "stop", "agent finished", textBlock(""));
       return;
+    case "permission":
+      if (ev.request_id) return; // a held call's answer as pi saw it: shown from permission_resolved
+      break;
     case "message_start":
     case "turn_start":
     case "turn_end":
     case "tool_execution_update":
       return;
-    default:
-      add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
   }
+  // any other event (every case above that shows one returns): as it came
+  add(turns, ev.error ? "error" : "stop", ev.type || "event", jsonBlock(Object.fromEntries(Object.entries(ev).filter(([k]) => k !== "session_id" && k !== "type")), { fold: 300 }));
+}
+
+// A held tool call in its session's transcript: asked, then how it was answered.
+function renderPermission(turns, name, r) {
+  const what = r.command || (r.paths || []).join(" ") || r.title || "";
+  if (name === "permission_request") add(turns, "permission", `permission asked · ${r.tool}`, textBlock(what));
+  else add(turns, r.status === "allowed" ? "permission" : "permission error", `permission ${r.status} · ${r.tool}`, textBlock(`${what}${r.answered_by ? ` (by ${r.answered_by})` : ""}`));
 }
 
 // One message of pi's transcript file: the user's prompt, the agent's text, thinking and tool
@@ -445,6 +619,8 @@ function processesPane(call, fail, stops) {
           h(
             "td",
             { class: "actions" },
+            h("button", { type: "button", class: "output", onclick: () => showOutput(p) }, "Output"),
+            " ",
             p.running
               ? h(
                   "button",
@@ -469,16 +645,65 @@ function processesPane(call, fail, stops) {
       );
     replace(list, table(["Pid", "Command", "State", "Started", "Output (tail)", ""], rows, { empty: "No processes.", cls: "processes" }));
   };
+  // One process's whole output as the VM's history kept it (its process_output events, read
+  // with get_events from the process's start on), then live from the WebSocket.
+  const viewer = h("div", { id: "process-output" });
+  let shownPid = null;
+  let out = null;
+  let lastSeq = 0;
+  let loading = false;
+  const pending = [];
+  const append = (d) => {
+    if (typeof d.seq === "number") {
+      if (d.seq <= lastSeq) return;
+      lastSeq = d.seq;
+    }
+    const chunk = h("span", { class: d.stream === "stderr" ? "stderr" : "" }, d.data || "");
+    out.append(chunk);
+  };
+  const showOutput = async (p) => {
+    shownPid = p.pid;
+    lastSeq = 0;
+    loading = true;
+    pending.length = 0;
+    out = h("pre", { id: "process-output-text", class: "output" });
+    const note = h("p", { class: "muted" }, "Loading…");
+    replace(viewer, section(`Output of ${p.pid} · ${[p.command, ...(p.args || [])].join(" ")}`, note, out));
+    try {
+      let dropped = false;
+      for (;;) {
+        const page = await call("get_events", [], { since: lastSeq, limit: 5000 });
+        if (shownPid !== p.pid) return;
+        dropped = dropped || page.dropped;
+        for (const e of page.events) {
+          if (e.name === "process_output" && e.data.pid === p.pid && e.time >= p.started_at - 1) append(e.data);
+          else lastSeq = Math.max(lastSeq, e.seq);
+        }
+        if (!page.more || !page.events.length) break;
+      }
+      note.textContent = dropped ? "The VM's history no longer holds the oldest output; from what it kept:" : p.running ? "Live:" : "";
+    } catch (e) {
+      note.textContent = `No history (${errorText(e)}): the tail only.`;
+      out.textContent = p.stdout_tail || "";
+    } finally {
+      loading = false;
+      for (const d of pending.splice(0)) append(d);
+    }
+  };
   let stop = null;
   return {
-    el: section("Processes", list),
+    el: h("div", {}, section("Processes", list), viewer),
     shown() {
       if (!stop) {
         stop = every(2000, refresh, fail);
         stops.push(() => stop());
       }
     },
-    poke() {
+    event(name, data) {
+      if (name === "process_output" && data && data.pid === shownPid && out) {
+        if (loading) pending.push(data);
+        else append(data);
+      }
       if (stop) refresh().catch(fail);
     },
   };
