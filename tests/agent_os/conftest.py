@@ -13,6 +13,8 @@ import pytest
 from actorq.agent_os import Limits, Network, software
 from actorq.agent_os.software import Software
 from actorq.agent_os.workspace import Workspace
+from actorq.testing import FakeLLM
+from tests.conftest import LLM_PORT
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -43,3 +45,10 @@ async def open_workspace(
         yield ws
     finally:
         await ws.close()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    """The fake OpenAI-compatible LLM on the port the VM test apps forward into their VMs."""
+    async with FakeLLM(port=LLM_PORT) as server:
+        yield server

@@ -18,7 +18,6 @@ from actorq.client import AsyncClient
 from actorq.core import METRICS_REGISTRY
 from actorq.testing.fake_llm import PROVIDER
 from tests.apps.vm_app import registry
-from tests.conftest import LLM_PORT
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 MCP_LOG = "/home/user/.acp-stub-mcp.jsonl"
@@ -28,12 +27,6 @@ MCP_LOG = "/home/user/.acp-stub-mcp.jsonl"
 async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
     async with registry.test(storage=tmp_path / "data") as c:
         yield c
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM(port=LLM_PORT) as server:
-        yield server
 
 
 async def acp_vm(client: AsyncClient, key: str) -> Any:

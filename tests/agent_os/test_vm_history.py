@@ -20,15 +20,8 @@ from actorq.agent_os import agent_os, software
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.agent_os.history import History
 from tests.apps.vm_app import registry
-from tests.conftest import LLM_PORT
 
 small = setup(use={"small": agent_os(software=[software.common], network=False, history=20)})
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM(port=LLM_PORT) as server:
-        yield server
 
 
 # -- the file alone --------------------------------------------------------------------------------

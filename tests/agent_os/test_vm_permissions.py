@@ -145,12 +145,6 @@ async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM(port=LLM_PORT) as server:
-        yield server
-
-
 class Events:
     """A connected client's events, collected in the background."""
 

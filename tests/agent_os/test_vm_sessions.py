@@ -15,7 +15,6 @@ from actorq.agent_os import PromptFailed, SessionClosed
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.client import AsyncClient
 from tests.apps.vm_app import registry
-from tests.conftest import LLM_PORT
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 
@@ -24,12 +23,6 @@ STUB = Path(__file__).with_name("acp_stub_agent.py")
 async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
     async with registry.test(storage=tmp_path / "data") as c:
         yield c
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM(port=LLM_PORT) as server:
-        yield server
 
 
 async def pi_vm(client: AsyncClient, llm: FakeLLM, key: str) -> Any:

@@ -18,7 +18,6 @@ from actorq.agent_os.fake_llm import FakeLLM, pi_agent_files
 from actorq.agent_os.warm import pool_sizes
 from actorq.client import AsyncClient
 from tests.apps.vm_app import LLM
-from tests.conftest import LLM_PORT
 
 STUB = Path(__file__).with_name("acp_stub_agent.py")
 
@@ -101,12 +100,6 @@ async def idle(vm: Any, seconds: float) -> None:
 async def client(tmp_path: Path) -> AsyncIterator[AsyncClient]:
     async with registry.test(storage=tmp_path / "data") as c:
         yield c
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with FakeLLM(port=LLM_PORT) as server:
-        yield server
 
 
 async def configured(client: AsyncClient, llm: FakeLLM, kind: str, key: str) -> Any:
