@@ -205,3 +205,16 @@ async def test_history_is_bounded_and_says_what_was_dropped(tmp_path: Path) -> N
         assert [e["seq"] for e in page.events] == list(range(page.first_seq, page.last_seq + 1))
         assert not (await vm.get_events(since=page.first_seq - 1)).dropped
         assert [d["seq"] for _, d in live][-20:] == [e["seq"] for e in page.events]
+
+
+async def test_an_event_with_a_lone_surrogate_is_numbered_kept_and_reloaded(tmp_path: Path) -> None:
+    # an agent's JSON (ACP, pi RPC) may carry "\ud800": json.loads gives a lone surrogate, which
+    # UTF-8 cannot encode; the event must still be numbered, written and read back, not raise
+    path = tmp_path / "events.jsonl"
+    h = await History.open(path)
+    body = h.record("session_update", {"session_id": "s1", "text": "a\ud800b"})
+    assert body["seq"] == 1 and h.record("x", {})["seq"] == 2
+    await h.close()
+    again = await History.open(path)
+    assert [e["data"] for e in (await again.page(0)).events] == [body, {"seq": 2}]
+    await again.close()

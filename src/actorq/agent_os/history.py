@@ -65,6 +65,14 @@ def _parse(line: bytes) -> Any:
         return None
 
 
+def _line(event: dict[str, Any]) -> bytes:
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (an agent's JSON may carry one): escape it
+        return (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
+
+
 def check_since(since: object, limit: object) -> tuple[int, int]:
     if isinstance(since, bool) or not isinstance(since, int) or since < 0:
         raise BadRequest(
@@ -272,7 +280,7 @@ class History:
         seq = self.last_seq
         body = {**data, "seq": seq} if isinstance(data, dict) else {"value": data, "seq": seq}
         event = {"seq": seq, "time": time.time(), "name": name, "data": body}
-        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode()
+        line = _line(event)
         self._keep(_Entry(seq, _session_of(body), event, line))
         try:
             if self._closed:  # an event after the VM went to sleep (a process's exit): append it
