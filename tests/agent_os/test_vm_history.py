@@ -218,3 +218,21 @@ async def test_an_event_with_a_lone_surrogate_is_numbered_kept_and_reloaded(tmp_
     again = await History.open(path)
     assert [e["data"] for e in (await again.page(0)).events] == [body, {"seq": 2}]
     await again.close()
+
+
+async def test_events_of_actions_move_the_states_high_water_mark(tmp_path: Path) -> None:
+    # cron_fired (and permission_resumed) are emitted by actions: their seq must reach the state's
+    # history_seq too, or a VM waking on another node would number its next event with theirs
+    async with small.test(storage=tmp_path / "data") as client:
+        vm = client.small.get_or_create(["mark"])
+        job = await vm.schedule_cron("* * * * * *", {"type": "exec", "command": "true"})
+        fired: list[dict[str, Any]] = []
+        for _ in range(60):
+            fired = [e for e in (await vm.get_events()).events if e["name"] == "cron_fired"]
+            if fired:
+                break
+            await asyncio.sleep(0.1)
+        await vm.cancel_cron_job(job.id)
+        assert fired
+        state = await vm.persisted_state()
+        assert state["history_seq"] >= fired[-1]["seq"]

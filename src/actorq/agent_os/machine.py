@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,12 +62,14 @@ class Machine:
         sessions: SessionManager,
         shells: ShellTable,
         history: History,
+        emit: Callable[[str, Any], None],
     ) -> None:
         self.workspace = workspace
         self.processes = processes
         self.sessions = sessions
         self.shells = shells
         self.history = history  # numbers and keeps what emit() broadcasts
+        self.emit = emit  # numbers, keeps, moves the state's high-water mark, broadcasts (vm.py)
         self.tasks: list[asyncio.Task[None]] = []  # the disk-cap watch, periodic snapshots
         metrics.awake(self)
 
@@ -132,4 +134,7 @@ async def under_cap(c: ActorContext) -> Machine:
 def emit(c: ActorContext, name: str, data: Any) -> None:
     """Broadcast a VM event numbered and kept in its history (plain, if the VM is going to sleep)."""
     v: VMVars = c.vars
-    c.broadcast(name, v.machine.history.record(name, data) if v.machine is not None else data)
+    if v.machine is not None:
+        v.machine.emit(name, data)
+    else:
+        c.broadcast(name, data)

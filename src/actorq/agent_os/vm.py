@@ -235,7 +235,7 @@ def _machine(
             pids=cfg.limits.pids,
         )
         sessions.pool.fill()  # in the background: the wake does not wait for the agents
-    machine = Machine(ws, processes, sessions, ShellTable(ws.sandbox, emit), history)
+    machine = Machine(ws, processes, sessions, ShellTable(ws.sandbox, emit), history, emit)
     if cfg.limits.disk_mb is not None:
         machine.tasks.append(asyncio.create_task(ws.disk.run(), name="vm-disk"))
     if c.snapshots is not None and cfg.snapshot_interval:
