@@ -494,3 +494,39 @@ async def test_an_actor_answers_a_held_call(client: AsyncClient, llm: FakeLLM) -
     assert await client.reviewer.get_or_create(["r"]).approve("pi-actor", sid) == "allowed"
     assert (await prompt).text == "done"
     assert await vm.read_file("/home/user/by-actor.txt") == b"ok"
+
+
+async def test_an_agent_flooding_asks_cannot_grow_the_state_without_bound() -> None:
+    # the tool calls come from inside the VM: a hostile agent (or its extension) may ask for
+    # thousands at once, with huge commands; each pending one is saved in the VM's state
+    from actorq.agent_os.approvals import INPUT_PREVIEW, MAX_PENDING, Approvals
+
+    state: dict[str, Any] = {}
+    saves = 0
+
+    async def save() -> None:
+        nonlocal saves
+        saves += 1
+
+    async def orphan(session_id: str, request_id: str) -> None:
+        pass
+
+    approvals = Approvals(state, save, lambda name, data: None, orphan)
+    policy = Permissions.parse({"default": "ask", "timeout": 60})
+    assert policy is not None
+    huge = "echo " + "x" * 1_000_000
+    asks = [
+        asyncio.ensure_future(
+            approvals.decide("s1", policy, ToolRequest.from_pi("bash", {"command": f"{huge} {i}"}, "/"), "p")
+        )
+        for i in range(MAX_PENDING + 50)
+    ]
+    await asyncio.sleep(0.05)
+    pending = approvals.list("s1")
+    assert len(pending) == MAX_PENDING and saves == MAX_PENDING
+    refused = [a.result() for a in asks if a.done()]
+    assert len(refused) == 50 and not any(v.allowed for v in refused)
+    assert all(len(r["command"]) <= INPUT_PREVIEW + 1 for r in state["permissions"].values())
+    await approvals.cancel("s1")
+    await asyncio.gather(*asks)
+    await approvals.close()

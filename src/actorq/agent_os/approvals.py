@@ -36,6 +36,8 @@ from actorq.errors import BadRequest, CompletionError, NotFound, ValidationError
 from actorq.vm_types import PermissionRequest
 
 INPUT_PREVIEW = 8192  # characters of a call's arguments kept in its request (a write's content can be big)
+MAX_PENDING = 100  # pending requests per session: each is saved in the state; more are refused
+MAX_PATHS = 100  # paths of a call kept in its request (the policy saw them all)
 KEEP_ANSWERED = 200  # answered requests kept (to tell "answered already" from "no such request")
 
 
@@ -52,6 +54,10 @@ def _bounded(value: Any) -> Any:
     """The call's arguments as stored and shown: whole if small, else a cut JSON text."""
     text = json.dumps(value, default=str)
     return value if len(text) <= INPUT_PREVIEW else text[:INPUT_PREVIEW] + "…"
+
+
+def _cut(text: str | None) -> str | None:
+    return text if text is None or len(text) <= INPUT_PREVIEW else text[:INPUT_PREVIEW] + "…"
 
 
 def public(rid: str, rec: dict[str, Any]) -> PermissionRequest:
@@ -115,6 +121,12 @@ class Approvals:
                 old["resume"] = False
                 await self._save()
                 return self._verdict(old_id, old)
+        if sum(r["session_id"] == session_id and r["status"] == "pending" for r in self.records.values()) >= (
+            MAX_PENDING
+        ):
+            return Verdict(
+                False, f"Permission denied: this session has {MAX_PENDING} requests waiting for an answer"
+            )
         rid = "perm_" + uuid.uuid4().hex[:16]
         now = time.time()
         rec: dict[str, Any] = {
@@ -122,8 +134,8 @@ class Approvals:
             "tool": req.tool,
             "kind": req.kind,
             "title": mask(req.title),
-            "command": mask(req.command),
-            "paths": mask(list(req.paths)),
+            "command": _cut(mask(req.command)),
+            "paths": [_cut(str(p)) for p in mask(list(req.paths))[:MAX_PATHS]],
             "hosts": list(req.hosts),
             "input": _bounded(mask(req.input)),
             "fingerprint": fp,
