@@ -124,8 +124,9 @@ class ShellTable:
                     self.emit("shell_data", {"shell_id": shell.shell_id, "data": text})
             await shell.proc.wait()
         finally:
-            with contextlib.suppress(Exception):
-                loop.remove_reader(shell.master)
+            if not shell.closed:  # once closed, its descriptor number may be another shell's
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(shell.master)
             if shell.proc.returncode is None:
                 kill_tree(shell.proc)
                 with contextlib.suppress(Exception):
