@@ -198,3 +198,17 @@ async def test_a_websocket_through_a_preview(client: AsyncClient) -> None:
     assert await vm.expire_signed_preview_url(p.id)
     with pytest.raises(InvalidStatus):
         await connect(ws_url)
+
+
+@pytest.mark.parametrize("expires", ["²", "١٢٣", "9" * 5000])
+def test_a_token_with_an_odd_expiry_is_forbidden_not_a_crash(expires: str) -> None:
+    # the preview route is open (no API token): whatever the token holds, the answer is Forbidden;
+    # str.isdigit() admits digits int() refuses (superscripts) and non-ASCII ones
+    from actorq.agent_os import preview
+    from actorq.errors import Forbidden
+
+    state: dict[str, Any] = {}
+    url = preview.create(state, "a1", "YTE", 8000, 60)
+    head, pid, _, sig = url.url.removeprefix(preview.PREFIX).rstrip("/").split(".")
+    with pytest.raises(Forbidden):
+        preview.admit(state, "a1", f"{head}.{pid}.{expires}.{sig}")

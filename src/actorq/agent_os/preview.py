@@ -118,7 +118,13 @@ def admit(state: Mapping[str, Any], actor_id: str, token: Any) -> int:
     """The port a token opens, or Forbidden: signed by this VM, for this actor, live and unexpired."""
     secret = state.get("preview_secret")
     parts = token.split(".") if isinstance(token, str) else []
-    if secret is None or len(parts) != 4 or not parts[2].isdigit():
+    # ASCII digits, short: str.isdigit() also admits what int() refuses ("²", 5,000 digits)
+    if (
+        secret is None
+        or len(parts) != 4
+        or not (parts[2].isascii() and parts[2].isdigit())
+        or len(parts[2]) > 20
+    ):
         raise Forbidden(_DENIED)
     _, pid, expires, sig = parts
     want = _sign(secret, actor_id, pid, int(expires))
