@@ -256,9 +256,7 @@ class ActorInstance:
         held stays in flight in storage; the node that takes the actor over redelivers it."""
         self.closing = True
         self.lost = True
-        self._handling.forget()
-        self._clear_receivers()
-        self._end_spans(tuple(self._spans), "the actor moved to another node")
+        self._forget_held()
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -555,10 +553,15 @@ class ActorInstance:
             log.warning("%s (%s) stops on this node after a storage error: %s", self.name, self.actor_id, exc)
             self._lose()
 
-    def _lose(self) -> None:
+    def _forget_held(self) -> None:
+        """The lease is lost: what this node held stays in flight in storage, another node's to
+        redeliver; only its bookkeeping here (receivers, timings, spans) goes."""
         self._handling.forget()
         self._clear_receivers()
         self._end_spans(tuple(self._spans), "the actor moved to another node")
+
+    def _lose(self) -> None:
+        self._forget_held()
         self._on_lease_lost(self.actor_id)
 
     async def _supervise_loop(self) -> None:
