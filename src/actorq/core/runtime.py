@@ -273,7 +273,8 @@ class Runtime:
                 tracing.traceparent_of(span),
             )
             span.set_attribute("messaging.message.id", str(receipt.id))
-            metrics.sent(info.name, queue, 0 if receipt.duplicate else 1)
+            if not receipt.duplicate:
+                metrics.sent(info.name, queue)
             return receipt
 
     async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
