@@ -209,6 +209,11 @@ class QueueRef(Protocol[B, R_co]):
     def load_response(self, value: Any) -> R_co: ...
 
 
+def queue_name(queue: str | QueueRef[Any, Any]) -> str:
+    """A queue given by name or by reference (``queue(...)`` bound by ``actor(queues=...)``)."""
+    return queue if isinstance(queue, str) else queue.name
+
+
 ACTION_NAMES_ATTR = "__actorq_action_names__"
 
 

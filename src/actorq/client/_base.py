@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import to_jsonable_python
 
 from actorq import protocol, vm_types
-from actorq._typing import QueueRef, adapter, encode_bytes
+from actorq._typing import QueueRef, adapter, encode_bytes, queue_name
 from actorq.errors import ActorqError, BadRequest, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
 
@@ -347,11 +347,6 @@ def health_request() -> Request:
 
 def parse_receipt(data: protocol.SendAccepted, *, actor_id: str, queue: str) -> SendReceipt:
     return SendReceipt(data["id"], actor_id, queue, data["duplicate"])
-
-
-def queue_name(queue: str | QueueRef[Any, Any]) -> str:
-    """A queue given by name or by reference (``queue(...)`` bound by ``actor(queues=...)``)."""
-    return queue if isinstance(queue, str) else queue.name
 
 
 def queue_body(queue: str | QueueRef[Any, Any], body: Any) -> Any:

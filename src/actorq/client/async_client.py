@@ -14,7 +14,7 @@ from typing_extensions import TypeVar
 
 from actorq import protocol
 from actorq._batching import AsyncBatcher
-from actorq._typing import QueueRef, action_name, load_action_result
+from actorq._typing import QueueRef, action_name, load_action_result, queue_name
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable, error_from_dict
 from actorq.results import ActorInfo, DeadLetter, Event, QueueInfo, SendReceipt, SendResult
@@ -254,7 +254,7 @@ class ActorHandle:
     ) -> SendReceipt | SendResult[Any]:
         """Send to ``queue``. With ``wait=True`` wait up to ``timeout`` s for the response."""
         actor_id = await self.resolve()
-        name, body = b.queue_name(queue), b.queue_body(queue, body)
+        name, body = queue_name(queue), b.queue_body(queue, body)
         if self._client._coalesce and not wait and not block:
             return await self._client._coalesced(
                 self._core, self._core.send_item(name, body, delay, idempotency_key)

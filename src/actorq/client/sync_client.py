@@ -13,7 +13,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, cast, overload
 import httpx
 from typing_extensions import TypeVar
 
-from actorq._typing import QueueRef, action_name, load_action_result
+from actorq._typing import QueueRef, action_name, load_action_result, queue_name
 from actorq.client import _base as b
 from actorq.errors import ActorqError, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
@@ -211,7 +211,7 @@ class SyncActorHandle:
         response_type: Any = None,
     ) -> SendReceipt | SendResult[Any]:
         actor_id = self.resolve()
-        name, body = b.queue_name(queue), b.queue_body(queue, body)
+        name, body = queue_name(queue), b.queue_body(queue, body)
         req = self._core.send_request(
             name,
             body,

@@ -195,8 +195,9 @@ class QueueView:
         self, name: str | QueueRef[Any, Any], body: Any, *, delay: float | None = None
     ) -> SendReceipt:
         """Send a message to one of this actor's own queues."""
-        qname = name if isinstance(name, str) else name.name
-        return await self._instance.services.send(self._instance.actor_id, qname, body, delay=delay)
+        return await self._instance.services.send(
+            self._instance.actor_id, t.queue_name(name), body, delay=delay
+        )
 
     push = send
 
@@ -206,7 +207,7 @@ def queue_names(names: Names) -> str | list[str] | None:
     if names is None or isinstance(names, str):
         return names
     if isinstance(names, (list, tuple)):
-        return [n if isinstance(n, str) else n.name for n in names]
+        return [t.queue_name(n) for n in names]
     return cast(QueueRef[Any, Any], names).name
 
 
@@ -437,7 +438,7 @@ class ActorRef:
         """Send to ``queue`` (its name, or the queue itself). With ``wait=True`` wait up to
         ``timeout`` s for the response (as the queue's response type, when sent by reference)."""
         actor_id = await self.resolve()
-        name = queue if isinstance(queue, str) else queue.name
+        name = t.queue_name(queue)
         if wait:
             r = await self._runtime.send_and_wait(
                 actor_id,
@@ -448,9 +449,7 @@ class ActorRef:
                 delay=delay,
                 idempotency_key=idempotency_key,
             )
-            if isinstance(queue, str) or r.status != "completed" or r.response is None:
-                return r
-            return dataclasses.replace(r, response=queue.load_response(r.response))
+            return _typed(r, None if isinstance(queue, str) else queue)
         return await self._runtime.send(
             actor_id, name, body, block=block, timeout=timeout, delay=delay, idempotency_key=idempotency_key
         )
@@ -481,9 +480,7 @@ class ActorRef:
             r = await self._runtime.wait_result(actor_id, message_id, timeout)
         else:
             r = await self._runtime.lookup_result(actor_id, message_id)
-        if queue is None or r.status != "completed" or r.response is None:
-            return r
-        return dataclasses.replace(r, response=queue.load_response(r.response))
+        return _typed(r, queue)
 
     async def action(self, name: str, *args: Any, **kwargs: Any) -> Any:
         actor_id = await self.resolve()
@@ -506,6 +503,13 @@ class ActorRef:
 
         call.__name__ = name
         return call
+
+
+def _typed(r: SendResult[Any], queue: QueueRef[Any, Any] | None) -> SendResult[Any]:
+    """``r`` with a completed response rebuilt as ``queue``'s response type (given a reference)."""
+    if queue is None or r.status != "completed" or r.response is None:
+        return r
+    return dataclasses.replace(r, response=queue.load_response(r.response))
 
 
 class AgentOSRef(ActorRef, AgentOSActions):

@@ -256,9 +256,7 @@ class ActorInstance:
         held stays in flight in storage; the node that takes the actor over redelivers it."""
         self.closing = True
         self.lost = True
-        self._handling.forget()
-        self._clear_receivers()
-        self._end_spans(tuple(self._spans), "the actor moved to another node")
+        self._forget_held()
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
@@ -411,16 +409,10 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            rcv.unacked.clear()
-            if ack:
-                self._end_spans(ack)
+            self._acked(rcv, held, out.acked, state)
             self._unscope(rcv)
-            if state is not None:
-                self._saved_state = state
             if out.acked:
                 self._failures = 0
-                self._handling.done(out.acked, "completed")
-                self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
             if out.dead:
                 metrics.dead_lettered(self.name, (r.queue for r in out.dead))
                 self.outcomes.on_dead(out.dead)
@@ -459,6 +451,19 @@ class ActorInstance:
             if in_run and self.idle_since is None:
                 self.idle_since = time.monotonic()
             await _wait(wakeup, wait)
+
+    def _acked(
+        self, rcv: Receiver, held: dict[int, Message[Any]], acked: Sequence[int], state: str | None
+    ) -> None:
+        """A storage call acknowledged what ``rcv`` held (``held``; ``acked``: those it found in
+        flight) and saved ``state`` with it: end their spans, time them, tell the waiters."""
+        rcv.unacked.clear()
+        self._end_spans(held)
+        if state is not None:
+            self._saved_state = state
+        if acked:
+            self._handling.done(acked, "completed")
+            self.outcomes.on_acked(self.actor_id, [held[i] for i in acked if i in held])
 
     def _hand_out(self, rcv: Receiver, records: Sequence[MessageRecord]) -> None:
         """Start each message's CONSUMER span. One message handed out: it becomes the current span
@@ -548,10 +553,15 @@ class ActorInstance:
             log.warning("%s (%s) stops on this node after a storage error: %s", self.name, self.actor_id, exc)
             self._lose()
 
-    def _lose(self) -> None:
+    def _forget_held(self) -> None:
+        """The lease is lost: what this node held stays in flight in storage, another node's to
+        redeliver; only its bookkeeping here (receivers, timings, spans) goes."""
         self._handling.forget()
         self._clear_receivers()
         self._end_spans(tuple(self._spans), "the actor moved to another node")
+
+    def _lose(self) -> None:
+        self._forget_held()
         self._on_lease_lost(self.actor_id)
 
     async def _supervise_loop(self) -> None:
@@ -606,13 +616,8 @@ class ActorInstance:
         self.outcomes.on_dead(dead)
 
     async def _settle_crash(self, exc: BaseException) -> None:
-        held = self._run_receiver.held_ids()
-        self._handling.done(held, "failed")
-        self._run_receiver.clear()
         self._reset_state()  # the failed message's state changes are not kept
-        self._unscope(self._run_receiver)
-        if held:
-            await self._release(held, f"{type(exc).__name__}: {exc}", exc)
+        await self._settle(self._run_receiver, exc, "")
 
     async def _settle_return(self) -> None:
         await self._settle(self._run_receiver, None, "run returned without completing the message")
@@ -642,12 +647,7 @@ class ActorInstance:
                 now=time.time(),
                 max_attempts=self.options.max_attempts,
             )
-            rcv.unacked.clear()
-            self._end_spans(ack)
-            if state is not None:
-                self._saved_state = state
-            self._handling.done(out.acked, "completed")
-            self.outcomes.on_acked(self.actor_id, [held[i] for i in out.acked if i in held])
+            self._acked(rcv, held, out.acked, state)
         self._unscope(rcv)
         if rcv.open:
             still_open = tuple(rcv.open)

@@ -109,9 +109,9 @@ ACTION_SECONDS = Histogram(
 )
 
 
-def sent(actor: str, queue: str, n: int = 1) -> None:
-    if n:
-        SENT.labels(actor, queue).inc(n)
+def sent(actor: str, queue: str) -> None:
+    """A message was stored (not a duplicate of an idempotency key)."""
+    SENT.labels(actor, queue).inc()
 
 
 def delivered(actor: str, queue: str, attempt: int, since: float) -> None:

@@ -36,7 +36,6 @@ from actorq.core.lifecycle import Lifecycle
 from actorq.core.placement import Forwarder, Owner, Placement
 from actorq.core.scheduler import Scheduler
 from actorq.core.sending import Outgoing, Sender
-from actorq.core.tracing import tracer
 from actorq.core.waiters import Waiters, result_of
 from actorq.errors import ActorqError, NotFound, Unavailable
 from actorq.results import ActorInfo, DeadLetter, QueueInfo, SendReceipt, SendResult
@@ -257,7 +256,7 @@ class Runtime:
         self._life.check_accepting()
         info = await self._actors.actor_info(actor_id)
         qdef = self.registry.definition(info.name).get_queue(queue)
-        with tracer.start_as_current_span(
+        with tracing.tracer.start_as_current_span(
             f"send {queue}",
             kind=SpanKind.PRODUCER,
             attributes=tracing.messaging("send", queue, info.name, actor_id),
@@ -274,7 +273,8 @@ class Runtime:
                 tracing.traceparent_of(span),
             )
             span.set_attribute("messaging.message.id", str(receipt.id))
-            metrics.sent(info.name, queue, 0 if receipt.duplicate else 1)
+            if not receipt.duplicate:
+                metrics.sent(info.name, queue)
             return receipt
 
     async def send_batch(self, actor_id: str, items: list[Outgoing]) -> list[SendReceipt | ActorqError]:
@@ -314,7 +314,7 @@ class Runtime:
         self, actor_id: str, msg_id: int, timeout: float | None, *, fresh: bool = False
     ) -> SendResult:
         """Wait until the message is completed or dead, or ``timeout`` passes (then ``timed_out``)."""
-        with tracer.start_as_current_span(
+        with tracing.tracer.start_as_current_span(
             "wait", attributes={"actorq.actor_id": actor_id, "messaging.message.id": str(msg_id)}
         ) as span:
             remote = self.clustered and not self._actors.is_awake(actor_id)
@@ -403,7 +403,7 @@ class Runtime:
         self._life.check_accepting()
         info = await self._actors.actor_info(actor_id)
         self.registry.definition(info.name).get_action(name)
-        with tracer.start_as_current_span(
+        with tracing.tracer.start_as_current_span(
             f"action {name}",
             kind=kind or tracing.entry_kind(),
             attributes={"actorq.actor": info.name, "actorq.actor_id": actor_id, "actorq.action": name},

@@ -45,6 +45,15 @@ def _target(request: Request | WebSocket, token: str) -> str:
     return rest + (f"?{query}" if query else "")
 
 
+def _headers(request: Request | WebSocket) -> list[list[str]]:
+    """The request's headers as the http_action gets them, without those it must not see."""
+    return [
+        [k.decode("latin-1"), v.decode("latin-1")]
+        for k, v in request.scope["headers"]
+        if k not in _SKIP_REQUEST
+    ]
+
+
 def _answer(answer: Any) -> tuple[int, dict[str, str], bytes]:
     """The http_action's answer: ``{"status", "headers", "body"}`` (a ``FetchResult`` reads so too)."""
     try:
@@ -71,11 +80,7 @@ async def preview(request: Request) -> Response:
         body += chunk
         if len(body) > MAX_BODY:
             raise MessageTooLarge(f"a preview request body is at most {MAX_BODY} bytes")
-    headers = [
-        [k.decode("latin-1"), v.decode("latin-1")]
-        for k, v in request.scope["headers"]
-        if k not in _SKIP_REQUEST
-    ]
+    headers = _headers(request)
     rt: Runtime = request.app.state.runtime
     answer = await rt.call_http(
         token,
@@ -99,11 +104,7 @@ async def preview_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
     try:
         target = _target(ws, token)
-        headers = [
-            [k.decode("latin-1"), v.decode("latin-1")]
-            for k, v in ws.scope["headers"]
-            if k not in _SKIP_REQUEST
-        ]
+        headers = _headers(ws)
         far: HttpTunnel = await rt.open_http_tunnel(
             token, {"method": "GET", "path": target, "headers": headers, "body": b""}
         )

@@ -34,7 +34,7 @@ def message(row: Sequence[Any]) -> MessageRecord:
         completed_at=row[8],
         response=row[9],
         error=row[10],
-        traceparent=row[11] if len(row) > 11 else None,
+        traceparent=row[11],
     )
 
 

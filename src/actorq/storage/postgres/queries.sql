@@ -182,13 +182,7 @@ RETURNING actor_id, id, queue, body, status, attempt, created_at, available_at, 
 -- name: notify
 SELECT pg_notify($1, $2);
 
--- name: send_one
-SELECT o_status, o_id, o_created, o_pending FROM send_one($1, $2, $3, $4, $5, $6, $7, $8, $9);
-
--- name: receive_msgs
-SELECT kind, id, queue, body, attempt, created_at, available_at, error, traceparent
-FROM receive_msgs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10);
-
+-- (send_one and receive_msgs are called only by send_many and receive_many, in schema.sql)
 -- name: send_many
 SELECT o_status, o_id, o_created, o_pending FROM send_many($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
