@@ -55,6 +55,7 @@ _CONTROL_TIMEOUT = 30.0  # seconds for a control command (set_model, get_availab
 _USAGE = {"input": "input", "output": "output", "cacheRead": "cache_read", "cacheWrite": "cache_write"}
 PERMISSION_TITLE = "actorq-permission"
 PERMISSION_EXTENSION_PATH = "/home/user/.pi/agent/actorq/permissions.js"
+PI_PERMISSION_HOOK = "/opt/actorq-pi-hooks/permissions.js"  # read-only in the VM
 PERMISSION_EXTENSION = """\
 // Written by actorq at every start of pi: each tool call goes to the VM's permission policy.
 export default function (pi) {
