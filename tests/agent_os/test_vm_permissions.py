@@ -17,6 +17,7 @@ from actorq import NotFound, ValidationError
 from actorq.agent_os.agents.pi import PERMISSION_TITLE, PI_PERMISSION_HOOK
 from actorq.agent_os.fake_llm import FakeLLM, Reply, pi_agent_files
 from actorq.agent_os.permissions import Permissions, Rule, ToolRequest, allow, ask, deny
+from actorq.agent_os.software import PI_HOOKS_DIR
 from actorq.client import AsyncClient, create_client
 from actorq.errors import ActorqError, CompletionError
 from tests.apps.vm_app import registry
@@ -572,9 +573,10 @@ async def test_a_vm_process_cannot_swap_or_undo_pis_permission_hook(
     for restart in ("new", "resumed"):
         if restart == "new":
             sid = (await vm.create_session("pi"))["session_id"]
-        else:
-            await vm.close_session(sid)
-            sid = (await vm.resume_session(sid))["session_id"]
+        else:  # the VM sleeps when idle (sleep_timeout), stopping pi; resuming starts it again
+            await asyncio.sleep(3.0)
+            assert (await vm.exec("pgrep -f [p]i-coding-agent"))["exit_code"] == 1  # no pi running
+            assert (await vm.resume_session(sid))["session_id"] == sid
         target = f"/home/user/{restart}.txt"
         llm.script([Reply.tool_call("write", {"path": target, "content": "no"}), Reply.text("refused")])
         prompt = asyncio.create_task(vm.send_prompt(sid, "write it"))
@@ -592,12 +594,12 @@ async def test_a_vm_process_cannot_swap_or_undo_pis_permission_hook(
 async def test_pis_permission_hook_is_read_only_inside_the_vm(client: AsyncClient) -> None:
     vm = client.permvm.get_or_create(["pi-ro"])
     hook = PI_PERMISSION_HOOK
-    r = await vm.exec(f"test -r {hook} && grep -c {PERMISSION_TITLE} {hook}")
-    assert r["exit_code"] == 0 and r["stdout"].strip() == "1", r
+    shipped = (PI_HOOKS_DIR / "permissions.js").read_text()
+    r = await vm.exec(f"cat {hook}")
+    assert r["exit_code"] == 0 and r["stdout"] == shipped and PERMISSION_TITLE in shipped, r
     for cmd in (f"echo x > {hook}", f"rm -f {hook}", f"mv {hook} {hook}.old", f"touch {hook}.new"):
         r = await vm.exec(cmd)
         assert r["exit_code"] != 0, (cmd, r)
     with pytest.raises(ActorqError):
         await vm.write_file(hook, "x")
-    r = await vm.exec(f"grep -c {PERMISSION_TITLE} {hook}")
-    assert r["stdout"].strip() == "1"
+    assert (await vm.exec(f"cat {hook}"))["stdout"] == shipped
