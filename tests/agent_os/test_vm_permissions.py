@@ -603,3 +603,12 @@ async def test_pis_permission_hook_is_read_only_inside_the_vm(client: AsyncClien
     with pytest.raises(ActorqError):
         await vm.write_file(hook, "x")
     assert (await vm.exec(f"cat {hook}"))["stdout"] == shipped
+
+
+async def test_without_a_policy_pi_loads_the_vms_own_extensions(client: AsyncClient, llm: FakeLLM) -> None:
+    vm = client.vm.get_or_create(["pi-own-ext"])  # a VM type without permissions
+    for path, text in pi_agent_files(llm.url).items():
+        await vm.write_file(f"/home/user/{path}", text)
+    await vm.write_file("/home/user/.pi/agent/extensions/mark.ts", EVIL.replace("@WHERE@", "agent"))
+    await vm.create_session("pi")
+    assert await vm.read_file("/home/user/pwned-agent") == b"loaded"
