@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from actorq.errors import SandboxUnavailable
@@ -133,7 +133,14 @@ common = Software(
     path=("/usr/local/bin", "/usr/bin", "/bin"),
 )
 
-pi = npm_package(PI_PACKAGE, PI_VERSION, name="pi")
+# actorq's pi extensions (the permission hook), shipped in the package and mounted read-only next
+# to pi: the VM cannot change what pi loads to enforce a policy
+PI_HOOKS_DIR = Path(__file__).resolve().parent / "agents" / "pi_hooks"
+PI_HOOKS_VM_DIR = "/opt/actorq-pi-hooks"
+pi = replace(
+    npm_package(PI_PACKAGE, PI_VERSION, name="pi"),
+    mounts=(("$CACHE", "/opt/pi"), (str(PI_HOOKS_DIR), PI_HOOKS_VM_DIR)),
+)
 PI_CLI = f"/opt/pi/node_modules/{PI_PACKAGE}/dist/cli.js"
 
 # ACP agents, each run by the ACP driver under the agent type of the same name (``vm.py``); pinned

@@ -45,7 +45,7 @@ from actorq.core import ActorContext, ActorDefinition, actor
 def _pi_factory(opts: DriverOptions, files: VMFiles) -> AgentDriver:
     from actorq.agent_os.agents.pi import PiDriver
 
-    return PiDriver(opts, files=files)  # files: where its permission hook is written
+    return PiDriver(opts)  # its permission hook is mounted read-only with software.pi
 
 
 def _acp_factory(agent: AcpAgent) -> AgentFactory:

@@ -10,11 +10,14 @@ driver passes only ``--append-system-prompt`` (``additional_instructions``) and 
 (``resume_from``). Secrets reach pi through its environment only; they are never written, logged
 or put in events or error messages (they are masked if pi echoes them).
 
-With a permission policy (``DriverOptions.permit``) the driver writes a small pi extension into the
-VM (``PERMISSION_EXTENSION``, rewritten at every start, so what pi loads is always ours) and loads
-it with ``--extension``. It hooks pi's ``tool_call`` event, which runs before each tool and can
-block it, and asks us through pi's RPC extension-UI sub-protocol: an ``input`` dialog titled
-``actorq-permission`` whose placeholder text is the tool's name and arguments. We answer with the
+With a permission policy (``DriverOptions.permit``) pi loads actorq's small extension
+(``pi_hooks/permissions.js``, shipped in this package and mounted read-only by ``software.pi``, so
+nothing in the VM can change it) with ``--no-extensions --extension``: no auto-discovered extension
+loads next to it, since one would run in pi's process and could undo the policy; after the start
+the driver checks (``get_commands``) that pi did load it from there, or the start fails. It hooks
+pi's ``tool_call`` event, which runs before each tool and can block it, and asks us through pi's
+RPC extension-UI sub-protocol: an ``input`` dialog titled ``actorq-permission`` whose placeholder
+text is the tool's name and arguments. We answer with the
 verdict (JSON ``{"allow": bool, "reason": str}``); a denied call is blocked and the model gets the
 reason as the tool's error result; a verdict we fail to reach is a denial, never a hang. The
 dialog carries pi's abort signal, so aborting a prompt releases a held call (blocked).
@@ -26,23 +29,16 @@ import asyncio
 import contextlib
 import itertools
 import json
-from typing import Any, Protocol
+from typing import Any
 
 from actorq.agent_os.agents.base import DriverOptions
 from actorq.agent_os.agents.process import AgentProcess
 from actorq.agent_os.approvals import Verdict
 from actorq.agent_os.permissions import ToolRequest
 from actorq.agent_os.sandbox import kill_tree
-from actorq.agent_os.software import PI_CLI
+from actorq.agent_os.software import PI_CLI, PI_HOOKS_VM_DIR
 from actorq.errors import ActorqError, BadRequest, NotFound, PromptFailed, SessionClosed, Unsupported
 from actorq.vm_types import PromptResult, SessionModes
-
-
-class TextFiles(Protocol):
-    """VM-path text writes (the VM's own file actions, as its uid)."""
-
-    async def write_text(self, vm_path: str, text: str, /) -> None: ...
-
 
 _PREVIEW = 2000  # characters of a tool result / argument kept in an event
 _READ_CHUNK = 1 << 16  # stdout is read in chunks: agent_end lines can exceed readline's limit
@@ -54,24 +50,8 @@ _CONTROL_TIMEOUT = 30.0  # seconds for a control command (set_model, get_availab
 # pi's usage fields -> PromptResult.usage's keys
 _USAGE = {"input": "input", "output": "output", "cacheRead": "cache_read", "cacheWrite": "cache_write"}
 PERMISSION_TITLE = "actorq-permission"
-PERMISSION_EXTENSION_PATH = "/home/user/.pi/agent/actorq/permissions.js"
-PERMISSION_EXTENSION = """\
-// Written by actorq at every start of pi: each tool call goes to the VM's permission policy.
-export default function (pi) {
-  pi.on("tool_call", async (event, ctx) => {
-    const message = JSON.stringify({ tool: event.toolName, input: event.input ?? null });
-    const answer = await ctx.ui.input("@TITLE@", message, { signal: ctx.signal });
-    let verdict = null;
-    try {
-      verdict = typeof answer === "string" ? JSON.parse(answer) : null;
-    } catch {
-      verdict = null;
-    }
-    if (verdict && verdict.allow === true) return undefined;
-    return { block: true, reason: (verdict && verdict.reason) || "Permission denied (no answer)" };
-  });
-}
-""".replace("@TITLE@", PERMISSION_TITLE)
+PI_PERMISSION_HOOK = f"{PI_HOOKS_VM_DIR}/permissions.js"  # read-only in the VM (software.pi)
+PERMISSION_MARK = "actorq-permissions"  # the command the hook registers: pi loaded it
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -193,10 +173,8 @@ class PiDriver(AgentProcess):
         *,
         start_timeout: float = 60.0,
         abort_grace: float = 10.0,
-        files: TextFiles | None = None,
     ) -> None:
         super().__init__(opts)
-        self._files = files  # where the permission extension is written (with a policy)
         self._asks: set[asyncio.Task[None]] = set()  # tool calls waiting for a verdict
         self._start_timeout = start_timeout
         self._abort_grace = abort_grace
@@ -231,10 +209,9 @@ class PiDriver(AgentProcess):
                 details={"agent_type": "pi", "feature": "mcp_servers"},
             )
         if self._opts.permit is not None:
-            if self._files is None:
-                raise PromptFailed("a permission policy needs the VM's files to install pi's hook")
-            await self._files.write_text(PERMISSION_EXTENSION_PATH, PERMISSION_EXTENSION)
-            argv += ["--extension", PERMISSION_EXTENSION_PATH]
+            # only our hook: an auto-discovered extension (~/.pi/agent/extensions, the project's
+            # .pi/extensions, settings' packages) runs in pi's process and could undo the policy
+            argv += ["--no-extensions", "--extension", PI_PERMISSION_HOOK]
         await self._spawn(argv, {"PI_OFFLINE": "1", **self._opts.env})
         self._stdout_task = asyncio.create_task(self._read_stdout(), name="pi-stdout")
         try:
@@ -252,9 +229,39 @@ class PiDriver(AgentProcess):
         if not state.get("success"):
             await self.close()
             raise PromptFailed(f"pi did not start: {self._mask(str(state.get('error')))}")
+        if self._opts.permit is not None:
+            try:
+                await self._check_hook()
+            except (ActorqError, TimeoutError) as exc:
+                await self.close()
+                if isinstance(exc, PromptFailed):
+                    raise
+                raise PromptFailed(f"pi did not list its extensions: {exc}") from None
         data = state.get("data") or {}
         self._transcript = data.get("sessionFile") or self._opts.resume_from
         self.pi_session_id = data.get("sessionId")
+
+    async def _check_hook(self) -> None:
+        """Under a policy, pi must have loaded our hook from its read-only place; else no session.
+
+        pi goes on without an ``--extension`` it cannot load, so a VM without the hook's mount
+        (pi's software declared by hand) would run every call unasked: the start fails instead.
+        """
+        resp = await self._request({"type": "get_commands"}, self._start_timeout)
+        commands = (resp.get("data") or {}).get("commands") if resp.get("success") else None
+        loaded = any(
+            isinstance(c, dict)
+            and c.get("name") == PERMISSION_MARK
+            and c.get("source") == "extension"
+            and (c.get("sourceInfo") or {}).get("path") == PI_PERMISSION_HOOK
+            for c in commands or []
+        )
+        if not loaded:
+            raise PromptFailed(
+                f"pi did not load actorq's permission hook from {PI_PERMISSION_HOOK}"
+                " (it is mounted read-only with software.pi)",
+                details={"reason": "permission_hook_missing", "path": PI_PERMISSION_HOOK},
+            )
 
     async def close(self) -> None:
         """Stop pi (it exits at the end of its stdin; ``AgentProcess._stop``). Idempotent."""
