@@ -13,6 +13,7 @@ import pytest
 
 from actorq import setup
 from actorq.agent_os import Network, agent_os, software
+from actorq.agent_os.permissions import Permissions, ask
 from actorq.client import AsyncClient
 from actorq.server.serve import free_port
 from actorq.testing.fake_anthropic import FakeAnthropic
@@ -72,3 +73,64 @@ async def test_claude_code_writes_a_file_through_the_vm(client: AsyncClient) -> 
         assert api.requests and all(b.get("stream") for b in api.requests)
         # the key reached Claude Code inside the VM only: never an event
         assert "sk-ant-fake-key-for-tests" not in repr(events)
+
+
+def _tool_results(api: FakeAnthropic) -> list[dict[str, Any]]:
+    """Every tool_result block Claude Code sent back to the model."""
+    return [
+        b
+        for body in api.requests
+        for m in body.get("messages") or []
+        if isinstance(m, dict) and isinstance(m.get("content"), list)
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]
+
+
+@pytest.mark.parametrize("decision", ["allow", "deny"])
+async def test_claude_codes_write_is_held_for_approval(client: AsyncClient, decision: str) -> None:
+    path = f"/home/user/held-{decision}.txt"
+    async with FakeAnthropic(port=PORT) as api:
+        vm = client.cvm.get_or_create([f"perm-{decision}"])
+        session = await vm.create_session(
+            "claude", env=api.agent_env(), permissions=Permissions(rules=[ask("edit")], timeout=120)
+        )
+        sid = session["session_id"]
+        held: list[dict[str, Any]] = []
+        async with await vm.connect() as conn:
+
+            async def collect() -> None:
+                async for ev in conn:
+                    if ev.name == "permission_request":
+                        held.append(ev.data)
+
+            task = asyncio.create_task(collect())
+            prompt = asyncio.create_task(
+                vm.send_prompt(sid, f"Write a summary to {path}: alpha\nbeta", timeout=180)
+            )
+            async with asyncio.timeout(120):
+                while not (pending := await vm.list_permission_requests(sid)) or not held:
+                    assert not prompt.done(), prompt.result()
+                    await asyncio.sleep(0.05)
+            assert not await vm.exists(path)  # nothing written before the answer
+            (req,) = pending
+            assert held[0]["request_id"] == req.request_id and req.status == "pending"
+            # an ACP agent's call is named by its kind; Claude Code's title names its tool
+            assert req.kind == "edit" and req.tool == "edit" and req.paths == [path], req
+            assert req.title.startswith("Write") and req.input["file_path"] == path, req
+            answered = await vm.respond_permission(sid, req.request_id, decision)
+            assert answered.status == ("allowed" if decision == "allow" else "denied")
+            r = await prompt
+            task.cancel()
+        assert r["stop_reason"] == "end_turn", r
+        assert await vm.list_permission_requests() == []
+        results = _tool_results(api)
+        assert len(results) == 1, results
+        if decision == "allow":
+            assert b"first line: alpha" in await vm.read_file(path)
+            assert not results[0].get("is_error"), results
+        else:
+            assert not await vm.exists(path)
+            # Claude Code tells the model the call was refused, as an error tool result
+            assert results[0].get("is_error") is True, results
+            assert "refused permission" in str(results[0].get("content")), results

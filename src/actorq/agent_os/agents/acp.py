@@ -248,6 +248,9 @@ async def _fs_call(path: str, call: Awaitable[T]) -> T:
         raise acp.RequestError.internal_error({"path": path, "message": exc.strerror or str(exc)}) from None
 
 
+ASKING_MODE = "default"  # the mode of Claude Code and Gemini that asks before edits and commands
+
+
 class AcpDriver(AgentProcess):
     """One ACP agent process and its one ACP session (see the module docstring)."""
 
@@ -342,6 +345,7 @@ class AcpDriver(AgentProcess):
                 self._acp_session = opts.resume_from
                 if loaded is not None:
                     self._offers(loaded.modes, loaded.config_options)
+                await self._asking_mode()
                 self._pending_instructions = None  # the loaded conversation already carries them
                 return
             except PromptFailed as exc:
@@ -356,6 +360,21 @@ class AcpDriver(AgentProcess):
         new = await self._call("session/new", self._conn.new_session(cwd=opts.cwd, mcp_servers=mcp_servers))
         self._acp_session = new.session_id
         self._offers(new.modes, new.config_options)
+        await self._asking_mode()
+
+    async def _asking_mode(self) -> None:
+        """Under a policy, the agent's mode that asks before every edit or command.
+
+        Claude Code starts in "auto" (a classifier approves calls, edits in the cwd never ask) when
+        nothing says otherwise, so no ``session/request_permission`` would reach the policy; its
+        "default" mode (Gemini's too) asks. An agent without such a mode is left as it is.
+        """
+        if self._opts.permit is None or self._modes is None:
+            return
+        if self._modes.current_mode_id == ASKING_MODE:
+            return
+        if any(m.get("id") == ASKING_MODE for m in self._modes.available_modes):
+            await self.set_mode(ASKING_MODE)
 
     def _mcp_servers(self) -> list[Any]:
         """The session's MCP servers as ACP's types; http ones only if the agent said it takes them."""
