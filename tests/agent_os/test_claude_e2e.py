@@ -14,9 +14,10 @@ import pytest
 from actorq import setup
 from actorq.agent_os import Network, agent_os, software
 from actorq.agent_os.permissions import Permissions, ask
-from actorq.client import AsyncClient
+from actorq.client import AsyncClient, create_client
 from actorq.server.serve import free_port
 from actorq.testing.fake_anthropic import FakeAnthropic
+from tests.conftest import LLM_PORT, ServerProcess
 
 PORT = free_port()
 # no way out but the fake: Claude Code reaches nothing beyond it, whatever it would try
@@ -134,3 +135,53 @@ async def test_claude_codes_write_is_held_for_approval(client: AsyncClient, deci
             # Claude Code tells the model the call was refused, as an error tool result
             assert results[0].get("is_error") is True, results
             assert "refused permission" in str(results[0].get("content")), results
+
+
+async def test_claude_codes_held_write_survives_kill_9(
+    server_factory: type[ServerProcess], data_dir: Path
+) -> None:
+    """The server dies while Claude Code's Write waits; after a restart the answer re-runs the
+    prompt from Claude Code's own transcript and the stored answer lets the same Write through."""
+    path = "/home/user/after-crash.txt"
+    async with FakeAnthropic(port=LLM_PORT) as api:
+        server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+        async with create_client(server.url) as c:
+            vm = c.permclaude.get_or_create(["claude-crash"])
+            sid = (await vm.create_session("claude", env=api.agent_env()))["session_id"]
+            prompt = asyncio.create_task(vm.send_prompt(sid, f"Write a summary to {path}: kept\nsafe"))
+            async with asyncio.timeout(120):
+                while not (pending := await vm.list_permission_requests(sid)):
+                    assert not prompt.done(), prompt.result()
+                    await asyncio.sleep(0.05)
+            server.kill9()
+            with pytest.raises(Exception):  # noqa: B017 - the server died under the call
+                await prompt
+        (held,) = pending
+        server = server_factory("tests.apps.vm_app:registry", data_dir).start()
+        async with create_client(server.url) as c:
+            vm = c.permclaude.get_or_create(["claude-crash"])
+            (still,) = await vm.list_permission_requests()
+            assert still.request_id == held.request_id and still.status == "pending"
+            assert not await vm.exists(path)
+            # the session's env (the key) lived in the dead server's memory only: give it again
+            await vm.resume_session(sid, env=api.agent_env())
+            resumed: list[dict[str, Any]] = []
+            async with await vm.connect() as conn:
+
+                async def collect() -> None:
+                    async for ev in conn:
+                        if ev.name == "permission_resumed":
+                            resumed.append(ev.data)
+
+                task = asyncio.create_task(collect())
+                assert (await vm.respond_permission(sid, held.request_id, "allow")).status == "allowed"
+                async with asyncio.timeout(180):
+                    while not resumed:
+                        await asyncio.sleep(0.1)
+                task.cancel()
+            (done,) = resumed
+            assert done.get("stop_reason") == "end_turn", done
+            assert done["text"].strip().endswith("Done: the file is written."), done
+            assert b"first line: kept" in await vm.read_file(path)
+            assert await vm.list_permission_requests() == []
+        server.terminate()

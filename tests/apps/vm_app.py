@@ -31,6 +31,9 @@ permacp = agent_os(
     permissions=HELD,
 )
 
+# real Claude Code under that policy, its fake Anthropic API on the same forwarded port
+permclaude = agent_os(software=[software.common, software.claude], network=LLM, permissions=HELD)
+
 
 async def approve(c: ActorContext, vm_key: str, session_id: str) -> str:
     """An actor answering a VM's held tool calls: allow every pending one of the session."""
@@ -50,6 +53,7 @@ registry = setup(
         "acpvm": acpvm,
         "permvm": permvm,
         "permacp": permacp,
+        "permclaude": permclaude,
         "reviewer": reviewer,
     }
 )
