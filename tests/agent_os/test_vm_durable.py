@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,9 @@ async def test_cron_jobs_survive_a_restart(tmp_path: Path) -> None:
 
 def test_adding_software_is_one_declaration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     again = npm_package("@mariozechner/pi-coding-agent", software.PI_VERSION, name="pi")
-    assert again == software.pi
+    # pi is that one declaration plus actorq's permission hook, mounted read-only beside it
+    hooks = (str(software.PI_HOOKS_DIR), software.PI_HOOKS_VM_DIR)
+    assert replace(again, mounts=(*again.mounts, hooks)) == software.pi
     lint = npm_package("eslint", "9.0.0")
     assert lint.mounts == (("$CACHE", "/opt/eslint"),) and lint.path == ("/opt/eslint/node_modules/.bin",)
     monkeypatch.setenv("ACTORQ_SOFTWARE", str(tmp_path / "empty-cache"))
